@@ -1,0 +1,3 @@
+//! One module per top-level subcommand of `updraft`.
+
+pub mod dags;

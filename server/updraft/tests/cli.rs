@@ -1,0 +1,164 @@
+//! The `updraft` binary, run as a user runs it: exit codes and output of `dags list|validate|show`
+//! on the examples, on every invalid fixture under `tests/fixtures/invalid`, on hostile files,
+//! and on the 10,000-task seed workload.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn updraft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_updraft")).args(args).current_dir(workspace()).output().expect("runs updraft")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn examples_are_valid_even_in_strict_mode() {
+    let out = updraft(&["dags", "validate", "--strict", "--dags", "examples/dags"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("✓ orders_daily: 12 tasks, 16 edges, 3 external tables, 5 layers"), "{stdout}");
+    assert!(stdout.contains("✓ mixed_operators: 5 tasks"), "{stdout}");
+    assert!(stdout.contains("✓ trigger_rules: 10 tasks"), "{stdout}");
+    assert!(stdout.contains("3 valid DAG(s), 0 invalid, 0 warning(s)"), "{stdout}");
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_its_message() {
+    let root = workspace().join("tests/fixtures/invalid");
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&root).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "fixtures missing");
+    for case in cases {
+        let name = case.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+        let relative = format!("tests/fixtures/invalid/{name}");
+        let mut args = vec!["dags", "validate", relative.as_str()];
+        if case.join("strict").exists() {
+            args.push("--strict");
+        }
+        let out = updraft(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: expected exit 1\n{stderr}");
+        let expected = std::fs::read_to_string(case.join("expected.txt")).expect("expected.txt");
+        for line in expected.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(stderr.contains(line), "{name}: missing\n  {line}\nin\n{stderr}");
+        }
+    }
+}
+
+#[test]
+fn one_bad_file_does_not_hide_the_other_dags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let examples = workspace().join("examples/dags");
+    copy_dir(&examples, dir.path());
+    std::fs::write(dir.path().join("broken.yaml"), "dag: broken\ntasks: [{id: a, operator: noop, upstream: [nope]}]\n")
+        .expect("write");
+    std::fs::write(dir.path().join("binary.yaml"), b"dag: x\n\xff\xfe oops\n").expect("write");
+    let big = "# padding\n".repeat(5 * 1024 * 1024);
+    std::fs::write(dir.path().join("huge.yaml"), big).expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let out = updraft(&["dags", "validate", path]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains("3 valid DAG(s), 3 invalid"), "{stdout}");
+    assert!(stderr.contains("binary.yaml:2:1: error: file is not valid UTF-8"), "{stderr}");
+    assert!(stderr.contains("huge.yaml:1:1: error: file is larger than the 8 MiB limit"), "{stderr}");
+    assert!(stderr.contains("broken.yaml:2:44: error: `upstream` names a missing task `nope`"), "{stderr}");
+    let out = updraft(&["dags", "list", "--dags", path]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("orders_daily"));
+    assert!(text(&out.stderr).contains("3 DAG file(s) failed to load"), "{}", text(&out.stderr));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn show_prints_tree_dot_and_the_graph_json() {
+    let out = updraft(&["dags", "show", "orders_daily", "--dags", "examples/dags", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(graph["task_count"], 12);
+    assert_eq!(graph["edge_count"], 16);
+    assert_eq!(graph["layer_count"], 5);
+    let nodes = graph["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 15, "12 tasks and 3 external tables");
+    let dashboard = nodes.iter().find(|n| n["id"] == "exec_dashboard").expect("node");
+    assert_eq!((dashboard["kind"].as_str(), dashboard["layer"].as_u64()), (Some("task"), Some(4)));
+    assert_eq!(graph["external_tables"], serde_json::json!(["orders", "products", "users"]));
+    assert_eq!(graph["edges"].as_array().expect("edges").len(), 16 + 3);
+
+    let dot = text(&updraft(&["dags", "show", "orders_daily", "--dags", "examples/dags", "--format", "dot"]).stdout);
+    assert!(dot.starts_with("digraph \"orders_daily\" {"), "{dot}");
+    assert!(dot.contains("\"user_orders\" -> \"user_ltv\";"), "{dot}");
+    let tree = text(&updraft(&["dags", "show", "orders_daily", "--dags", "examples/dags"]).stdout);
+    assert!(tree.contains("layer 4\n  exec_dashboard (sql) ← "), "{tree}");
+
+    let out = updraft(&["dags", "show", "nope", "--dags", "examples/dags"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("no DAG `nope` in examples/dags; DAGs there: mixed_operators, orders_daily, trigger_rules"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn missing_dags_folder_says_what_to_do() {
+    let out = updraft(&["dags", "list", "--dags", "no/such/folder"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("DAGs folder `no/such/folder` does not exist: pass --dags DIR or set UPDRAFT__CORE__DAGS_FOLDER")
+    );
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [
+        &["--help"][..],
+        &["dags", "--help"],
+        &["dags", "list", "--help"],
+        &["dags", "validate", "--help"],
+        &["dags", "show", "--help"],
+    ] {
+        let out = updraft(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage: updraft"), "{args:?}");
+    }
+}
+
+#[test]
+fn the_10k_seed_workload_validates_with_its_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generator = workspace().join("../shared/workloads/make_seed.py");
+    let out_dir = dir.path().join("seed-10k");
+    let made = Command::new("python3")
+        .arg(&generator)
+        .args(["--tasks", "10000", "--out"])
+        .arg(&out_dir)
+        .output()
+        .expect("python3 runs make_seed.py (the workload generator beside the repository)");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let out = updraft(&["dags", "validate", "--strict", out_dir.to_str().expect("utf-8")]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("✓ seed_10000: 10000 tasks, 18948 edges, 100 external tables, 20 layers"), "{stdout}");
+}
