@@ -6,6 +6,7 @@
 //! assemble in milliseconds and no input can overflow the stack.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,12 +243,12 @@ pub fn assemble(dag: DagSpec, mut inputs: Vec<TaskInput>, options: Options) -> (
     let index: HashMap<&str, u32> = all.iter().enumerate().map(|(i, t)| (t.spec.id.value.as_str(), i as u32)).collect();
 
     // Tables → producing task. Keys are normalised table names.
-    let mut producer: HashMap<String, (u32, Pos)> = HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut producer: HashMap<Cow<'_, str>, (u32, Pos)> = HashMap::with_capacity_and_hasher(n, Default::default());
     for (i, input) in all.iter().enumerate() {
         let spec = &input.spec;
-        let produced: Vec<Spanned<String>> = match &spec.produces {
-            Some(list) => list.clone(),
-            None => vec![spec.id.clone()],
+        let produced: &[Spanned<String>] = match &spec.produces {
+            Some(list) => list,
+            None => std::slice::from_ref(&spec.id),
         };
         for table in produced {
             let key = sqlcheck::normalize(&table.value);
@@ -280,7 +281,7 @@ pub fn assemble(dag: DagSpec, mut inputs: Vec<TaskInput>, options: Options) -> (
         for table in &spec.depends_on {
             match lookup(&producer, &table.value) {
                 Some((p, _)) => upstream[i].push(p),
-                None => externals.entry(sqlcheck::normalize(&table.value)).or_default().push(i as u32),
+                None => externals.entry(sqlcheck::normalize(&table.value).into_owned()).or_default().push(i as u32),
             }
         }
         for name in &spec.upstream {
@@ -372,9 +373,12 @@ pub fn assemble(dag: DagSpec, mut inputs: Vec<TaskInput>, options: Options) -> (
 }
 
 /// Finds the producer of a table: by full name, or for a schema-qualified name by its last part.
-fn lookup(producer: &HashMap<String, (u32, Pos)>, table: &str) -> Option<(u32, Pos)> {
+fn lookup(producer: &HashMap<Cow<'_, str>, (u32, Pos)>, table: &str) -> Option<(u32, Pos)> {
     let key = sqlcheck::normalize(table);
-    producer.get(&key).copied().or_else(|| key.rsplit_once('.').and_then(|(_, last)| producer.get(last).copied()))
+    producer
+        .get(key.as_ref())
+        .copied()
+        .or_else(|| key.rsplit_once('.').and_then(|(_, last)| producer.get(last).copied()))
 }
 
 fn same_table(a: &str, b: &str) -> bool {
@@ -386,7 +390,7 @@ fn check_sql(
     all: &[TaskInput],
     i: usize,
     sql: &SqlInput,
-    producer: &HashMap<String, (u32, Pos)>,
+    producer: &HashMap<Cow<'_, str>, (u32, Pos)>,
     level: &dyn Fn(Diagnostic) -> Diagnostic,
     diags: &mut Vec<Diagnostic>,
 ) {
@@ -416,11 +420,11 @@ fn check_sql(
                         .with_help("if the SQL is valid, list its input tables in `depends_on` by hand"),
                 ),
                 Ok(reads) => {
-                    let own: Vec<String> = match &spec.produces {
+                    let own: Vec<Cow<'_, str>> = match &spec.produces {
                         Some(list) => list.iter().map(|t| sqlcheck::normalize(&t.value)).collect(),
                         None => vec![sqlcheck::normalize(&spec.id.value)],
                     };
-                    let deps: Vec<String> = spec.depends_on.iter().map(|d| sqlcheck::normalize(&d.value)).collect();
+                    let deps: Vec<Cow<'_, str>> = spec.depends_on.iter().map(|d| sqlcheck::normalize(&d.value)).collect();
                     for read in reads {
                         if own.iter().any(|o| same_table(o, &read.name)) || deps.iter().any(|d| same_table(d, &read.name)) {
                             continue;
@@ -634,7 +638,7 @@ fn cycle_diagnostic(all: &[TaskInput], cycle: &[u32]) -> Diagnostic {
         let next = cycle[(k + 1) % cycle.len()];
         let spec = &all[next as usize].spec;
         let producer = &all[t as usize].spec;
-        let produced: Vec<String> = match &producer.produces {
+        let produced: Vec<Cow<'_, str>> = match &producer.produces {
             Some(list) => list.iter().map(|p| sqlcheck::normalize(&p.value)).collect(),
             None => vec![sqlcheck::normalize(&producer.id.value)],
         };

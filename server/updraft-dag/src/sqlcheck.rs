@@ -21,9 +21,10 @@ pub struct TableRead {
 }
 
 /// Normalises a table name as PostgreSQL does: unquoted identifiers fold to lower case.
-pub fn normalize(name: &str) -> String {
-    if !name.bytes().any(|b| b.is_ascii_uppercase() || b == b'"') {
-        return name.to_owned();
+/// Borrows when the name is already normal (the common case: no allocation).
+pub fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.bytes().any(|b| b.is_ascii_uppercase() || b == b'"' || !b.is_ascii()) {
+        return std::borrow::Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len());
     for (i, part) in name.split('.').enumerate() {
@@ -35,7 +36,7 @@ pub fn normalize(name: &str) -> String {
             None => out.push_str(&part.to_lowercase()),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 fn ident_text(ident: &Ident) -> String {

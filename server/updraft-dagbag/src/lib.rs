@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
 use updraft_dag::yaml::MAX_FILE_BYTES;
 use updraft_dag::{Dag, DagSpec, Diagnostic, Location, Options, Pos, SqlInput, SqlSource, TaskInput, TaskSpec};
 
@@ -108,7 +110,7 @@ fn discover(root: &Path) -> (Vec<Found>, Vec<ImportError>) {
             }
         }
     }
-    found.sort_by(|a, b| key(a).cmp(key(b)));
+    found.sort_by(|a, b| path_bytes(key(a)).cmp(path_bytes(key(b))));
     (found, errors)
 }
 
@@ -121,6 +123,12 @@ fn key(found: &Found) -> &Path {
 
 /// A directory's entries, sorted, each with whether it is a folder. The type comes from the
 /// directory listing itself; only symbolic links cost a `stat` (to follow them).
+/// Paths compared as bytes: the same order as component-wise comparison for the paths found
+/// here (all below one root), and an order of magnitude cheaper on 100,000 files.
+fn path_bytes(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
+
 fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<(PathBuf, bool)>> {
     let mut entries: Vec<(PathBuf, bool)> = fs::read_dir(dir)?
         .filter_map(|e| {
@@ -131,7 +139,7 @@ fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<(PathBuf, bool)>> {
             Some((path, is_dir))
         })
         .collect();
-    entries.sort();
+    entries.sort_unstable_by(|a, b| path_bytes(&a.0).cmp(path_bytes(&b.0)));
     Ok(entries)
 }
 
@@ -141,7 +149,9 @@ fn task_files_under(dir: &Path, dag_file: &Path, errors: &mut Vec<ImportError>) 
     let mut seen = HashSet::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
-        if let Ok(canonical) = d.canonicalize()
+        // Only a symbolic link can lead back to a folder already seen.
+        if d.is_symlink()
+            && let Ok(canonical) = d.canonicalize()
             && !seen.insert(canonical)
         {
             continue;
@@ -162,7 +172,7 @@ fn task_files_under(dir: &Path, dag_file: &Path, errors: &mut Vec<ImportError>) 
             Err(e) => errors.push(io_error(&d, &e)),
         }
     }
-    files.sort();
+    files.sort_unstable_by(|a, b| path_bytes(a).cmp(path_bytes(b)));
     files
 }
 
@@ -187,22 +197,49 @@ enum ReadError {
 }
 
 /// Reads a text file (at most `limit` bytes) and passes its text to `f`. Invalid UTF-8 is
-/// reported at its line and column. Costs one open, the reads, and one close: no `stat`.
-fn with_text<R>(path: &Path, file: &Arc<str>, limit: u64, f: impl FnOnce(&str) -> R) -> Result<R, ReadError> {
-    use std::io::Read;
+/// reported at its line and column. `base` is an open folder that relative paths start from,
+/// which spares the kernel walking the whole path for each of 100,000 files. A read shorter
+/// than asked means the end of a regular file, so a small file costs one open, one read and
+/// one close: no `stat`, no second read.
+fn with_text<R>(
+    base: Option<&OwnedFd>,
+    path: &Path,
+    file: &Arc<str>,
+    limit: u64,
+    f: impl FnOnce(&str) -> R,
+) -> Result<R, ReadError> {
     let at = |pos| Location::new(file, pos);
     let cannot = |e: std::io::Error| ReadError::Other(Diagnostic::error(at(Pos::START), format!("cannot read: {e}")));
-    let handle = fs::File::open(path)
-        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { ReadError::NotFound } else { cannot(e) })?;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let opened = match base {
+        Some(dir) => rustix::fs::openat(dir, path, flags, Mode::empty()),
+        None => rustix::fs::open(path, flags, Mode::empty()),
+    };
+    let fd = opened.map_err(|e| if e == rustix::io::Errno::NOENT { ReadError::NotFound } else { cannot(e.into()) })?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     BUFFER.with(|cell| {
         let mut buffer = cell.borrow_mut();
         buffer.clear();
-        handle.take(limit + 1).read_to_end(&mut buffer).map_err(cannot)?;
-        if buffer.len() as u64 > limit {
-            return Err(ReadError::Other(
-                Diagnostic::error(at(Pos::START), format!("file is larger than the {} MiB limit", limit / 1048576))
-                    .with_help("split it into smaller files"),
-            ));
+        loop {
+            if buffer.capacity() - buffer.len() < 16 * 1024 {
+                buffer.reserve(64 * 1024);
+            }
+            let room = buffer.capacity() - buffer.len();
+            // Reads into the spare capacity: no zero-filling of the buffer per file.
+            let n = match rustix::io::read(&fd, rustix::buffer::spare_capacity(&mut buffer)) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(cannot(e.into())),
+            };
+            if buffer.len() > limit {
+                return Err(ReadError::Other(
+                    Diagnostic::error(at(Pos::START), format!("file is larger than the {} MiB limit", limit / 1048576))
+                        .with_help("split it into smaller files"),
+                ));
+            }
+            if n < room {
+                break;
+            }
         }
         match std::str::from_utf8(&buffer) {
             Ok(text) => Ok(f(text)),
@@ -271,30 +308,36 @@ fn load_one(found: Found, options: Options) -> Result<LoadedDag, ImportError> {
     let folder = dag_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dag_file = display(&dag_path);
     let fail = |diagnostics| ImportError { file: dag_path.clone(), diagnostics };
-    let parsed =
-        with_text(&dag_path, &dag_file, MAX_FILE_BYTES as u64, |text| updraft_dag::parse_dag_file(&dag_file, text))
-            .map_err(|e| fail(vec![read_error(&dag_file, e)]))?;
+    let parsed = with_text(None, &dag_path, &dag_file, MAX_FILE_BYTES as u64, |text| {
+        updraft_dag::parse_dag_file(&dag_file, text)
+    })
+    .map_err(|e| fail(vec![read_error(&dag_file, e)]))?;
 
     let mut spec = match parsed {
         Ok(spec) => spec,
         Err(mut diagnostics) => {
             // Still read the task files, so that one run reports every error of the DAG.
-            diagnostics.extend(task_files.par_iter().filter_map(|p| read_task(p).err()).flatten().collect::<Vec<_>>());
+            diagnostics.extend(
+                task_files.par_iter().filter_map(|p| read_task(None, &folder, p).err()).flatten().collect::<Vec<_>>(),
+            );
             updraft_dag::diag::sort(&mut diagnostics);
             return Err(fail(diagnostics));
         }
     };
+    // Task and SQL files are opened relative to the DAG's folder (see `with_text`).
+    let base = rustix::fs::open(&folder, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok();
+    let base = base.as_ref();
     let inline = std::mem::take(&mut spec.tasks);
     let (mut inputs, task_errors): (Vec<TaskInput>, Vec<Vec<Diagnostic>>) = task_files
         .par_iter()
-        .map(|p| read_task(p).map(|t| with_sql(&spec, &folder, t)))
+        .map(|p| read_task(base, &folder, p).map(|t| with_sql(base, &spec, &folder, t)))
         .partition_map(|result| match result {
             Ok(input) => rayon::iter::Either::Left(input),
             Err(diagnostics) => rayon::iter::Either::Right(diagnostics),
         });
     let task_errors: Vec<Diagnostic> = task_errors.into_iter().flatten().collect();
     if !inline.is_empty() {
-        inputs.splice(0..0, inline.into_iter().map(|t| with_sql(&spec, &folder, t)));
+        inputs.splice(0..0, inline.into_iter().map(|t| with_sql(base, &spec, &folder, t)));
     }
     let (dag, mut diagnostics) = updraft_dag::assemble(spec, inputs, options);
     diagnostics.extend(task_errors);
@@ -307,14 +350,19 @@ fn load_one(found: Found, options: Options) -> Result<LoadedDag, ImportError> {
     }
 }
 
-fn read_task(path: &Path) -> Result<TaskSpec, Vec<Diagnostic>> {
+fn read_task(base: Option<&OwnedFd>, folder: &Path, path: &Path) -> Result<TaskSpec, Vec<Diagnostic>> {
     let file = display(path);
-    with_text(path, &file, MAX_FILE_BYTES as u64, |text| updraft_dag::parse_task_file(&file, text))
+    // Relative to the open DAG folder when the file is below it, else by its own path.
+    let (base, path) = match base.zip(path.strip_prefix(folder).ok()) {
+        Some((base, relative)) => (Some(base), relative),
+        None => (None, path),
+    };
+    with_text(base, path, &file, MAX_FILE_BYTES as u64, |text| updraft_dag::parse_task_file(&file, text))
         .map_err(|e| vec![read_error(&file, e)])?
 }
 
 /// Pairs a task with its SQL: read from the DAG's folder (or taken inline) and analysed.
-fn with_sql(dag: &DagSpec, folder: &Path, spec: TaskSpec) -> TaskInput {
+fn with_sql(base: Option<&OwnedFd>, dag: &DagSpec, folder: &Path, spec: TaskSpec) -> TaskInput {
     let sql = match spec.sql.as_ref().map(|s| (s.pos.line, SqlSource::from_field(&s.value))) {
         None => SqlInput::NotChecked,
         Some((line, SqlSource::Inline(text))) => {
@@ -323,7 +371,10 @@ fn with_sql(dag: &DagSpec, folder: &Path, spec: TaskSpec) -> TaskInput {
         Some((_, SqlSource::File(relative))) => {
             let path = folder.join(&relative);
             let file = display(&path);
-            match with_text(&path, &file, MAX_SQL_BYTES, |text| updraft_dag::analyze_sql(dag, &spec, &file, 1, text)) {
+            let opened_from = if base.is_some() { Path::new(&relative) } else { path.as_path() };
+            match with_text(base, opened_from, &file, MAX_SQL_BYTES, |text| {
+                updraft_dag::analyze_sql(dag, &spec, &file, 1, text)
+            }) {
                 Ok(analysis) => SqlInput::Analyzed(analysis),
                 Err(ReadError::NotFound) => SqlInput::Missing { looked_at: path.display().to_string() },
                 Err(ReadError::Other(d)) => SqlInput::Unreadable { message: d.message },
