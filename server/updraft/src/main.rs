@@ -26,12 +26,24 @@ enum Command {
     /// Inspect and check DAG files.
     #[command(subcommand)]
     Dags(cmd::dags::DagsCommand),
+    /// Create or check the metadata database schema.
+    #[command(subcommand)]
+    Db(cmd::db::DbCommand),
+    /// Manage variables (values tasks read by name, encrypted at rest).
+    #[command(subcommand)]
+    Variables(cmd::variables::VariablesCommand),
+    /// Manage connections (databases and services operators use).
+    #[command(subcommand)]
+    Connections(cmd::connections::ConnectionsCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dags(command) => cmd::dags::run(command),
+        Command::Db(command) => cmd::db::run(command),
+        Command::Variables(command) => cmd::variables::run(command),
+        Command::Connections(command) => cmd::connections::run(command),
     };
     match result {
         Ok(code) => code,

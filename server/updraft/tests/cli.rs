@@ -162,3 +162,82 @@ fn the_10k_seed_workload_validates_with_its_counts() {
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("✓ seed_10000: 10000 tasks, 18948 edges, 100 external tables, 20 layers"), "{stdout}");
 }
+
+fn updraft_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+    command
+        .args(args)
+        .current_dir(workspace())
+        .env_remove("UPDRAFT__DATABASE__URL")
+        .env_remove("UPDRAFT__CORE__ENCRYPTION_KEY");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("runs updraft")
+}
+
+#[test]
+fn db_migrate_and_check_on_the_embedded_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let out = updraft_env(&["db", "check", "--data-dir", data], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("no schema yet"));
+    assert!(text(&out.stderr).contains("run `updraft db migrate`"));
+    for _ in 0..2 {
+        let out = updraft_env(&["db", "migrate", "--data-dir", data], &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), "schema at version 1, current");
+    }
+    let out = updraft_env(&["db", "check", "--wait", "5", "--data-dir", data], &[]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn secrets_commands_on_postgres_never_print_passwords() {
+    let name = format!("updraft_cli_{}", std::process::id());
+    let admin = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql runs");
+    assert!(admin.status.success(), "PostgreSQL must run at 127.0.0.1:5432: {}", text(&admin.stderr));
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let env = [("UPDRAFT__DATABASE__URL", url.as_str()), ("UPDRAFT__CORE__ENCRYPTION_KEY", key)];
+    let run = |args: &[&str]| updraft_env(args, &env);
+    let out = run(&["variables", "list"]);
+    assert!(
+        text(&out.stderr).contains("the metadata database is not ready (no schema yet): run `updraft db migrate`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(run(&["db", "migrate"]).status.success());
+    let out = run(&["connections", "add", "warehouse", "--conn-uri", "postgres://etl:hunter2@db:5432/analytics"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "connection `warehouse` added: postgres://etl:***@db:5432/analytics");
+    let out = run(&["connections", "list"]);
+    assert!(!text(&out.stdout).contains("hunter2") && text(&out.stdout).contains("warehouse"));
+    let out = run(&["connections", "add", "warehouse", "--conn-uri", "postgres://x@y/z"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("connection `warehouse` already exists"));
+    assert!(run(&["variables", "set", "region", "eu-west-1"]).status.success());
+    assert_eq!(text(&run(&["variables", "get", "region"]).stdout).trim(), "eu-west-1");
+    let wrong_key = updraft_env(
+        &["variables", "get", "region"],
+        &[
+            ("UPDRAFT__DATABASE__URL", url.as_str()),
+            ("UPDRAFT__CORE__ENCRYPTION_KEY", "HwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ],
+    );
+    assert!(
+        text(&wrong_key.stderr).contains("cannot be decrypted with this encryption key"),
+        "{}",
+        text(&wrong_key.stderr)
+    );
+    assert!(run(&["connections", "delete", "warehouse"]).status.success());
+    let _ = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
+        .arg(format!("DROP DATABASE {name} WITH (FORCE)"))
+        .output();
+}

@@ -1,0 +1,193 @@
+//! The metadata database: DAGs, runs, task instances, logs locations, XComs, pools, variables,
+//! connections (encrypted at rest), accounts and scheduler heartbeats.
+//!
+//! One code path serves both backends: SQLite (a file, WAL mode; the embedded default) and
+//! PostgreSQL (production, several schedulers). Queries are written once in the SQL both accept
+//! (`$N` placeholders, integer timestamps in microseconds, JSON as text) and run through sqlx's
+//! `Any` driver; only the migrations exist in two dialects, embedded in the binary. This is the
+//! only crate that contains SQL.
+
+mod crypto;
+pub mod dags;
+pub mod secrets;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+pub use crypto::{EncryptionKey, KeyError};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Errors of the metadata database, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "cannot connect to the metadata database {url}: {source}; check UPDRAFT__DATABASE__URL (or --data-dir) and that the database is running"
+    )]
+    Connect { url: String, source: sqlx::Error },
+    #[error("unsupported database URL {0}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    UnsupportedUrl(String),
+    #[error("migrating the metadata database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("metadata database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the schema stands relative to this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaStatus {
+    /// No migration has run yet.
+    Empty,
+    /// Some migrations are applied, not all: `updraft db migrate` is needed.
+    Behind { applied: i64, expected: i64 },
+    /// Every migration this binary knows is applied.
+    Current { version: i64 },
+    /// The database has migrations this binary does not know: an older binary on a newer schema.
+    Ahead { applied: i64, expected: i64 },
+}
+
+/// A handle on the metadata database: a connection pool and its backend.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Hides the password of a database URL for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The URL of the embedded SQLite database in a data folder.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("updraft.db").display())
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode with a busy
+    /// timeout, so readers never block the writer.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(DbError::UnsupportedUrl(redact(url)));
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(url).await.map_err(|source| DbError::Connect { url: redact(url), source })?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies every pending migration; running it again changes nothing. Concurrent runs are
+    /// safe: sqlx takes an advisory lock on PostgreSQL.
+    pub async fn migrate(&self) -> Result<SchemaStatus, DbError> {
+        self.migrator().run(&self.pool).await?;
+        self.schema_status().await
+    }
+
+    /// Reads which migrations are applied.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, DbError> {
+        let expected = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let table_exists: i64 = match self.backend {
+            Backend::Sqlite => sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'").fetch_one(&self.pool).await?,
+            Backend::Postgres => sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'").fetch_one(&self.pool).await?,
+        };
+        if table_exists == 0 {
+            return Ok(SchemaStatus::Empty);
+        }
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = $1")
+            .bind(true)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(match applied {
+            None => SchemaStatus::Empty,
+            Some(applied) if applied < expected => SchemaStatus::Behind { applied, expected },
+            Some(applied) if applied > expected => SchemaStatus::Ahead { applied, expected },
+            Some(version) => SchemaStatus::Current { version },
+        })
+    }
+
+    /// Waits until the schema is current (another process is migrating it), checking every
+    /// half second, for at most `timeout`. Returns the last status seen.
+    pub async fn wait_until_current(url: &str, timeout: Duration) -> Result<SchemaStatus, DbError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let attempt = async {
+                let db = Db::connect(url).await?;
+                let status = db.schema_status().await;
+                db.pool.close().await;
+                status
+            };
+            let result = attempt.await;
+            let done = matches!(result, Ok(SchemaStatus::Current { .. }));
+            if done || tokio::time::Instant::now() >= deadline {
+                return result;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch: the timestamp type of every table.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,88 @@
+//! How every command that touches the metadata database finds it, and the key that encrypts
+//! its secrets: `UPDRAFT__DATABASE__URL` when set, else the SQLite file in `--data-dir`; the
+//! key from `UPDRAFT__CORE__ENCRYPTION_KEY`, else a key file the data folder keeps (created on
+//! first use, readable by its owner only).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use updraft_db::{Db, EncryptionKey, SchemaStatus};
+
+#[derive(Debug, Clone, Args)]
+pub struct MetaArgs {
+    /// Folder of the embedded default: the SQLite database, logs, the encryption key file.
+    #[arg(long, env = "UPDRAFT__CORE__DATA_DIR", default_value = "updraft-data", global = true)]
+    pub data_dir: PathBuf,
+    /// Metadata database URL (sqlite://… or postgres://…); overrides --data-dir's database.
+    #[arg(long = "database-url", env = "UPDRAFT__DATABASE__URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+}
+
+impl MetaArgs {
+    pub fn url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating the data folder {}", self.data_dir.display()))?;
+                Ok(updraft_db::sqlite_url(&self.data_dir))
+            }
+        }
+    }
+
+    /// Connects and checks the schema is current, or says how to make it so.
+    pub async fn db(&self) -> anyhow::Result<Db> {
+        let db = Db::connect(&self.url()?).await?;
+        match db.schema_status().await? {
+            SchemaStatus::Current { .. } => Ok(db),
+            status => {
+                anyhow::bail!("the metadata database is not ready ({}): run `updraft db migrate`", describe(&status))
+            }
+        }
+    }
+
+    pub fn encryption_key(&self) -> anyhow::Result<EncryptionKey> {
+        if let Ok(text) = std::env::var("UPDRAFT__CORE__ENCRYPTION_KEY") {
+            return EncryptionKey::from_base64(&text).context("UPDRAFT__CORE__ENCRYPTION_KEY");
+        }
+        if self.database_url.is_some() {
+            anyhow::bail!(
+                "set UPDRAFT__CORE__ENCRYPTION_KEY (32 bytes, base64) to read or write secrets in an external database"
+            );
+        }
+        let path = self.data_dir.join("encryption.key");
+        if !path.exists() {
+            std::fs::create_dir_all(&self.data_dir)?;
+            write_private(&path, &EncryptionKey::generate())?;
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        EncryptionKey::from_base64(&text).with_context(|| format!("the key in {}", path.display()))
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+pub fn describe(status: &SchemaStatus) -> String {
+    match status {
+        SchemaStatus::Empty => "no schema yet".to_owned(),
+        SchemaStatus::Behind { applied, expected } => {
+            format!("schema at version {applied}, this binary needs {expected}")
+        }
+        SchemaStatus::Current { version } => format!("schema at version {version}, current"),
+        SchemaStatus::Ahead { applied, expected } => {
+            format!("schema at version {applied}, newer than this binary's {expected}: upgrade updraft")
+        }
+    }
+}
+
+/// A small runtime for the commands that talk to the database.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
