@@ -12,6 +12,8 @@ pub mod diag;
 pub mod duration;
 pub mod export;
 pub mod graph;
+pub mod operators;
+pub mod params;
 pub mod schedule;
 pub mod spec;
 pub mod sqlcheck;

@@ -14,10 +14,10 @@ use updraft_plugin_host::{Backends, FileStatus, HostConfig, Plugin, PluginSource
 #[derive(Debug, Args)]
 pub struct PluginsFolder {
     /// The plugins folder (`.wasm` components; the server watches it).
-    #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER", default_value = "plugins")]
+    #[arg(id = "plugins_folder", long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER", default_value = "plugins")]
     pub path: PathBuf,
     /// Folder of compiled components, shared with the server to skip recompiling.
-    #[arg(long, env = "UPDRAFT__CORE__PLUGIN_CACHE_FOLDER")]
+    #[arg(id = "plugin_cache_folder", long = "cache", env = "UPDRAFT__CORE__PLUGIN_CACHE_FOLDER")]
     pub cache: Option<PathBuf>,
 }
 
@@ -51,7 +51,7 @@ pub enum PluginsCommand {
     /// servers pick it up within a second, tasks already running keep their version.
     Install {
         /// The `.wasm` file.
-        path: PathBuf,
+        file: PathBuf,
         #[command(flatten)]
         folder: PluginsFolder,
     },
@@ -85,7 +85,7 @@ pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
             PluginsCommand::List { folder, output } => list(&folder, output).await,
             PluginsCommand::Inspect { operator, folder, output } => inspect(&operator, &folder, output).await,
             PluginsCommand::Validate { paths } => validate(&paths).await,
-            PluginsCommand::Install { path, folder } => install(&path, &folder).await,
+            PluginsCommand::Install { file, folder } => install(&file, &folder).await,
             PluginsCommand::New { .. } => Ok(ExitCode::SUCCESS),
         }
     })
@@ -163,8 +163,9 @@ async fn list(folder: &PluginsFolder, output: OutputFormat) -> anyhow::Result<Ex
                     p.descriptor.summary
                 );
             }
-            for (path, reason) in &invalid {
-                println!("INVALID {}: {reason}", path.display());
+            // The reason starts with the file's path.
+            for (_, reason) in &invalid {
+                println!("INVALID {reason}");
             }
         }
     }
