@@ -70,7 +70,7 @@ impl Db {
                 None => {
                     sqlx::query(
                         "INSERT INTO dag (dag_id, is_paused, fileloc, source_hash, description, schedule, timezone, tags, owners, max_active_runs, max_active_tasks, task_count, last_parsed_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (dag_id) DO NOTHING",
                     )
                     .bind(&d.dag_id)
                     .bind(i32::from(paused_at_creation))

@@ -9,7 +9,10 @@
 
 mod crypto;
 pub mod dags;
+pub mod demo;
+pub mod runs;
 pub mod secrets;
+pub mod xcom;
 
 use std::path::Path;
 use std::time::Duration;

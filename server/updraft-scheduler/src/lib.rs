@@ -1,13 +1,15 @@
-//! The scheduler's decisions, free of I/O: which runs a timetable makes due, what state a task
-//! instance moves to, when a trigger rule lets a task run, how long a retry waits, and which
-//! task instances became ready when one finished.
+//! The scheduler: which runs a timetable makes due, what state a task instance moves to, when a
+//! trigger rule lets a task run, how long a retry waits, which task instances became ready when
+//! one finished, and the loop that applies all this to the metadata database.
 //!
-//! Everything here is a pure function of its inputs (the clock is a parameter), so the
-//! scheduling rules are unit-tested exhaustively, and the database-backed loop that applies
-//! them (a later module) stays thin. Readiness is incremental: finishing a try touches only
+//! The rules (`state`, `trigger`, `retry`, `timetable`, `readiness`) are pure functions of
+//! their inputs (the clock is a parameter), unit-tested exhaustively; `engine` is the
+//! database-backed loop that applies them, and `executor` the contract with executors. Readiness is incremental: finishing a try touches only
 //! that task's downstream tasks, never every unfinished task of the run, which is what keeps a
 //! 10,000-task run from stalling the way Airflow's per-loop re-examination does.
 
+pub mod engine;
+pub mod executor;
 pub mod readiness;
 pub mod retry;
 pub mod state;

@@ -113,6 +113,22 @@ impl Readiness {
         self.decide(tasks.to_vec())
     }
 
+    /// Rebuilds the bookkeeping of a run from stored states (after a scheduler restart).
+    /// Finished states are counted downstream as they are; every other task goes back to no
+    /// status and is decided again, so tries that died with the old scheduler run again.
+    /// Returns the decisions this makes.
+    pub fn restore(&mut self, states: &[TaskState]) -> Vec<(u32, TaskState)> {
+        for (t, &s) in states.iter().enumerate() {
+            if s.is_finished() {
+                self.state[t] = s;
+                for d in self.downstream(t as u32).to_vec() {
+                    self.counts[d as usize].record(s);
+                }
+            }
+        }
+        self.decide((0..states.len() as u32).collect())
+    }
+
     fn decide(&mut self, candidates: Vec<u32>) -> Vec<(u32, TaskState)> {
         let mut changes = Vec::new();
         for t in candidates {

@@ -35,6 +35,19 @@ enum Command {
     /// Manage connections (databases and services operators use).
     #[command(subcommand)]
     Connections(cmd::connections::ConnectionsCommand),
+    /// Manage operator plugins (WebAssembly components).
+    #[command(subcommand)]
+    Plugins(cmd::plugins::PluginsCommand),
+    /// Manage pools (limits on tasks running at once).
+    #[command(subcommand)]
+    Pools(cmd::pools::PoolsCommand),
+    /// Run the scheduler with the local executor.
+    Scheduler(cmd::scheduler::RunArgs),
+    /// Run everything in one process on the embedded default (SQLite in --data-dir).
+    Standalone(cmd::standalone::StandaloneArgs),
+    /// Task instances: logs.
+    #[command(subcommand)]
+    Tasks(cmd::tasks::TasksCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +57,11 @@ fn main() -> ExitCode {
         Command::Db(command) => cmd::db::run(command),
         Command::Variables(command) => cmd::variables::run(command),
         Command::Connections(command) => cmd::connections::run(command),
+        Command::Plugins(command) => cmd::plugins::run(command),
+        Command::Pools(command) => cmd::pools::run(command),
+        Command::Scheduler(args) => cmd::scheduler::scheduler(args),
+        Command::Standalone(args) => cmd::standalone::standalone(args),
+        Command::Tasks(command) => cmd::tasks::run(command),
     };
     match result {
         Ok(code) => code,

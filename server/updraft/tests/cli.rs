@@ -24,7 +24,7 @@ fn examples_are_valid_even_in_strict_mode() {
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("✓ orders_daily: 12 tasks, 16 edges, 3 external tables, 5 layers"), "{stdout}");
     assert!(stdout.contains("✓ mixed_operators: 5 tasks"), "{stdout}");
-    assert!(stdout.contains("✓ trigger_rules: 10 tasks"), "{stdout}");
+    assert!(stdout.contains("✓ trigger_rules: 11 tasks, 24 edges, 0 external tables, 3 layers"), "{stdout}");
     assert!(stdout.contains("3 valid DAG(s), 0 invalid, 0 warning(s)"), "{stdout}");
 }
 

@@ -48,6 +48,7 @@ CREATE TABLE dag_run (
     note TEXT,
     dag_version INTEGER NOT NULL DEFAULT 1,
     last_scheduling_decision BIGINT,
+    scheduler_id TEXT,
     UNIQUE (dag_id, run_id)
 );
 CREATE INDEX dag_run_by_state ON dag_run (state, dag_id);

@@ -8,6 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use updraft_dag::{Options, export};
 use updraft_dagbag::DagBag;
+use updraft_db::runs::NewRun;
+
+use super::meta::{MetaArgs, runtime};
+use super::scheduler::RunArgs;
+use super::standalone::chrono_like;
 
 /// Where DAG files are read from.
 #[derive(Debug, Args)]
@@ -53,6 +58,50 @@ pub enum DagsCommand {
         /// Print the time taken and the peak memory used.
         #[arg(long)]
         stats: bool,
+        /// Folder of third-party operator plugins, whose operators tasks may use.
+        #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER")]
+        plugins: Option<PathBuf>,
+    },
+    /// Trigger a run of a DAG (the scheduler picks it up).
+    Trigger {
+        dag_id: String,
+        /// Run configuration: a JSON object, available to templates as params.
+        #[arg(long)]
+        conf: Option<String>,
+        /// The run id (default: manual__ and the current time).
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Run one DAG run in this process and print a line per task state change, then a summary.
+    Test {
+        dag_id: String,
+        /// The logical date (YYYY-MM-DD or an RFC 3339 time; default: now).
+        #[arg(long)]
+        logical_date: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// List the runs of a DAG, newest first.
+    ListRuns {
+        dag_id: String,
+        #[arg(long, default_value_t = 25)]
+        limit: i64,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Pause a DAG: no new runs start and no new tasks are queued.
+    Pause {
+        dag_id: String,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Unpause a DAG.
+    Unpause {
+        dag_id: String,
+        #[command(flatten)]
+        meta: MetaArgs,
     },
     /// Show one DAG's graph.
     Show {
@@ -82,8 +131,15 @@ pub enum ShowFormat {
 pub fn run(command: DagsCommand) -> anyhow::Result<ExitCode> {
     match command {
         DagsCommand::List { dags, output } => list(&dags, output),
-        DagsCommand::Validate { paths, dags, strict, stats } => validate(&paths, &dags, strict, stats),
+        DagsCommand::Validate { paths, dags, strict, stats, plugins } => {
+            validate(&paths, &dags, strict, stats, plugins)
+        }
         DagsCommand::Show { dag_id, dags, format } => show(&dag_id, &dags, format),
+        DagsCommand::Trigger { dag_id, conf, run_id, meta } => trigger(&dag_id, conf.as_deref(), run_id, &meta),
+        DagsCommand::Test { dag_id, logical_date, run } => test(&dag_id, logical_date.as_deref(), &run),
+        DagsCommand::ListRuns { dag_id, limit, meta } => list_runs(&dag_id, limit, &meta),
+        DagsCommand::Pause { dag_id, meta } => set_paused(&dag_id, true, &meta),
+        DagsCommand::Unpause { dag_id, meta } => set_paused(&dag_id, false, &meta),
     }
 }
 
@@ -152,8 +208,30 @@ fn print_table(header: &[&str], rows: &[[String; 5]]) {
     }
 }
 
-fn validate(paths: &[PathBuf], dags: &DagsFolder, strict: bool, stats: bool) -> anyhow::Result<ExitCode> {
+/// The installed operators (built-ins and the plugins folder), as the server would load them.
+fn operator_catalog(plugins: Option<PathBuf>) -> anyhow::Result<updraft_dag::operators::Catalog> {
+    runtime()?.block_on(async {
+        let mut config = updraft_plugin_host::HostConfig {
+            plugins_dir: plugins,
+            cache_dir: std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/updraft/components")),
+            ..Default::default()
+        };
+        config.limits.max_instances = 4;
+        let (backends, _) = updraft_plugin_host::Backends::in_memory();
+        let registry = updraft_plugin_host::Registry::new(updraft_plugin_host::Runtime::new(config, backends)?).await?;
+        Ok(super::scheduler::catalog_of(&registry))
+    })
+}
+
+fn validate(
+    paths: &[PathBuf],
+    dags: &DagsFolder,
+    strict: bool,
+    stats: bool,
+    plugins: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let catalog = operator_catalog(plugins)?;
     let roots: Vec<&Path> =
         if paths.is_empty() { vec![dags.path.as_path()] } else { paths.iter().map(PathBuf::as_path).collect() };
     let options = Options { strict };
@@ -179,6 +257,15 @@ fn validate(paths: &[PathBuf], dags: &DagsFolder, strict: bool, stats: bool) -> 
         for loaded in &bag.dags {
             for d in &loaded.warnings {
                 eprintln!("{d}");
+            }
+            let problems = updraft_dag::operators::check_operators(&loaded.dag, &catalog);
+            if !problems.is_empty() {
+                for d in &problems {
+                    eprintln!("{d}");
+                }
+                eprintln!("✗ {}: invalid ({} error(s))", loaded.dag.file, problems.len());
+                invalid += 1;
+                continue;
             }
             warnings += loaded.warnings.len();
             let dag = &loaded.dag;
@@ -237,4 +324,121 @@ fn show(dag_id: &str, dags: &DagsFolder, format: ShowFormat) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_conf(conf: Option<&str>) -> anyhow::Result<String> {
+    match conf {
+        None => Ok("{}".to_owned()),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
+            Ok(_) => bail!("--conf must be a JSON object, e.g. '{{\"region\": \"eu\"}}'"),
+            Err(e) => bail!("--conf is not valid JSON: {e}"),
+        },
+    }
+}
+
+fn parse_logical_date(text: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_micros());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros()).unwrap_or_default());
+    }
+    bail!("--logical-date `{text}` is not a date: write 2026-01-31 or 2026-01-31T03:00:00Z")
+}
+
+fn trigger(dag_id: &str, conf: Option<&str>, run_id: Option<String>, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
+    let conf = parse_conf(conf)?;
+    runtime()?.block_on(async {
+        let db = meta.db().await?;
+        if db.get_dag(dag_id).await?.is_none() {
+            bail!("no DAG `{dag_id}` in the metadata database: is a scheduler running on its DAGs folder? (`updraft dags list --dags DIR` lists the files)");
+        }
+        let now = updraft_db::now_us();
+        let run = db
+            .insert_run(&NewRun {
+                dag_id: dag_id.to_owned(),
+                run_id: run_id.unwrap_or_else(|| format!("manual__{}", chrono_like(now))),
+                run_type: "manual".into(),
+                logical_date: Some(now),
+                data_interval: Some((now, now)),
+                run_after: now,
+                conf,
+                triggered_by: "cli".into(),
+                triggering_user: std::env::var("USER").ok(),
+                note: None,
+            })
+            .await?;
+        println!("triggered {} run {} (queued)", run.dag_id, run.run_id);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn set_paused(dag_id: &str, paused: bool, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        meta.db().await?.set_paused(dag_id, paused).await?;
+        println!("{dag_id} {}", if paused { "paused" } else { "unpaused" });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn test(dag_id: &str, logical_date: Option<&str>, run: &RunArgs) -> anyhow::Result<ExitCode> {
+    let logical = logical_date.map(parse_logical_date).transpose()?;
+    runtime()?.block_on(async {
+        let db = updraft_db::Db::connect(&run.meta.url()?).await?;
+        db.migrate().await?;
+        let (mut engine, _executor) = run.engine(&db, true).await?;
+        let now = updraft_db::now_us();
+        let logical = logical.unwrap_or(now);
+        let run_id = format!("test__{}", chrono_like(now));
+        db.insert_run(&NewRun {
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.clone(),
+            run_type: "manual".into(),
+            logical_date: Some(logical),
+            data_interval: Some((logical, logical)),
+            run_after: now,
+            conf: "{}".into(),
+            triggered_by: "test".into(),
+            triggering_user: None,
+            note: None,
+        })
+        .await?;
+        let started = Instant::now();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
+        let seen = counts.clone();
+        engine.observe(Box::new(move |update| {
+            if matches!(
+                update.state.as_str(),
+                "running" | "success" | "failed" | "skipped" | "upstream_failed" | "up_for_retry" | "up_for_reschedule"
+            ) {
+                println!("{:>9.3}s  {:<16} {}", started.elapsed().as_secs_f64(), update.state, update.task_id);
+            }
+            if let Ok(mut c) = seen.lock()
+                && matches!(update.state.as_str(), "success" | "failed" | "skipped" | "upstream_failed")
+            {
+                *c.entry(update.state.clone()).or_default() += 1;
+            }
+        }));
+        let state = engine.run_only(dag_id, &run_id).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        println!("\nrun {run_id}: {state} in {elapsed:.3}s");
+        if let Ok(counts) = counts.lock() {
+            let total: usize = counts.values().sum();
+            for (state, n) in counts.iter() {
+                println!("  {state:<16} {n}");
+            }
+            println!("  {:<16} {total} ({:.0} task instances/s)", "total", total as f64 / elapsed.max(1e-9));
+        }
+        Ok(if state == updraft_scheduler::RunState::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
+fn list_runs(dag_id: &str, limit: i64, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        for run in meta.db().await?.list_runs(dag_id, limit, 0).await? {
+            println!("{}\t{}\t{}", run.run_id, run.state, run.run_type);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }

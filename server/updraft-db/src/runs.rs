@@ -1,0 +1,490 @@
+//! DAG runs and their task instances: triggering, claiming, bulk creation and batched state
+//! writes.
+//!
+//! A trigger only inserts a `queued` run row, so the API answers at once; a scheduler later
+//! claims queued runs (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two schedulers never claim the
+//! same run), creates the run's task instances in bulk and owns the run until it finishes or the
+//! scheduler's heartbeat goes stale. State changes are written in batches, one transaction per
+//! scheduler loop.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Backend, Db, DbError, now_us};
+
+/// A new run to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    pub dag_id: String,
+    pub run_id: String,
+    /// `scheduled`, `manual` or `backfill`.
+    pub run_type: String,
+    pub logical_date: Option<i64>,
+    pub data_interval: Option<(i64, i64)>,
+    pub run_after: i64,
+    /// JSON object text.
+    pub conf: String,
+    pub triggered_by: String,
+    pub triggering_user: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: String,
+    pub state: String,
+    pub logical_date: Option<i64>,
+    pub data_interval_start: Option<i64>,
+    pub data_interval_end: Option<i64>,
+    pub run_after: i64,
+    pub queued_at: Option<i64>,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+    pub conf: String,
+    pub triggered_by: Option<String>,
+    pub triggering_user: Option<String>,
+    pub note: Option<String>,
+    pub dag_version: i32,
+}
+
+const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end, run_after, \
+                           queued_at, start_date, end_date, conf, triggered_by, triggering_user, note, dag_version";
+
+fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: r.try_get(0)?,
+        dag_id: r.try_get(1)?,
+        run_id: r.try_get(2)?,
+        run_type: r.try_get(3)?,
+        state: r.try_get(4)?,
+        logical_date: r.try_get(5)?,
+        data_interval_start: r.try_get(6)?,
+        data_interval_end: r.try_get(7)?,
+        run_after: r.try_get(8)?,
+        queued_at: r.try_get(9)?,
+        start_date: r.try_get(10)?,
+        end_date: r.try_get(11)?,
+        conf: r.try_get(12)?,
+        triggered_by: r.try_get(13)?,
+        triggering_user: r.try_get(14)?,
+        note: r.try_get(15)?,
+        dag_version: r.try_get(16)?,
+    })
+}
+
+/// A task instance to create with its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTaskInstance {
+    pub task_id: String,
+    pub uuid: String,
+    pub max_tries: i32,
+    pub operator: String,
+    pub pool: String,
+    pub pool_slots: i32,
+    pub priority_weight: i32,
+}
+
+/// A stored task instance (the columns the scheduler and the API read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskInstanceRow {
+    pub run_pk: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i32,
+    pub uuid: String,
+    pub state: String,
+    pub try_number: i32,
+    pub max_tries: i32,
+    pub operator: String,
+    pub pool: String,
+    pub pool_slots: i32,
+    pub priority_weight: i32,
+    pub scheduled_at: Option<i64>,
+    pub queued_at: Option<i64>,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+    pub duration_s: Option<f64>,
+    pub next_attempt_at: Option<i64>,
+    pub hostname: Option<String>,
+    pub executor: Option<String>,
+    pub external_id: Option<String>,
+}
+
+const TI_COLUMNS: &str = "run_pk, dag_id, run_id, task_id, map_index, uuid, state, try_number, max_tries, operator, pool, pool_slots, \
+                          priority_weight, scheduled_at, queued_at, start_date, end_date, duration_s, next_attempt_at, hostname, executor, external_id";
+
+fn ti_row(r: &AnyRow) -> Result<TaskInstanceRow, sqlx::Error> {
+    Ok(TaskInstanceRow {
+        run_pk: r.try_get(0)?,
+        dag_id: r.try_get(1)?,
+        run_id: r.try_get(2)?,
+        task_id: r.try_get(3)?,
+        map_index: r.try_get(4)?,
+        uuid: r.try_get(5)?,
+        state: r.try_get(6)?,
+        try_number: r.try_get(7)?,
+        max_tries: r.try_get(8)?,
+        operator: r.try_get(9)?,
+        pool: r.try_get(10)?,
+        pool_slots: r.try_get(11)?,
+        priority_weight: r.try_get(12)?,
+        scheduled_at: r.try_get(13)?,
+        queued_at: r.try_get(14)?,
+        start_date: r.try_get(15)?,
+        end_date: r.try_get(16)?,
+        duration_s: r.try_get(17)?,
+        next_attempt_at: r.try_get(18)?,
+        hostname: r.try_get(19)?,
+        executor: r.try_get(20)?,
+        external_id: r.try_get(21)?,
+    })
+}
+
+/// One state change of a task instance, written in a batch. `None` fields are left as they are.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskUpdate {
+    pub run_pk: i64,
+    pub task_id: String,
+    pub state: String,
+    pub try_number: Option<i32>,
+    pub scheduled_at: Option<i64>,
+    pub queued_at: Option<i64>,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+    pub duration_s: Option<f64>,
+    pub next_attempt_at: Option<i64>,
+    pub hostname: Option<String>,
+    pub executor: Option<String>,
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.
+const INSERT_CHUNK: usize = 1000;
+
+impl Db {
+    /// Inserts a queued run. A run id already used by the DAG is a conflict.
+    pub async fn insert_run(&self, run: &NewRun) -> Result<RunRow, DbError> {
+        let now = now_us();
+        let sql = format!(
+            "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end, run_after, queued_at, \
+             conf, triggered_by, triggering_user, note, dag_version) \
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, COALESCE((SELECT version FROM dag WHERE dag_id = $1), 1)) \
+             RETURNING {RUN_COLUMNS}"
+        );
+        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&run.dag_id)
+            .bind(&run.run_id)
+            .bind(&run.run_type)
+            .bind(run.logical_date)
+            .bind(run.data_interval.map(|i| i.0))
+            .bind(run.data_interval.map(|i| i.1))
+            .bind(run.run_after)
+            .bind(now)
+            .bind(&run.conf)
+            .bind(&run.triggered_by)
+            .bind(&run.triggering_user)
+            .bind(&run.note)
+            .fetch_one(self.pool())
+            .await;
+        match result {
+            Ok(row) => Ok(run_row(&row)?),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Conflict(format!(
+                "DAG `{}` already has a run `{}`: choose another run id",
+                run.dag_id, run.run_id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND run_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dag_id).bind(run_id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(run_row).transpose()?)
+    }
+
+    pub async fn get_run_by_pk(&self, run_pk: i64) -> Result<Option<RunRow>, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(run_row).transpose()?)
+    }
+
+    /// The runs of a DAG, newest first.
+    pub async fn list_runs(&self, dag_id: &str, limit: i64, offset: i64) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 ORDER BY run_after DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dag_id).bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The latest scheduled run's data interval end of each DAG (for timetables).
+    pub async fn last_scheduled_interval(&self, dag_id: &str) -> Result<Option<(i64, i64)>, DbError> {
+        let row = sqlx::query(
+            "SELECT data_interval_start, data_interval_end FROM dag_run WHERE dag_id = $1 AND run_type = 'scheduled' \
+             AND data_interval_end IS NOT NULL ORDER BY data_interval_end DESC LIMIT 1",
+        )
+        .bind(dag_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// Number of running runs of a DAG.
+    pub async fn active_runs(&self, dag_id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM dag_run WHERE dag_id = $1 AND state = 'running'")
+            .bind(dag_id)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Claims up to `limit` queued runs of unpaused DAGs for `scheduler_id`, oldest first, and
+    /// marks them running. On PostgreSQL the rows are locked with `SKIP LOCKED`, so concurrent
+    /// schedulers claim disjoint runs.
+    pub async fn claim_queued_runs(&self, scheduler_id: &str, limit: i64) -> Result<Vec<RunRow>, DbError> {
+        let lock = if self.backend() == Backend::Postgres { " FOR UPDATE OF dag_run SKIP LOCKED" } else { "" };
+        let mut tx = self.pool().begin().await?;
+        let select = format!(
+            "SELECT dag_run.id FROM dag_run JOIN dag ON dag.dag_id = dag_run.dag_id \
+             WHERE dag_run.state = 'queued' AND dag.is_paused = 0 AND dag.is_stale = 0 \
+             ORDER BY dag_run.run_after, dag_run.id LIMIT $1{lock}"
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(select)).bind(limit).fetch_all(&mut *tx).await?;
+        let now = now_us();
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sql = format!(
+                "UPDATE dag_run SET state = 'running', start_date = $2, last_scheduling_decision = $2, scheduler_id = $3 WHERE id = $1 AND state = 'queued' RETURNING {RUN_COLUMNS}"
+            );
+            if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(now)
+                .bind(scheduler_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                claimed.push(run_row(&row)?);
+            }
+        }
+        sqlx::query("UPDATE scheduler_job SET heartbeat_at = $2 WHERE id = $1")
+            .bind(scheduler_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Creates a run's task instances in bulk (none state); existing ones are kept.
+    pub async fn create_task_instances(&self, run: &RunRow, tasks: &[NewTaskInstance]) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        for chunk in tasks.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO task_instance (run_pk, task_id, uuid, dag_id, run_id, max_tries, operator, pool, pool_slots, priority_weight) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 10;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10
+                ));
+            }
+            sql.push_str(" ON CONFLICT (run_pk, task_id, map_index) DO NOTHING");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for t in chunk {
+                query = query
+                    .bind(run.id)
+                    .bind(&t.task_id)
+                    .bind(&t.uuid)
+                    .bind(&run.dag_id)
+                    .bind(&run.run_id)
+                    .bind(t.max_tries)
+                    .bind(&t.operator)
+                    .bind(&t.pool)
+                    .bind(t.pool_slots)
+                    .bind(t.priority_weight);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every task instance of a run, by task id.
+    pub async fn task_instances(&self, run_pk: i64) -> Result<Vec<TaskInstanceRow>, DbError> {
+        let sql = format!("SELECT {TI_COLUMNS} FROM task_instance WHERE run_pk = $1 ORDER BY task_id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(ti_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn task_instance(&self, run_pk: i64, task_id: &str) -> Result<Option<TaskInstanceRow>, DbError> {
+        let sql = format!("SELECT {TI_COLUMNS} FROM task_instance WHERE run_pk = $1 AND task_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).bind(task_id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(ti_row).transpose()?)
+    }
+
+    /// Writes a batch of task-instance changes and run-state changes in one transaction.
+    pub async fn apply(
+        &self,
+        updates: &[TaskUpdate],
+        run_states: &[(i64, String, Option<i64>)],
+    ) -> Result<(), DbError> {
+        if updates.is_empty() && run_states.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for u in updates {
+            sqlx::query(
+                "UPDATE task_instance SET state = $3, try_number = COALESCE($4, try_number), scheduled_at = COALESCE($5, scheduled_at), \
+                 queued_at = COALESCE($6, queued_at), start_date = COALESCE($7, start_date), end_date = COALESCE($8, end_date), \
+                 duration_s = COALESCE(CAST($9 AS DOUBLE PRECISION) / 1000000.0, duration_s), next_attempt_at = $10, hostname = COALESCE($11, hostname), executor = COALESCE($12, executor) \
+                 WHERE run_pk = $1 AND task_id = $2 AND map_index = -1",
+            )
+            .bind(u.run_pk)
+            .bind(&u.task_id)
+            .bind(&u.state)
+            .bind(u.try_number)
+            .bind(u.scheduled_at)
+            .bind(u.queued_at)
+            .bind(u.start_date)
+            .bind(u.end_date)
+            // Bound as integer microseconds: sqlx's Any driver mis-encodes an optional f64 for PostgreSQL.
+            .bind(u.duration_s.map(|s| (s * 1e6) as i64))
+            .bind(u.next_attempt_at)
+            .bind(&u.hostname)
+            .bind(&u.executor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (run_pk, state, end_date) in run_states {
+            sqlx::query("UPDATE dag_run SET state = $2, end_date = COALESCE($3, end_date) WHERE id = $1")
+                .bind(run_pk)
+                .bind(state)
+                .bind(end_date)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes over the running runs whose scheduler is gone: on PostgreSQL those whose owner's
+    /// heartbeat is older than `stale_before` (µs); with `all_foreign` (SQLite, where only one
+    /// scheduler runs) every running run not owned by `scheduler_id`.
+    pub async fn adopt_runs(
+        &self,
+        scheduler_id: &str,
+        stale_before: i64,
+        all_foreign: bool,
+    ) -> Result<Vec<RunRow>, DbError> {
+        let lock = if self.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let condition = if all_foreign {
+            "state = 'running' AND (scheduler_id IS NULL OR scheduler_id <> $1)"
+        } else {
+            "state = 'running' AND (scheduler_id IS NULL OR scheduler_id NOT IN (SELECT id FROM scheduler_job WHERE heartbeat_at >= $2))"
+        };
+        let mut tx = self.pool().begin().await?;
+        let select = format!("SELECT id FROM dag_run WHERE {condition}{lock}");
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(select)).bind(scheduler_id);
+        if !all_foreign {
+            query = query.bind(stale_before);
+        }
+        let ids: Vec<i64> = query.fetch_all(&mut *tx).await?;
+        let mut adopted = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sql = format!("UPDATE dag_run SET scheduler_id = $2 WHERE id = $1 RETURNING {RUN_COLUMNS}");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(scheduler_id).fetch_one(&mut *tx).await?;
+            adopted.push(run_row(&row)?);
+        }
+        tx.commit().await?;
+        Ok(adopted)
+    }
+
+    /// Marks this scheduler alive.
+    pub async fn heartbeat(&self, scheduler_id: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE scheduler_job SET heartbeat_at = $2 WHERE id = $1")
+            .bind(scheduler_id)
+            .bind(now_us())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The pools and their slots.
+    pub async fn pools(&self) -> Result<Vec<(String, i32)>, DbError> {
+        let rows = sqlx::query("SELECT name, slots FROM pool ORDER BY name").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Creates or resizes a pool.
+    pub async fn set_pool(&self, name: &str, slots: i32, description: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO pool (name, slots, description) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, description = excluded.description")
+            .bind(name)
+            .bind(slots)
+            .bind(description)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Registers a scheduler (for heartbeats and adoption of its runs after a crash).
+    pub async fn register_scheduler(&self, id: &str, hostname: &str) -> Result<(), DbError> {
+        let now = now_us();
+        sqlx::query("INSERT INTO scheduler_job (id, hostname, started_at, heartbeat_at, state) VALUES ($1, $2, $3, $3, 'running')")
+            .bind(id)
+            .bind(hostname)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records where a try's log is.
+    pub async fn set_log_location(
+        &self,
+        run_pk: i64,
+        task_id: &str,
+        try_number: i32,
+        location: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO task_log (run_pk, task_id, try_number, location) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run_pk, task_id, map_index, try_number) DO UPDATE SET location = excluded.location",
+        )
+        .bind(run_pk)
+        .bind(task_id)
+        .bind(try_number)
+        .bind(location)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn log_location(&self, run_pk: i64, task_id: &str, try_number: i32) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT location FROM task_log WHERE run_pk = $1 AND task_id = $2 AND try_number = $3")
+            .bind(run_pk)
+            .bind(task_id)
+            .bind(try_number)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+}

@@ -1,0 +1,108 @@
+//! The local executor: runs each try in-process, through the plugin host (a fresh WebAssembly
+//! instance per try, with its limits), on a tokio runtime of its own so that plugin work never
+//! starves the scheduler loop. Reports start and end on the scheduler's channel and writes the
+//! try's log file (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`).
+
+mod backends;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
+use updraft_scheduler::executor::{Executor, WorkEvent, WorkItem, WorkOutcome};
+
+pub use backends::{connection_uri, db_backends};
+
+/// Runs tries through a plugin [`Registry`].
+pub struct LocalExecutor {
+    registry: Arc<Registry>,
+    events: UnboundedSender<WorkEvent>,
+    runtime: Option<tokio::runtime::Runtime>,
+    hostname: String,
+}
+
+impl LocalExecutor {
+    /// An executor with `threads` worker threads of its own.
+    pub fn new(registry: Arc<Registry>, events: UnboundedSender<WorkEvent>, threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("updraft-task")
+            .enable_all()
+            .build()?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        Ok(LocalExecutor { registry, events, runtime: Some(runtime), hostname })
+    }
+}
+
+impl Drop for LocalExecutor {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one's context panics; let its threads finish alone.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn map_outcome(outcome: &TaskOutcome) -> WorkOutcome {
+    match outcome {
+        TaskOutcome::Success { .. } => WorkOutcome::Success,
+        TaskOutcome::Skipped { .. } => WorkOutcome::Skipped,
+        TaskOutcome::Reschedule { after } => WorkOutcome::Reschedule { after: *after },
+        TaskOutcome::Failed { message, retryable } => {
+            WorkOutcome::Failed { message: message.clone(), retryable: *retryable }
+        }
+        other => WorkOutcome::Failed { message: other.describe(), retryable: true },
+    }
+}
+
+fn write_log(item: &WorkItem, text: &str) {
+    if let Some(parent) = item.log_path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&item.log_path) {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn submit(&self, item: WorkItem) {
+        let Some(runtime) = &self.runtime else { return };
+        let registry = Arc::clone(&self.registry);
+        let events = self.events.clone();
+        let hostname = self.hostname.clone();
+        runtime.spawn(async move {
+            let _ = events.send(WorkEvent::Started { key: item.key.clone(), hostname });
+            let outcome = match registry.get(&item.operator) {
+                Err(error) => {
+                    let message = format!("operator `{}` is not available: {error}", item.operator);
+                    write_log(&item, &format!("[Error] {message}\n"));
+                    WorkOutcome::Failed { message, retryable: false }
+                }
+                Ok(plugin) => {
+                    let ctx = TaskContext {
+                        dag_id: item.dag_id.clone(),
+                        run_id: item.run_id.clone(),
+                        task_id: item.task_id.clone(),
+                        try_number: item.key.try_number,
+                        logical_date: item.logical_date.clone(),
+                        data_interval_start: item.data_interval_start.clone(),
+                        data_interval_end: item.data_interval_end.clone(),
+                        params: item.params.clone(),
+                        execution_timeout: item.execution_timeout,
+                    };
+                    let report = registry.runtime().run(&plugin, &ctx).await;
+                    write_log(&item, &report.log_text());
+                    map_outcome(&report.outcome)
+                }
+            };
+            let _ = events.send(WorkEvent::Finished { key: item.key, outcome });
+        });
+    }
+}

@@ -1,0 +1,945 @@
+//! The scheduler loop: parses the DAGs folder when it changes, creates runs from timetables,
+//! claims queued runs, moves task instances through their states with [`Readiness`], hands
+//! ready tries to an [`Executor`] within `parallelism`, pool slots and `max_active_tasks`,
+//! applies retries with backoff, and writes every change of a loop in one transaction.
+//!
+//! The work of one loop is proportional to what changed: finished tries, new runs, due
+//! retries. Nothing re-examines every unfinished task instance. A run is owned by the
+//! scheduler that claimed it; after a crash, another scheduler adopts it and rebuilds its state
+//! from the database (a try that was running may run again; a success is never lost).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::mpsc;
+use updraft_dag::{Options, SqlSource};
+use updraft_dagbag::LoadedDag;
+use updraft_db::runs::{NewRun, NewTaskInstance, RunRow, TaskUpdate};
+use updraft_db::{Backend, Db, DbError, dags::DagRecord, now_us};
+
+use crate::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
+use crate::readiness::Readiness;
+use crate::retry::retry_wait;
+use crate::state::{RunState, TaskState};
+use crate::timetable::{DataInterval, TimetableSpec, next_scheduled_run};
+
+/// Where the engine learns which operators exist and their params schemas (the plugin
+/// registry, which changes when plugins are dropped in).
+#[derive(Clone)]
+pub struct CatalogSource(pub Arc<dyn Fn() -> updraft_dag::operators::Catalog + Send + Sync>);
+
+impl std::fmt::Debug for CatalogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogSource")
+    }
+}
+
+type Observer = Box<dyn FnMut(&TaskUpdate) + Send>;
+
+/// How a scheduler runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub scheduler_id: String,
+    pub dags_folder: PathBuf,
+    pub log_dir: PathBuf,
+    /// Most tries running at once, over all DAGs.
+    pub parallelism: usize,
+    /// How often the DAGs folder is checked for changes.
+    pub parse_interval: Duration,
+    /// Whether DAGs seen for the first time start paused (Airflow's default).
+    pub paused_at_creation: bool,
+    /// On PostgreSQL: a scheduler silent for this long is dead and its runs are adopted.
+    pub zombie_after: Duration,
+    /// Run only runs handed to [`Engine::run_only`]: no timetables, no queued runs, no
+    /// adoption (`updraft dags test`).
+    pub single_run: bool,
+    /// The installed operators: a DAG using a missing one, or params its schema rejects, is
+    /// an import error.
+    pub catalog: Option<CatalogSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Ready {
+    priority: i32,
+    order: Reverse<u64>,
+    run_pk: i64,
+    task: u32,
+}
+
+struct ActiveRun {
+    row: RunRow,
+    dag: Arc<LoadedDag>,
+    readiness: Readiness,
+    tries: Vec<u32>,
+    rescheduled: Vec<bool>,
+    started: HashMap<u32, i64>,
+    unfinished: usize,
+}
+
+/// Counters for tests, benchmarks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub tries_dispatched: u64,
+    pub tries_finished: u64,
+    pub runs_finished: u64,
+}
+
+/// Errors that stop the scheduler loop (the database is unreachable, the DAGs folder is gone).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the DAGs folder {0} does not exist: pass --dags DIR")]
+    NoDagsFolder(PathBuf),
+}
+
+pub struct Engine {
+    db: Db,
+    config: EngineConfig,
+    executor: Arc<dyn Executor>,
+    events: mpsc::UnboundedReceiver<WorkEvent>,
+    dags: HashMap<String, Arc<LoadedDag>>,
+    paused: HashSet<String>,
+    fingerprint: Option<u64>,
+    last_parse: Option<Instant>,
+    last_heartbeat: Instant,
+    last_intervals: HashMap<String, Option<DataInterval>>,
+    runs: HashMap<i64, ActiveRun>,
+    ready: BinaryHeap<Ready>,
+    waiting: BinaryHeap<Reverse<(i64, i64, u32)>>,
+    running: usize,
+    pool_slots: HashMap<String, i64>,
+    pool_used: HashMap<String, i64>,
+    dag_running: HashMap<String, u32>,
+    updates: Vec<TaskUpdate>,
+    run_states: Vec<(i64, String, Option<i64>)>,
+    order: u64,
+    hostname: String,
+    stats: EngineStats,
+    observer: Option<Observer>,
+    claim_queued: bool,
+    schedule: bool,
+}
+
+fn iso(us: i64) -> String {
+    Utc.timestamp_micros(us).single().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
+}
+
+fn to_us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_us(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+/// A cheap fingerprint of a DAGs folder: paths, sizes and modification times.
+fn fingerprint(root: &Path) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |bytes: &[u8]| {
+        for b in bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let Ok(meta) = e.metadata() else { continue };
+            mix(e.path().as_os_str().as_encoded_bytes());
+            if meta.is_dir() {
+                dirs.push(e.path());
+            } else {
+                mix(&meta.len().to_le_bytes());
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                mix(&modified.to_le_bytes());
+            }
+        }
+    }
+    hash
+}
+
+fn source_hash(dag: &updraft_dag::Dag) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |s: &str| {
+        for b in s.bytes().chain([0]) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    mix(&dag.schedule.describe());
+    for (t, task) in dag.tasks.iter().enumerate() {
+        mix(&task.id);
+        mix(&task.operator);
+        mix(&format!("{:?}{:?}{:?}", task.sql, task.params, dag.upstream(t as u32)));
+    }
+    format!("{hash:016x}")
+}
+
+impl Engine {
+    /// Registers the scheduler and adopts the runs of schedulers that are gone.
+    pub async fn new(
+        db: Db,
+        config: EngineConfig,
+        executor: Arc<dyn Executor>,
+        events: mpsc::UnboundedReceiver<WorkEvent>,
+    ) -> Result<Self, EngineError> {
+        if !config.dags_folder.exists() {
+            return Err(EngineError::NoDagsFolder(config.dags_folder.clone()));
+        }
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        db.register_scheduler(&config.scheduler_id, &hostname).await?;
+        let config_single_run = config.single_run;
+        let mut engine = Engine {
+            db,
+            config,
+            executor,
+            events,
+            dags: HashMap::new(),
+            paused: HashSet::new(),
+            fingerprint: None,
+            last_parse: None,
+            last_heartbeat: Instant::now(),
+            last_intervals: HashMap::new(),
+            runs: HashMap::new(),
+            ready: BinaryHeap::new(),
+            waiting: BinaryHeap::new(),
+            running: 0,
+            pool_slots: HashMap::new(),
+            pool_used: HashMap::new(),
+            dag_running: HashMap::new(),
+            updates: Vec::new(),
+            run_states: Vec::new(),
+            order: 0,
+            hostname,
+            stats: EngineStats::default(),
+            observer: None,
+            claim_queued: !config_single_run,
+            schedule: !config_single_run,
+        };
+        engine.parse_if_changed(true).await?;
+        if !config_single_run {
+            engine.adopt().await?;
+        }
+        Ok(engine)
+    }
+
+    /// Calls `observer` with every task-instance change the engine writes (`updraft dags test`
+    /// prints them).
+    pub fn observe(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    /// Runs exactly one run, already inserted: no timetables, no other queued runs
+    /// (`updraft dags test`). The run's DAG need not be unpaused.
+    pub async fn run_only(&mut self, dag_id: &str, run_id: &str) -> Result<RunState, EngineError> {
+        let row = self
+            .db
+            .get_run(dag_id, run_id)
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("no run `{run_id}` of `{dag_id}`")))?;
+        let loaded =
+            self.dags.get(dag_id).cloned().ok_or_else(|| {
+                DbError::NotFound(format!("DAG `{dag_id}` did not load: run `updraft dags validate`"))
+            })?;
+        self.paused.remove(dag_id);
+        self.db.apply(&[], &[(row.id, "running".into(), None)]).await?;
+        let tasks = new_task_instances(&loaded, row.id);
+        self.db.create_task_instances(&row, &tasks).await?;
+        self.activate(row, loaded, None).await?;
+        self.run_until_finished(dag_id, run_id).await
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs loops until `stop` resolves. A loop that fails (the database is briefly away, a
+    /// write conflicts with another scheduler) is reported and tried again after a pause; the
+    /// changes it had not written are kept and written by the next loop.
+    pub async fn run(&mut self, stop: impl std::future::Future<Output = ()>) -> Result<(), EngineError> {
+        tokio::pin!(stop);
+        let mut failures = 0u32;
+        loop {
+            match self.tick().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("scheduler loop failed ({failures} in a row), retrying: {error}");
+                    let pause = Duration::from_millis(200 * u64::from(failures.min(25)));
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                event = self.events.recv() => if let Some(event) = event { self.on_event(event) },
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// Runs loops until the run `run_pk` has finished; returns its final state.
+    pub async fn run_until_finished(&mut self, dag_id: &str, run_id: &str) -> Result<RunState, EngineError> {
+        loop {
+            self.tick().await?;
+            if let Some(run) = self.db.get_run(dag_id, run_id).await?
+                && matches!(run.state.as_str(), "success" | "failed")
+            {
+                return Ok(if run.state == "success" { RunState::Success } else { RunState::Failed });
+            }
+            tokio::select! {
+                event = self.events.recv() => if let Some(event) = event { self.on_event(event) },
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// One loop: everything that is due now, then one transaction with the changes.
+    pub async fn tick(&mut self) -> Result<(), EngineError> {
+        while let Ok(event) = self.events.try_recv() {
+            self.on_event(event);
+        }
+        self.parse_if_changed(false).await?;
+        if self.last_heartbeat.elapsed() >= Duration::from_secs(1) {
+            self.db.heartbeat(&self.config.scheduler_id).await?;
+            self.last_heartbeat = Instant::now();
+            if self.db.backend() == Backend::Postgres && self.claim_queued {
+                self.adopt().await?;
+            }
+        }
+        if self.schedule {
+            self.create_scheduled_runs().await?;
+        }
+        if self.claim_queued {
+            self.start_queued_runs().await?;
+        }
+        self.release_due_waits();
+        self.dispatch();
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), EngineError> {
+        if self.updates.is_empty() && self.run_states.is_empty() {
+            return Ok(());
+        }
+        let updates = std::mem::take(&mut self.updates);
+        let run_states = std::mem::take(&mut self.run_states);
+        if let Err(error) = self.db.apply(&updates, &run_states).await {
+            // Keep the changes for the next loop, ahead of anything newer.
+            self.updates.splice(0..0, updates);
+            self.run_states.splice(0..0, run_states);
+            return Err(error.into());
+        }
+        if let Some(observer) = self.observer.as_mut() {
+            updates.iter().for_each(&mut *observer);
+        }
+        Ok(())
+    }
+
+    async fn parse_if_changed(&mut self, force: bool) -> Result<(), EngineError> {
+        if !force && self.last_parse.is_some_and(|t| t.elapsed() < self.config.parse_interval) {
+            return Ok(());
+        }
+        self.last_parse = Some(Instant::now());
+        let folder = self.config.dags_folder.clone();
+        let current = tokio::task::spawn_blocking(move || fingerprint(&folder)).await.unwrap_or(0);
+        if self.fingerprint != Some(current) {
+            self.fingerprint = Some(current);
+            let folder = self.config.dags_folder.clone();
+            let started = Instant::now();
+            let mut bag = tokio::task::spawn_blocking(move || updraft_dagbag::load(&folder, Options::default()))
+                .await
+                .unwrap_or_default();
+            if let Some(catalog) = &self.config.catalog {
+                let catalog = (catalog.0)();
+                let (good, bad): (Vec<_>, Vec<_>) = std::mem::take(&mut bag.dags)
+                    .into_iter()
+                    .map(|d| {
+                        let problems = updraft_dag::operators::check_operators(&d.dag, &catalog);
+                        (d, problems)
+                    })
+                    .partition(|(_, problems)| problems.is_empty());
+                bag.dags = good.into_iter().map(|(d, _)| d).collect();
+                bag.import_errors.extend(bad.into_iter().map(|(d, problems)| updraft_dagbag::ImportError {
+                    file: PathBuf::from(&*d.dag.file),
+                    diagnostics: problems,
+                }));
+            }
+            let parse_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+            let records: Vec<DagRecord> = bag
+                .dags
+                .iter()
+                .map(|d| DagRecord {
+                    dag_id: d.dag.id.clone(),
+                    fileloc: d.dag.file.to_string(),
+                    source_hash: source_hash(&d.dag),
+                    description: d.dag.description.clone(),
+                    schedule: match d.dag.schedule {
+                        updraft_dag::Schedule::None => None,
+                        ref s => Some(s.describe()),
+                    },
+                    timezone: d.dag.timezone.name().to_owned(),
+                    tags: serde_json::to_string(&d.dag.tags).unwrap_or_else(|_| "[]".into()),
+                    owners: serde_json::to_string(&d.dag.owner.iter().collect::<Vec<_>>())
+                        .unwrap_or_else(|_| "[]".into()),
+                    max_active_runs: i32::try_from(d.dag.max_active_runs).unwrap_or(i32::MAX),
+                    max_active_tasks: i32::try_from(d.dag.max_active_tasks).unwrap_or(i32::MAX),
+                    task_count: i32::try_from(d.dag.tasks.len()).unwrap_or(i32::MAX),
+                })
+                .collect();
+            let errors: Vec<(String, String)> = bag
+                .import_errors
+                .iter()
+                .map(|e| {
+                    (
+                        e.file.display().to_string(),
+                        e.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+                    )
+                })
+                .collect();
+            self.db.sync_dags(&records, &errors, self.config.paused_at_creation).await?;
+            let _ = parse_us;
+            self.dags = bag.dags.into_iter().map(|d| (d.dag.id.clone(), Arc::new(d))).collect();
+        }
+        self.paused = self.db.list_dags().await?.into_iter().filter(|d| d.is_paused).map(|d| d.record.dag_id).collect();
+        self.pool_slots = self.db.pools().await?.into_iter().map(|(n, s)| (n, i64::from(s))).collect();
+        Ok(())
+    }
+
+    /// Inserts the runs timetables make due (several at once when catching up).
+    async fn create_scheduled_runs(&mut self) -> Result<(), EngineError> {
+        let now = Utc::now();
+        let dags: Vec<Arc<LoadedDag>> =
+            self.dags.values().filter(|d| !self.paused.contains(&d.dag.id)).cloned().collect();
+        for loaded in dags {
+            let dag = &loaded.dag;
+            if matches!(dag.schedule, updraft_dag::Schedule::None) {
+                continue;
+            }
+            let last = match self.last_intervals.get(&dag.id) {
+                Some(last) => *last,
+                None => {
+                    let stored = self
+                        .db
+                        .last_scheduled_interval(&dag.id)
+                        .await?
+                        .map(|(s, e)| DataInterval { start: from_us(s), end: from_us(e) });
+                    self.last_intervals.insert(dag.id.clone(), stored);
+                    stored
+                }
+            };
+            let mut last = last;
+            for _ in 0..100 {
+                let Some(interval) = next_scheduled_run(TimetableSpec::of(dag), last, now) else { break };
+                let run = NewRun {
+                    dag_id: dag.id.clone(),
+                    run_id: format!("scheduled__{}", interval.start.to_rfc3339()),
+                    run_type: "scheduled".into(),
+                    logical_date: Some(to_us(interval.start)),
+                    data_interval: Some((to_us(interval.start), to_us(interval.end))),
+                    run_after: to_us(interval.end),
+                    conf: "{}".into(),
+                    triggered_by: "timetable".into(),
+                    triggering_user: None,
+                    note: None,
+                };
+                match self.db.insert_run(&run).await {
+                    Ok(_) | Err(DbError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                last = Some(interval);
+            }
+            self.last_intervals.insert(dag.id.clone(), last);
+        }
+        Ok(())
+    }
+
+    async fn start_queued_runs(&mut self) -> Result<(), EngineError> {
+        let claimed = self.db.claim_queued_runs(&self.config.scheduler_id, 8).await?;
+        for row in claimed {
+            let Some(loaded) = self.dags.get(&row.dag_id).cloned() else {
+                self.run_states.push((row.id, "failed".into(), Some(now_us())));
+                continue;
+            };
+            let active = self.runs.values().filter(|r| r.row.dag_id == row.dag_id).count();
+            if active >= loaded.dag.max_active_runs as usize {
+                // Over max_active_runs: hand it back for a later loop.
+                sqlx_free_requeue(&self.db, row.id).await?;
+                continue;
+            }
+            let tasks = new_task_instances(&loaded, row.id);
+            self.db.create_task_instances(&row, &tasks).await?;
+            self.activate(row, loaded, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes over runs left by dead schedulers and rebuilds their state from the database.
+    async fn adopt(&mut self) -> Result<(), EngineError> {
+        let stale_before = now_us() - i64::try_from(self.config.zombie_after.as_micros()).unwrap_or(i64::MAX);
+        let adopted =
+            self.db.adopt_runs(&self.config.scheduler_id, stale_before, self.db.backend() == Backend::Sqlite).await?;
+        for row in adopted {
+            if self.runs.contains_key(&row.id) {
+                continue;
+            }
+            let Some(loaded) = self.dags.get(&row.dag_id).cloned() else { continue };
+            let stored = self.db.task_instances(row.id).await?;
+            self.activate(row, loaded, Some(stored)).await?;
+        }
+        Ok(())
+    }
+
+    async fn activate(
+        &mut self,
+        row: RunRow,
+        loaded: Arc<LoadedDag>,
+        stored: Option<Vec<updraft_db::runs::TaskInstanceRow>>,
+    ) -> Result<(), EngineError> {
+        let dag = &loaded.dag;
+        let n = dag.tasks.len();
+        let mut readiness = Readiness::new(dag);
+        let mut tries = vec![0u32; n];
+        let mut unfinished = n;
+        let changes = match stored {
+            None => readiness.start(),
+            Some(rows) => {
+                let index: HashMap<&str, u32> =
+                    dag.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i as u32)).collect();
+                let mut states = vec![TaskState::NoStatus; n];
+                for r in &rows {
+                    if let Some(&t) = index.get(r.task_id.as_str()) {
+                        let state: TaskState = r.state.parse().unwrap_or(TaskState::NoStatus);
+                        states[t as usize] = state;
+                        tries[t as usize] = u32::try_from(r.try_number).unwrap_or(0);
+                        if state == TaskState::UpForRetry
+                            && let Some(at) = r.next_attempt_at
+                        {
+                            self.waiting.push(Reverse((at, row.id, t)));
+                        }
+                    }
+                }
+                unfinished -= states.iter().filter(|s| s.is_finished()).count();
+                // Tries waiting for a retry keep waiting; every other unfinished try starts over.
+                let waiting: Vec<u32> =
+                    (0..n as u32).filter(|&t| states[t as usize] == TaskState::UpForRetry).collect();
+                let mut changes = readiness.restore(&states);
+                changes.retain(|(t, _)| !waiting.contains(t));
+                for &t in &waiting {
+                    readiness.set_unfinished(t, TaskState::UpForRetry);
+                }
+                changes
+            }
+        };
+        let run_pk = row.id;
+        self.runs.insert(
+            run_pk,
+            ActiveRun {
+                row,
+                dag: loaded,
+                readiness,
+                tries,
+                rescheduled: vec![false; n],
+                started: HashMap::new(),
+                unfinished,
+            },
+        );
+        self.apply_changes(run_pk, changes);
+        self.complete_if_done(run_pk);
+        Ok(())
+    }
+
+    fn apply_changes(&mut self, run_pk: i64, changes: Vec<(u32, TaskState)>) {
+        let now = now_us();
+        let Some(run) = self.runs.get_mut(&run_pk) else { return };
+        for (t, state) in changes {
+            let task = &run.dag.dag.tasks[t as usize];
+            let mut update =
+                TaskUpdate { run_pk, task_id: task.id.clone(), state: state.as_str().into(), ..TaskUpdate::default() };
+            if state == TaskState::Scheduled {
+                update.scheduled_at = Some(now);
+                self.order += 1;
+                self.ready.push(Ready { priority: task.priority_weight, order: Reverse(self.order), run_pk, task: t });
+            } else if state.is_finished() {
+                update.end_date = Some(now);
+                run.unfinished -= 1;
+            }
+            self.updates.push(update);
+        }
+    }
+
+    fn complete_if_done(&mut self, run_pk: i64) {
+        let Some(run) = self.runs.get(&run_pk) else { return };
+        if run.unfinished > 0 {
+            return;
+        }
+        let dag = &run.dag.dag;
+        let leaves =
+            (0..dag.tasks.len() as u32).filter(|&t| dag.downstream(t).is_empty()).map(|t| run.readiness.state(t));
+        let state = RunState::from_leaves(leaves);
+        self.run_states.push((run_pk, state.as_str().into(), Some(now_us())));
+        self.runs.remove(&run_pk);
+        self.stats.runs_finished += 1;
+    }
+
+    fn release_due_waits(&mut self) {
+        let now = now_us();
+        while let Some(Reverse((at, run_pk, t))) = self.waiting.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.waiting.pop();
+            if let Some(run) = self.runs.get_mut(&run_pk)
+                && matches!(run.readiness.state(t), TaskState::UpForRetry | TaskState::UpForReschedule)
+            {
+                run.readiness.set_unfinished(t, TaskState::Scheduled);
+                self.apply_changes_scheduled(run_pk, t);
+            }
+        }
+    }
+
+    fn apply_changes_scheduled(&mut self, run_pk: i64, t: u32) {
+        let Some(run) = self.runs.get(&run_pk) else { return };
+        let task = &run.dag.dag.tasks[t as usize];
+        self.updates.push(TaskUpdate {
+            run_pk,
+            task_id: task.id.clone(),
+            state: "scheduled".into(),
+            scheduled_at: Some(now_us()),
+            ..TaskUpdate::default()
+        });
+        self.order += 1;
+        self.ready.push(Ready { priority: task.priority_weight, order: Reverse(self.order), run_pk, task: t });
+    }
+
+    /// Hands ready tries to the executor, highest priority first, within parallelism, pool
+    /// slots and each DAG's max_active_tasks.
+    fn dispatch(&mut self) {
+        let mut blocked = Vec::new();
+        while self.running < self.config.parallelism {
+            let Some(ready) = self.ready.pop() else { break };
+            let Some(run) = self.runs.get(&ready.run_pk) else { continue };
+            if run.readiness.state(ready.task) != TaskState::Scheduled {
+                continue;
+            }
+            let dag = &run.dag.dag;
+            if self.claim_queued && self.paused.contains(&dag.id) {
+                blocked.push(ready);
+                continue;
+            }
+            let task = &dag.tasks[ready.task as usize];
+            let slots = i64::from(task.pool_slots);
+            let Some(&pool_size) = self.pool_slots.get(&task.pool) else {
+                let message = format!(
+                    "pool `{}` does not exist: create it (updraft pools set {} SLOTS) or remove `pool:` from the task",
+                    task.pool, task.pool
+                );
+                self.fail_without_running(ready.run_pk, ready.task, &message);
+                continue;
+            };
+            if self.pool_used.get(&task.pool).copied().unwrap_or(0) + slots > pool_size
+                || self.dag_running.get(&dag.id).copied().unwrap_or(0) >= dag.max_active_tasks
+            {
+                blocked.push(ready);
+                continue;
+            }
+            self.start_try(ready.run_pk, ready.task);
+        }
+        self.ready.extend(blocked);
+    }
+
+    fn fail_without_running(&mut self, run_pk: i64, t: u32, message: &str) {
+        if let Some(run) = self.runs.get(&run_pk) {
+            let path = self.log_path(&run.row, &run.dag.dag.tasks[t as usize].id, run.tries[t as usize] + 1);
+            append_log(&path, &format!("[updraft] the task could not start: {message}"));
+        }
+        self.finish_try(run_pk, t, TaskState::Failed, None);
+    }
+
+    fn log_path(&self, row: &RunRow, task_id: &str, try_number: u32) -> PathBuf {
+        self.config
+            .log_dir
+            .join(format!("dag_id={}", row.dag_id))
+            .join(format!("run_id={}", row.run_id))
+            .join(format!("task_id={task_id}"))
+            .join(format!("attempt={try_number}.log"))
+    }
+
+    fn start_try(&mut self, run_pk: i64, t: u32) {
+        let now = now_us();
+        let Some(run) = self.runs.get_mut(&run_pk) else { return };
+        let try_number =
+            if run.rescheduled[t as usize] { run.tries[t as usize].max(1) } else { run.tries[t as usize] + 1 };
+        run.tries[t as usize] = try_number;
+        run.rescheduled[t as usize] = false;
+        run.readiness.set_unfinished(t, TaskState::Queued);
+        let loaded = Arc::clone(&run.dag);
+        let row = run.row.clone();
+        let task = &loaded.dag.tasks[t as usize];
+        self.updates.push(TaskUpdate {
+            run_pk,
+            task_id: task.id.clone(),
+            state: "queued".into(),
+            try_number: Some(i32::try_from(try_number).unwrap_or(i32::MAX)),
+            queued_at: Some(now),
+            executor: Some(self.executor.name().into()),
+            ..TaskUpdate::default()
+        });
+        let log_path = self.log_path(&row, &task.id, try_number);
+        let key = TryKey { run_pk, task_index: t, try_number };
+        match render_item(&loaded, t, &row) {
+            Ok(params) => {
+                self.running += 1;
+                *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
+                *self.dag_running.entry(loaded.dag.id.clone()).or_default() += 1;
+                self.stats.tries_dispatched += 1;
+                let logical = row.logical_date.unwrap_or(row.run_after);
+                self.executor.submit(WorkItem {
+                    key,
+                    dag_id: row.dag_id.clone(),
+                    run_id: row.run_id.clone(),
+                    task_id: task.id.clone(),
+                    operator: task.operator.clone(),
+                    params,
+                    logical_date: iso(logical),
+                    data_interval_start: iso(row.data_interval_start.unwrap_or(logical)),
+                    data_interval_end: iso(row.data_interval_end.unwrap_or(logical)),
+                    execution_timeout: task.execution_timeout,
+                    log_path,
+                });
+            }
+            Err(message) => {
+                append_log(&log_path, &format!("[updraft] the task could not start: {message}"));
+                self.finish_try(run_pk, t, TaskState::Failed, None);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: WorkEvent) {
+        match event {
+            WorkEvent::Started { key, hostname } => {
+                let Some(run) = self.runs.get_mut(&key.run_pk) else { return };
+                if run.tries[key.task_index as usize] != key.try_number {
+                    return;
+                }
+                let now = now_us();
+                run.started.insert(key.task_index, now);
+                run.readiness.set_unfinished(key.task_index, TaskState::Running);
+                let task_id = run.dag.dag.tasks[key.task_index as usize].id.clone();
+                let _ = &self.hostname;
+                self.updates.push(TaskUpdate {
+                    run_pk: key.run_pk,
+                    task_id,
+                    state: "running".into(),
+                    start_date: Some(now),
+                    hostname: Some(hostname),
+                    ..TaskUpdate::default()
+                });
+            }
+            WorkEvent::Finished { key, outcome } => {
+                let Some(run) = self.runs.get(&key.run_pk) else { return };
+                if run.tries[key.task_index as usize] != key.try_number {
+                    return;
+                }
+                let task = &run.dag.dag.tasks[key.task_index as usize];
+                self.running = self.running.saturating_sub(1);
+                if let Some(used) = self.pool_used.get_mut(&task.pool) {
+                    *used -= i64::from(task.pool_slots);
+                }
+                if let Some(n) = self.dag_running.get_mut(&run.dag.dag.id) {
+                    *n = n.saturating_sub(1);
+                }
+                self.stats.tries_finished += 1;
+                match outcome {
+                    WorkOutcome::Success => self.finish_try(key.run_pk, key.task_index, TaskState::Success, None),
+                    WorkOutcome::Skipped => self.finish_try(key.run_pk, key.task_index, TaskState::Skipped, None),
+                    WorkOutcome::Reschedule { after } => {
+                        let at = now_us() + i64::try_from(after.as_micros()).unwrap_or(i64::MAX / 2);
+                        self.finish_try(key.run_pk, key.task_index, TaskState::UpForReschedule, Some(at));
+                    }
+                    WorkOutcome::Failed { retryable, .. } => {
+                        let retries_left = key.try_number <= task.retries;
+                        if retryable && retries_left {
+                            let identity =
+                                format!("{}#{}#{}#{}", run.row.dag_id, task.id, run.row.run_id, key.try_number);
+                            let wait = retry_wait(
+                                task.retry_delay,
+                                task.retry_exponential_backoff,
+                                task.max_retry_delay,
+                                key.try_number,
+                                &identity,
+                            );
+                            let at = now_us() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
+                            self.finish_try(key.run_pk, key.task_index, TaskState::UpForRetry, Some(at));
+                        } else {
+                            self.finish_try(key.run_pk, key.task_index, TaskState::Failed, None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the end of a try: a final state propagates downstream; a retry or reschedule
+    /// waits until `next_at`.
+    fn finish_try(&mut self, run_pk: i64, t: u32, state: TaskState, next_at: Option<i64>) {
+        let now = now_us();
+        let Some(run) = self.runs.get_mut(&run_pk) else { return };
+        let task_id = run.dag.dag.tasks[t as usize].id.clone();
+        let started = run.started.remove(&t);
+        let duration = started.map(|s| (now - s) as f64 / 1e6);
+        self.updates.push(TaskUpdate {
+            run_pk,
+            task_id,
+            state: state.as_str().into(),
+            end_date: Some(now),
+            duration_s: duration,
+            next_attempt_at: next_at,
+            ..TaskUpdate::default()
+        });
+        if let Some(at) = next_at {
+            run.readiness.set_unfinished(t, state);
+            if state == TaskState::UpForReschedule {
+                run.rescheduled[t as usize] = true;
+            }
+            self.waiting.push(Reverse((at, run_pk, t)));
+            return;
+        }
+        run.unfinished -= 1;
+        let changes = run.readiness.finish(t, state);
+        self.apply_changes(run_pk, changes);
+        self.complete_if_done(run_pk);
+    }
+}
+
+fn new_task_instances(loaded: &LoadedDag, run_pk: i64) -> Vec<NewTaskInstance> {
+    loaded
+        .dag
+        .tasks
+        .iter()
+        .map(|t| NewTaskInstance {
+            task_id: t.id.clone(),
+            uuid: uuid_for(run_pk, &t.id),
+            max_tries: i32::try_from(t.retries).unwrap_or(i32::MAX),
+            operator: t.operator.clone(),
+            pool: t.pool.clone(),
+            pool_slots: i32::try_from(t.pool_slots).unwrap_or(1),
+            priority_weight: t.priority_weight,
+        })
+        .collect()
+}
+
+/// Puts a claimed run back in the queue (over `max_active_runs`).
+async fn sqlx_free_requeue(db: &Db, run_pk: i64) -> Result<(), DbError> {
+    db.apply(&[], &[(run_pk, "queued".into(), None)]).await
+}
+
+/// A stable UUID-shaped id for a task instance (the API's `id`).
+fn uuid_for(run_pk: i64, task_id: &str) -> String {
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325 ^ (run_pk as u64);
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4 ^ (run_pk as u64).rotate_left(17);
+    for byte in task_id.bytes() {
+        a = (a ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        b = (b ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(5);
+    }
+    let hex = format!("{a:016x}{b:016x}");
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+fn append_log(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// Renders a task's params (and, for the sql operator, its SQL) with the run's values.
+fn render_item(loaded: &LoadedDag, t: u32, row: &RunRow) -> Result<serde_json::Value, String> {
+    let dag = &loaded.dag;
+    let task = &dag.tasks[t as usize];
+    let logical = row.logical_date.unwrap_or(row.run_after);
+    let logical_dt = from_us(logical);
+    let mut params = dag.params.clone();
+    params.extend(task.params.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Ok(serde_json::Value::Object(conf)) = serde_json::from_str::<serde_json::Value>(&row.conf) {
+        // Trigger-time `conf` overrides params of the same name, as Airflow's dag_run.conf does
+        // when `dag_run_conf_overrides_params` is on.
+        params.extend(conf);
+    }
+    let vars = updraft_dag::template::TemplateVars {
+        ds: logical_dt.format("%Y-%m-%d").to_string(),
+        ds_nodash: logical_dt.format("%Y%m%d").to_string(),
+        ts: logical_dt.to_rfc3339(),
+        logical_date: logical_dt.to_rfc3339(),
+        data_interval_start: from_us(row.data_interval_start.unwrap_or(logical)).to_rfc3339(),
+        data_interval_end: from_us(row.data_interval_end.unwrap_or(logical)).to_rfc3339(),
+        run_id: row.run_id.clone(),
+        dag_id: dag.id.clone(),
+        task_id: task.id.clone(),
+        params: params.clone(),
+    };
+    let render = |text: &str, what: &str| {
+        updraft_dag::template::render(text, &vars, false)
+            .map_err(|e| format!("template error in {what} at line {}: {}", e.line, e.message))
+    };
+    let mut out = serde_json::Map::new();
+    // With `sql:`, params are template values for the SQL (as in Airflow's SQL operators);
+    // the operator itself receives the rendered statement and the connection.
+    let operator_params = if task.sql.is_some() { &serde_json::Map::new() } else { &task.params };
+    for (k, v) in operator_params {
+        let value = match v {
+            serde_json::Value::String(s) => serde_json::Value::String(render(s, &format!("param `{k}`"))?),
+            other => other.clone(),
+        };
+        out.insert(k.clone(), value);
+    }
+    if let Some(sql) = &task.sql {
+        let text = match sql {
+            SqlSource::Inline(text) => text.clone(),
+            SqlSource::File(path) => {
+                let full = loaded.folder.join(path);
+                std::fs::read_to_string(&full)
+                    .map_err(|e| format!("cannot read the SQL file {}: {e}", full.display()))?
+            }
+        };
+        out.insert("sql".into(), serde_json::Value::String(render(&text, "the SQL")?));
+        if let Some(connection) = &task.connection {
+            out.entry("connection").or_insert_with(|| serde_json::Value::String(connection.clone()));
+        }
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_instance_ids_look_like_uuids() {
+        let id = super::uuid_for(7, "orders_clean");
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_eq!(&id[14..15], "4");
+        assert_eq!(id, super::uuid_for(7, "orders_clean"));
+        assert_ne!(id, super::uuid_for(8, "orders_clean"));
+    }
+}

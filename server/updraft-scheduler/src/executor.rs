@@ -1,0 +1,63 @@
+//! The contract between the scheduler and an executor: the scheduler hands over a [`WorkItem`]
+//! (one try of one task, fully rendered), the executor reports [`WorkEvent`]s back on a
+//! channel: started, then finished with a [`WorkOutcome`]. Executors: `local` (in-process,
+//! through the plugin host) and, later, `kubernetes` (a pod per try).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Identifies one try of one task instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TryKey {
+    pub run_pk: i64,
+    pub task_index: u32,
+    pub try_number: u32,
+}
+
+/// One try to run, with everything rendered.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    pub key: TryKey,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub operator: String,
+    /// Rendered params (a JSON object); for the sql operator it carries `sql` and `connection`.
+    pub params: serde_json::Value,
+    pub logical_date: String,
+    pub data_interval_start: String,
+    pub data_interval_end: String,
+    pub execution_timeout: Option<Duration>,
+    /// Where the try's log goes.
+    pub log_path: PathBuf,
+}
+
+/// How a try ended, as the scheduler needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkOutcome {
+    Success,
+    Skipped,
+    /// Failed; `retryable: false` skips the remaining retries (the operator said so).
+    Failed {
+        message: String,
+        retryable: bool,
+    },
+    /// A sensor asks to run again after `after`, without holding a slot meanwhile.
+    Reschedule {
+        after: Duration,
+    },
+}
+
+/// What an executor reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkEvent {
+    Started { key: TryKey, hostname: String },
+    Finished { key: TryKey, outcome: WorkOutcome },
+}
+
+/// Runs tries. `submit` must not block: executors spawn the work and report on their channel.
+pub trait Executor: Send + Sync {
+    /// The executor's name, stored on task instances (`local`, `kubernetes`).
+    fn name(&self) -> &'static str;
+    fn submit(&self, item: WorkItem);
+}

@@ -1,0 +1,130 @@
+//! `updraft standalone`: everything in one process on the embedded default — migrations on a
+//! SQLite file in the data folder, the example DAGs (or `--dags`), a demo warehouse for them,
+//! and the scheduler with the local executor, printing progress. (The API server and web app
+//! join it when they land.)
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use updraft_db::Db;
+use updraft_db::runs::NewRun;
+use updraft_db::secrets::Connection;
+
+use super::meta::{MetaArgs, runtime};
+use super::scheduler::{RunArgs, example_dags, shutdown_signal};
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    #[command(flatten)]
+    pub meta: MetaArgs,
+    /// The DAGs folder (default: the example DAGs).
+    #[arg(long = "dags", env = "UPDRAFT__CORE__DAGS_FOLDER")]
+    pub dags: Option<std::path::PathBuf>,
+    /// Port of the API server and web app on 127.0.0.1 (they arrive with their issue).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Most task tries running at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallelism: usize,
+    /// Stop once every run has finished (for scripts and tests).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+}
+
+pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    let dags = match args.dags.clone().or_else(example_dags) {
+        Some(d) => d,
+        None => {
+            anyhow::bail!("no DAGs folder: pass --dags DIR (the example DAGs are in the source tree's examples/dags)")
+        }
+    };
+    let run = RunArgs { meta: args.meta.clone(), dags: dags.clone(), plugins: None, parallelism: args.parallelism };
+    runtime()?.block_on(async move {
+        let db = Db::connect(&args.meta.url()?).await?;
+        db.migrate().await?;
+        let key = args.meta.encryption_key()?;
+        if db.get_connection(&key, "warehouse").await?.is_none() {
+            let path = std::path::absolute(args.meta.data_dir.join("warehouse.db"))?;
+            updraft_db::demo::seed_demo_warehouse(&path).await?;
+            let warehouse = Connection {
+                conn_id: "warehouse".into(),
+                conn_type: "sqlite".into(),
+                schema: Some(path.display().to_string()),
+                description: Some("demo warehouse created by updraft standalone".into()),
+                ..Connection::default()
+            };
+            db.add_connection(&key, &warehouse).await?;
+            println!("created the demo warehouse {} (connection `warehouse`)", path.display());
+        }
+        let (mut engine, _executor) = run.engine(&db, false).await?;
+        println!("updraft standalone: data in {}, DAGs from {}", args.meta.data_dir.display(), dags.display());
+        println!("(the API server on 127.0.0.1:{} and the web app arrive with their issue)", args.port);
+        // First start: run each DAG once, so the examples show what they do.
+        for dag in db.list_dags().await? {
+            if db.list_runs(&dag.record.dag_id, 1, 0).await?.is_empty() {
+                let now = updraft_db::now_us();
+                let run_id = format!("manual__{}", chrono_like(now));
+                db.insert_run(&NewRun {
+                    dag_id: dag.record.dag_id.clone(),
+                    run_id,
+                    run_type: "manual".into(),
+                    logical_date: Some(now),
+                    data_interval: Some((now, now)),
+                    run_after: now,
+                    conf: "{}".into(),
+                    triggered_by: "cli".into(),
+                    triggering_user: None,
+                    note: Some("first run by updraft standalone".into()),
+                })
+                .await?;
+            }
+        }
+        let exit_when_idle = args.exit_when_idle;
+        let progress_db = db.clone();
+        let stop = async move {
+            let mut last = String::new();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Ok(summary) = progress(&progress_db).await else { continue };
+                if summary.0 != last {
+                    println!("{}", summary.0);
+                    last = summary.0;
+                }
+                if exit_when_idle && summary.1 {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            result = engine.run(stop) => result?,
+            () = shutdown_signal() => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// One line per DAG with the state of its latest run; and whether nothing is queued or running.
+async fn progress(db: &Db) -> anyhow::Result<(String, bool)> {
+    let mut parts = Vec::new();
+    let mut idle = true;
+    for dag in db.list_dags().await? {
+        if let Some(run) = db.list_runs(&dag.record.dag_id, 1, 0).await?.into_iter().next() {
+            let tis = db.task_instances(run.id).await?;
+            let done = tis
+                .iter()
+                .filter(|t| matches!(t.state.as_str(), "success" | "failed" | "skipped" | "upstream_failed"))
+                .count();
+            idle &= matches!(run.state.as_str(), "success" | "failed");
+            parts.push(format!("{} {} ({done}/{} tasks)", dag.record.dag_id, run.state, tis.len()));
+        }
+    }
+    Ok((parts.join(" · "), idle))
+}
+
+/// An ISO-8601 UTC time from microseconds, for run ids (`manual__2026-…+00:00`, as Airflow).
+pub fn chrono_like(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
+        .unwrap_or_default()
+}

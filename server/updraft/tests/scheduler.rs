@@ -1,0 +1,283 @@
+//! The scheduler and the local executor, run as users run them (`updraft dags test`,
+//! `updraft scheduler`), on SQLite and on the PostgreSQL at 127.0.0.1:5432: trigger rules,
+//! retries with backoff, pools, timeouts, a scheduler killed mid-run, and two schedulers
+//! sharing one run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A metadata database for one test: a data folder, and on PostgreSQL a fresh database.
+struct Meta {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    pg: Option<String>,
+}
+
+fn psql(sql: &str, db: &str) -> Output {
+    Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql]).output().expect("psql runs")
+}
+
+impl Meta {
+    fn new(postgres: bool, name: &str) -> Meta {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = vec![("UPDRAFT__CORE__DATA_DIR".to_owned(), dir.path().display().to_string())];
+        let mut pg = None;
+        if postgres {
+            let db = format!("updraft_sched_{name}_{}", std::process::id());
+            let out = psql(&format!("CREATE DATABASE {db}"), "postgres");
+            assert!(out.status.success(), "PostgreSQL must run at 127.0.0.1:5432: {}", text(&out.stderr));
+            env.push(("UPDRAFT__DATABASE__URL".into(), format!("postgres://postgres@127.0.0.1:5432/{db}")));
+            env.push(("UPDRAFT__CORE__ENCRYPTION_KEY".into(), "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()));
+            pg = Some(db);
+        }
+        let meta = Meta { dir, env, pg };
+        assert!(meta.run(&["db", "migrate"]).status.success());
+        meta
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+        command
+            .args(args)
+            .current_dir(workspace())
+            .env_remove("UPDRAFT__DATABASE__URL")
+            .env_remove("UPDRAFT__CORE__ENCRYPTION_KEY");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("runs updraft")
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        if let Some(db) = &self.pg {
+            let _ = psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"), "postgres");
+        }
+    }
+}
+
+/// The last state `dags test` printed for each task.
+fn final_states(stdout: &str) -> HashMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let time = parts.next()?;
+            time.strip_suffix('s')?.parse::<f64>().ok()?;
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        })
+        .map(|(state, task)| (task, state))
+        .collect()
+}
+
+#[test]
+fn trigger_rules_on_both_databases() {
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "rules");
+        let out = meta.run(&["dags", "test", "trigger_rules", "--dags", "examples/dags"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+        let states = final_states(&stdout);
+        let expected = [
+            ("succeeds", "success"),
+            ("fails", "failed"),
+            ("on_all_success", "upstream_failed"),
+            ("on_all_failed", "skipped"),
+            ("on_all_done", "success"),
+            ("on_one_success", "success"),
+            ("on_one_failed", "success"),
+            ("on_none_failed", "upstream_failed"),
+            ("on_none_skipped", "success"),
+            ("always", "success"),
+            ("summary", "success"),
+        ];
+        for (task, state) in expected {
+            assert_eq!(states.get(task).map(String::as_str), Some(state), "postgres={postgres} {task}\n{stdout}");
+        }
+        assert!(stdout.contains("run test__") && stdout.contains(": success in "), "{stdout}");
+    }
+}
+
+#[test]
+fn retries_back_off_then_fail_and_keep_each_try_log() {
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "retries");
+        let started = Instant::now();
+        let out = meta.run(&["dags", "test", "retries", "--dags", "tests/fixtures/scheduler/retries.yaml"]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert_eq!(stdout.matches("up_for_retry     flaky").count(), 2, "{stdout}");
+        let states = final_states(&stdout);
+        assert_eq!(states.get("flaky").map(String::as_str), Some("failed"));
+        assert_eq!(states.get("after").map(String::as_str), Some("upstream_failed"));
+        // Exponential backoff from 1s: at least 1s before try 2 and 2s before try 3.
+        assert!(started.elapsed() >= Duration::from_secs(3), "{:?}", started.elapsed());
+        let run_dir = std::fs::read_dir(meta.logs().join("dag_id=retries"))
+            .expect("logs")
+            .next()
+            .expect("run")
+            .expect("entry")
+            .path();
+        for attempt in 1..=3 {
+            let log = std::fs::read_to_string(run_dir.join("task_id=flaky").join(format!("attempt={attempt}.log")))
+                .expect("each try has its log");
+            assert!(log.contains("failed: boom"), "{log}");
+        }
+    }
+}
+
+#[test]
+fn a_pool_with_one_slot_runs_one_task_at_a_time() {
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "pools");
+        assert!(meta.run(&["pools", "set", "single", "1"]).status.success());
+        let out = meta.run(&["dags", "test", "pools", "--dags", "tests/fixtures/scheduler/pools.yaml"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+        let mut running = 0;
+        for line in stdout.lines() {
+            if line.contains(" running ") {
+                running += 1;
+                assert_eq!(running, 1, "two tasks of a one-slot pool ran at once:\n{stdout}");
+            } else if line.contains(" success ") && !line.starts_with("run ") {
+                running -= 1;
+            }
+        }
+        let missing = meta.run(&[
+            "dags",
+            "test",
+            "pools",
+            "--dags",
+            "tests/fixtures/scheduler/pools.yaml",
+            "--data-dir",
+            "/nonexistent/x",
+        ]);
+        let _ = missing;
+    }
+}
+
+#[test]
+fn execution_timeout_stops_a_try() {
+    let meta = Meta::new(false, "timeouts");
+    let started = Instant::now();
+    let out = meta.run(&["dags", "test", "timeouts", "--dags", "tests/fixtures/scheduler/timeouts.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(20), "the 30 s sleep was not stopped");
+    let run_dir = std::fs::read_dir(meta.logs().join("dag_id=timeouts"))
+        .expect("logs")
+        .next()
+        .expect("run")
+        .expect("entry")
+        .path();
+    let log = std::fs::read_to_string(run_dir.join("task_id=slow/attempt=1.log")).expect("log");
+    assert!(log.contains("timed out: stopped after its execution_timeout of 1s"), "{log}");
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn scheduler(meta: &Meta, dags: &str) -> Child {
+    meta.command(&["scheduler", "--dags", dags])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts the scheduler")
+}
+
+fn run_state(meta: &Meta, dag: &str) -> String {
+    let out = meta.run(&["dags", "list-runs", dag]);
+    text(&out.stdout).lines().next().and_then(|l| l.split('\t').nth(1)).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_killed_scheduler_is_replaced_and_the_run_finishes() {
+    let meta = Meta::new(false, "crash");
+    let mut first = scheduler(&meta, "tests/fixtures/scheduler/chain.yaml");
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        meta.run(&["dags", "trigger", "chain", "--run-id", "crash"]).status.success()
+    });
+    let logs = meta.logs().join("dag_id=chain/run_id=crash");
+    wait_for("two tasks to finish", Duration::from_secs(60), || {
+        ["s01", "s02"].iter().all(|t| {
+            std::fs::read_to_string(logs.join(format!("task_id={t}/attempt=1.log")))
+                .is_ok_and(|l| l.contains("success"))
+        })
+    });
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    assert_eq!(run_state(&meta, "chain"), "running");
+    let mut second = scheduler(&meta, "tests/fixtures/scheduler/chain.yaml");
+    wait_for("the run to finish under the new scheduler", Duration::from_secs(90), || {
+        run_state(&meta, "chain") == "success"
+    });
+    second.kill().expect("stop");
+    let _ = second.wait();
+    // Finished tasks kept their single try; the rest ran under the new scheduler.
+    assert!(!logs.join("task_id=s01/attempt=2.log").exists(), "a finished task ran again");
+    assert!(logs.join("task_id=s06/attempt=1.log").exists() || logs.join("task_id=s06/attempt=2.log").exists());
+}
+
+#[test]
+fn two_schedulers_on_postgres_run_each_task_instance_once() {
+    let meta = Meta::new(true, "ha");
+    let dags = meta.dir.path().join("dags");
+    std::fs::create_dir_all(&dags).expect("mkdir");
+    let mut yaml = String::from("dag: wide\ndefaults: {operator: noop}\ntasks:\n");
+    for i in 0..2000 {
+        if i < 20 {
+            yaml.push_str(&format!("  - {{id: t{i}}}\n"));
+        } else {
+            yaml.push_str(&format!("  - {{id: t{i}, upstream: [t{}]}}\n", i % 20));
+        }
+    }
+    std::fs::write(dags.join("wide.yaml"), yaml).expect("write");
+    let dags = dags.display().to_string();
+    let mut a = scheduler(&meta, &dags);
+    let mut b = scheduler(&meta, &dags);
+    wait_for("the DAG to be registered", Duration::from_secs(60), || {
+        meta.run(&["dags", "trigger", "wide", "--run-id", "ha"]).status.success()
+    });
+    wait_for("the 2,000-task run to finish", Duration::from_secs(180), || run_state(&meta, "wide") == "success");
+    for child in [&mut a, &mut b] {
+        child.kill().expect("stop");
+        let _ = child.wait();
+    }
+    let db = meta.pg.clone().expect("postgres");
+    let counts = text(
+        &psql(
+            "SELECT count(*), sum(CASE WHEN try_number = 1 AND state = 'success' THEN 1 ELSE 0 END) FROM task_instance",
+            &db,
+        )
+        .stdout,
+    );
+    assert_eq!(counts.trim(), "2000|2000", "every task instance ran exactly once, successfully");
+    let tries = std::fs::read_dir(meta.logs().join("dag_id=wide/run_id=ha")).expect("logs").count();
+    assert_eq!(tries, 2000);
+}
