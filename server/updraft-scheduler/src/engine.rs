@@ -107,6 +107,8 @@ pub struct Engine {
     fingerprint: Option<u64>,
     last_parse: Option<Instant>,
     last_heartbeat: Instant,
+    last_claim: Option<Instant>,
+    last_timetables: Option<Instant>,
     last_intervals: HashMap<String, Option<DataInterval>>,
     runs: HashMap<i64, ActiveRun>,
     ready: BinaryHeap<Ready>,
@@ -211,6 +213,8 @@ impl Engine {
             fingerprint: None,
             last_parse: None,
             last_heartbeat: Instant::now(),
+            last_claim: None,
+            last_timetables: None,
             last_intervals: HashMap::new(),
             runs: HashMap::new(),
             ready: BinaryHeap::new(),
@@ -325,10 +329,14 @@ impl Engine {
                 self.adopt().await?;
             }
         }
-        if self.schedule {
+        // Timetables change by the minute at most; triggers should start within a blink. Both
+        // cost a query, so neither runs on every loop of a busy scheduler.
+        if self.schedule && self.last_timetables.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.last_timetables = Some(Instant::now());
             self.create_scheduled_runs().await?;
         }
-        if self.claim_queued {
+        if self.claim_queued && self.last_claim.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+            self.last_claim = Some(Instant::now());
             self.start_queued_runs().await?;
         }
         self.release_due_waits();

@@ -241,3 +241,22 @@ fn secrets_commands_on_postgres_never_print_passwords() {
         .arg(format!("DROP DATABASE {name} WITH (FORCE)"))
         .output();
 }
+
+#[test]
+fn a_closed_pipe_ends_output_without_a_panic() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args(["dags", "show", "orders_daily", "--dags", "examples/dags", "--format", "dot"])
+        .current_dir(workspace())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Read nothing and close the pipe at once, like `| grep -q` after its first match.
+    drop(child.stdout.take());
+    let status = child.wait().expect("waits");
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("reads");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{stderr}");
+}

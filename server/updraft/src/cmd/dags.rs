@@ -316,11 +316,11 @@ fn show(dag_id: &str, dags: &DagsFolder, format: ShowFormat) -> anyhow::Result<E
     };
     let dag = &loaded.dag;
     match format {
-        ShowFormat::Tree => print!("{}", export::tree(dag)),
-        ShowFormat::Dot => print!("{}", export::dot(dag)),
+        ShowFormat::Tree => super::emit(&export::tree(dag))?,
+        ShowFormat::Dot => super::emit(&export::dot(dag))?,
         ShowFormat::Json => {
             let json = serde_json::to_string(&export::graph_json(dag)).context("serialising the graph")?;
-            println!("{json}");
+            super::emit(&format!("{json}\n"))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -436,9 +436,11 @@ fn test(dag_id: &str, logical_date: Option<&str>, run: &RunArgs) -> anyhow::Resu
 
 fn list_runs(dag_id: &str, limit: i64, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
+        let mut text = String::new();
         for run in meta.db().await?.list_runs(dag_id, limit, 0).await? {
-            println!("{}\t{}\t{}", run.run_id, run.state, run.run_type);
+            text.push_str(&format!("{}\t{}\t{}\n", run.run_id, run.state, run.run_type));
         }
+        super::emit(&text)?;
         Ok(ExitCode::SUCCESS)
     })
 }

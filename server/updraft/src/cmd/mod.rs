@@ -11,3 +11,14 @@ pub mod scheduler;
 pub mod standalone;
 pub mod tasks;
 pub mod variables;
+
+/// Writes command output to stdout. A reader that went away (`| head`, `| grep -q`) ends the
+/// output quietly instead of panicking, as Unix tools do.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

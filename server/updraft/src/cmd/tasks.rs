@@ -45,7 +45,7 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
             .join(format!("task_id={task_id}"))
             .join(format!("attempt={try_number}.log"));
         match std::fs::read_to_string(&path) {
-            Ok(text) => print!("{text}"),
+            Ok(text) => super::emit(&text)?,
             Err(e) => bail!("no log for try {try_number} of `{task_id}` at {}: {e}", path.display()),
         }
         Ok(ExitCode::SUCCESS)
