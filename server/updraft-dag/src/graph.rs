@@ -310,7 +310,7 @@ pub fn assemble(dag: DagSpec, mut inputs: Vec<TaskInput>, options: Options) -> (
     // SQL against depends_on.
     let level = |d: Diagnostic| if options.strict { Diagnostic { severity: diag::Severity::Error, ..d } } else { d };
     for (i, input) in all.iter().enumerate() {
-        check_sql(&dag, &all, i, &input.sql, &producer, &level, &mut diags);
+        check_sql(&all, i, &input.sql, &producer, &level, &mut diags);
     }
 
     let (upstream_index, upstream_list) = compress(&upstream);
@@ -386,7 +386,6 @@ fn same_table(a: &str, b: &str) -> bool {
 }
 
 fn check_sql(
-    dag: &DagSpec,
     all: &[TaskInput],
     i: usize,
     sql: &SqlInput,
@@ -450,7 +449,6 @@ fn check_sql(
             }
         }
     }
-    let _ = dag;
 }
 
 /// Finds the operator a task runs, or reports that it has nothing to run.

@@ -273,11 +273,6 @@ impl Db {
                 claimed.push(run_row(&row)?);
             }
         }
-        sqlx::query("UPDATE scheduler_job SET heartbeat_at = $2 WHERE id = $1")
-            .bind(scheduler_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(claimed)
     }

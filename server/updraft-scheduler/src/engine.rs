@@ -22,6 +22,7 @@ use updraft_db::runs::{NewRun, NewTaskInstance, RunRow, TaskUpdate};
 use updraft_db::{Backend, Db, DbError, dags::DagRecord, now_us};
 
 use crate::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
+use crate::fnv::Fnv;
 use crate::readiness::Readiness;
 use crate::retry::retry_wait;
 use crate::state::{RunState, TaskState};
@@ -120,7 +121,6 @@ pub struct Engine {
     updates: Vec<TaskUpdate>,
     run_states: Vec<(i64, String, Option<i64>)>,
     order: u64,
-    hostname: String,
     stats: EngineStats,
     observer: Option<Observer>,
     claim_queued: bool,
@@ -141,12 +141,8 @@ fn from_us(us: i64) -> DateTime<Utc> {
 
 /// A cheap fingerprint of a DAGs folder: paths, sizes and modification times.
 fn fingerprint(root: &Path) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut mix = |bytes: &[u8]| {
-        for b in bytes {
-            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut hash = Fnv::new();
+    let mut mix = |bytes: &[u8]| hash.write(bytes);
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -168,15 +164,14 @@ fn fingerprint(root: &Path) -> u64 {
             }
         }
     }
-    hash
+    hash.finish()
 }
 
 fn source_hash(dag: &updraft_dag::Dag) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = Fnv::new();
     let mut mix = |s: &str| {
-        for b in s.bytes().chain([0]) {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        hash.write(s.as_bytes());
+        hash.write(&[0]);
     };
     mix(&dag.schedule.describe());
     for (t, task) in dag.tasks.iter().enumerate() {
@@ -184,7 +179,7 @@ fn source_hash(dag: &updraft_dag::Dag) -> String {
         mix(&task.operator);
         mix(&format!("{:?}{:?}{:?}", task.sql, task.params, dag.upstream(t as u32)));
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hash.finish())
 }
 
 impl Engine {
@@ -226,7 +221,6 @@ impl Engine {
             updates: Vec::new(),
             run_states: Vec::new(),
             order: 0,
-            hostname,
             stats: EngineStats::default(),
             observer: None,
             claim_queued: !config_single_run,
@@ -372,7 +366,6 @@ impl Engine {
         if self.fingerprint != Some(current) {
             self.fingerprint = Some(current);
             let folder = self.config.dags_folder.clone();
-            let started = Instant::now();
             let mut bag = tokio::task::spawn_blocking(move || updraft_dagbag::load(&folder, Options::default()))
                 .await
                 .unwrap_or_default();
@@ -391,7 +384,6 @@ impl Engine {
                     diagnostics: problems,
                 }));
             }
-            let parse_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
             let records: Vec<DagRecord> = bag
                 .dags
                 .iter()
@@ -424,7 +416,6 @@ impl Engine {
                 })
                 .collect();
             self.db.sync_dags(&records, &errors, self.config.paused_at_creation).await?;
-            let _ = parse_us;
             self.dags = bag.dags.into_iter().map(|d| (d.dag.id.clone(), Arc::new(d))).collect();
         }
         self.paused = self.db.list_dags().await?.into_iter().filter(|d| d.is_paused).map(|d| d.record.dag_id).collect();
@@ -490,7 +481,7 @@ impl Engine {
             let active = self.runs.values().filter(|r| r.row.dag_id == row.dag_id).count();
             if active >= loaded.dag.max_active_runs as usize {
                 // Over max_active_runs: hand it back for a later loop.
-                sqlx_free_requeue(&self.db, row.id).await?;
+                requeue_run(&self.db, row.id).await?;
                 continue;
             }
             let tasks = new_task_instances(&loaded, row.id);
@@ -619,23 +610,9 @@ impl Engine {
                 && matches!(run.readiness.state(t), TaskState::UpForRetry | TaskState::UpForReschedule)
             {
                 run.readiness.set_unfinished(t, TaskState::Scheduled);
-                self.apply_changes_scheduled(run_pk, t);
+                self.apply_changes(run_pk, vec![(t, TaskState::Scheduled)]);
             }
         }
-    }
-
-    fn apply_changes_scheduled(&mut self, run_pk: i64, t: u32) {
-        let Some(run) = self.runs.get(&run_pk) else { return };
-        let task = &run.dag.dag.tasks[t as usize];
-        self.updates.push(TaskUpdate {
-            run_pk,
-            task_id: task.id.clone(),
-            state: "scheduled".into(),
-            scheduled_at: Some(now_us()),
-            ..TaskUpdate::default()
-        });
-        self.order += 1;
-        self.ready.push(Ready { priority: task.priority_weight, order: Reverse(self.order), run_pk, task: t });
     }
 
     /// Hands ready tries to the executor, highest priority first, within parallelism, pool
@@ -752,7 +729,6 @@ impl Engine {
                 run.started.insert(key.task_index, now);
                 run.readiness.set_unfinished(key.task_index, TaskState::Running);
                 let task_id = run.dag.dag.tasks[key.task_index as usize].id.clone();
-                let _ = &self.hostname;
                 self.updates.push(TaskUpdate {
                     run_pk: key.run_pk,
                     task_id,
@@ -856,7 +832,7 @@ fn new_task_instances(loaded: &LoadedDag, run_pk: i64) -> Vec<NewTaskInstance> {
 }
 
 /// Puts a claimed run back in the queue (over `max_active_runs`).
-async fn sqlx_free_requeue(db: &Db, run_pk: i64) -> Result<(), DbError> {
+async fn requeue_run(db: &Db, run_pk: i64) -> Result<(), DbError> {
     db.apply(&[], &[(run_pk, "queued".into(), None)]).await
 }
 

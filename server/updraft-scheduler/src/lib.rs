@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod executor;
+mod fnv;
 pub mod readiness;
 pub mod retry;
 pub mod state;

@@ -25,14 +25,10 @@ pub fn retry_wait(
     let cap = max_delay.unwrap_or(DEFAULT_MAX_RETRY_DELAY);
     let exponent = failed_try.saturating_sub(1).min(40);
     let base_ms = delay.as_millis().saturating_mul(1u128 << exponent).max(1);
-    let jitter_ms = u128::from(fnv1a(identity)) % base_ms;
+    let jitter_ms = u128::from(crate::fnv::hash(identity)) % base_ms;
     let total_ms = base_ms.saturating_add(jitter_ms);
     let total = Duration::from_millis(u64::try_from(total_ms).unwrap_or(u64::MAX));
     total.min(cap)
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

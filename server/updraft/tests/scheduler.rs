@@ -162,16 +162,6 @@ fn a_pool_with_one_slot_runs_one_task_at_a_time() {
                 running -= 1;
             }
         }
-        let missing = meta.run(&[
-            "dags",
-            "test",
-            "pools",
-            "--dags",
-            "tests/fixtures/scheduler/pools.yaml",
-            "--data-dir",
-            "/nonexistent/x",
-        ]);
-        let _ = missing;
     }
 }
 
