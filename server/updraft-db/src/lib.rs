@@ -10,6 +10,7 @@
 mod crypto;
 pub mod dags;
 pub mod demo;
+pub mod requests;
 pub mod runs;
 pub mod secrets;
 pub mod xcom;

@@ -160,6 +160,9 @@ pub struct TaskUpdate {
     pub next_attempt_at: Option<i64>,
     pub hostname: Option<String>,
     pub executor: Option<String>,
+    /// Clearing: the times and host of the last try are erased, and `max_tries` is set to this
+    /// value (the tries allowed from now on).
+    pub reset_max_tries: Option<i32>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 bound parameters.
@@ -222,6 +225,13 @@ impl Db {
         Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
     }
 
+    /// The runs of a DAG with this logical date (µs).
+    pub async fn runs_at(&self, dag_id: &str, logical_date: i64) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND logical_date = $2 ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dag_id).bind(logical_date).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
     /// The latest scheduled run's data interval end of each DAG (for timetables).
     pub async fn last_scheduled_interval(&self, dag_id: &str) -> Result<Option<(i64, i64)>, DbError> {
         let row = sqlx::query(
@@ -277,8 +287,10 @@ impl Db {
         Ok(claimed)
     }
 
-    /// Creates a run's task instances in bulk (none state); existing ones are kept.
-    pub async fn create_task_instances(&self, run: &RunRow, tasks: &[NewTaskInstance]) -> Result<(), DbError> {
+    /// Creates a run's task instances in bulk (none state); existing ones are kept. Returns how
+    /// many were created (fewer than `tasks` when the run had started before: a cleared run).
+    pub async fn create_task_instances(&self, run: &RunRow, tasks: &[NewTaskInstance]) -> Result<u64, DbError> {
+        let mut created = 0;
         let mut tx = self.pool().begin().await?;
         for chunk in tasks.chunks(INSERT_CHUNK) {
             let mut sql = String::from(
@@ -313,10 +325,10 @@ impl Db {
                     .bind(t.pool_slots)
                     .bind(t.priority_weight);
             }
-            query.execute(&mut *tx).await?;
+            created += query.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        Ok(())
+        Ok(created)
     }
 
     /// Every task instance of a run, by task id.
@@ -332,17 +344,33 @@ impl Db {
         Ok(row.as_ref().map(ti_row).transpose()?)
     }
 
-    /// Writes a batch of task-instance changes and run-state changes in one transaction.
+    /// Writes a batch of task-instance changes and run-state changes in one transaction, and
+    /// deletes the run requests (`done_requests`) those changes carry out.
     pub async fn apply(
         &self,
         updates: &[TaskUpdate],
         run_states: &[(i64, String, Option<i64>)],
+        done_requests: &[i64],
     ) -> Result<(), DbError> {
-        if updates.is_empty() && run_states.is_empty() {
+        if updates.is_empty() && run_states.is_empty() && done_requests.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
         for u in updates {
+            if let Some(max_tries) = u.reset_max_tries {
+                sqlx::query(
+                    "UPDATE task_instance SET state = $3, max_tries = $4, scheduled_at = NULL, queued_at = NULL, start_date = NULL, \
+                     end_date = NULL, duration_s = NULL, next_attempt_at = NULL, hostname = NULL, external_id = NULL \
+                     WHERE run_pk = $1 AND task_id = $2 AND map_index = -1",
+                )
+                .bind(u.run_pk)
+                .bind(&u.task_id)
+                .bind(&u.state)
+                .bind(max_tries)
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
             sqlx::query(
                 "UPDATE task_instance SET state = $3, try_number = COALESCE($4, try_number), scheduled_at = COALESCE($5, scheduled_at), \
                  queued_at = COALESCE($6, queued_at), start_date = COALESCE($7, start_date), end_date = COALESCE($8, end_date), \
@@ -372,6 +400,9 @@ impl Db {
                 .bind(end_date)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for id in done_requests {
+            sqlx::query("DELETE FROM run_request WHERE id = $1").bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

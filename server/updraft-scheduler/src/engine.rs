@@ -78,7 +78,18 @@ struct ActiveRun {
     tries: Vec<u32>,
     rescheduled: Vec<bool>,
     started: HashMap<u32, i64>,
-    unfinished: usize,
+    /// A failed try `n` is retried while `n <= max_tries` (Airflow's rule; clearing raises it).
+    max_tries: Vec<u32>,
+    /// The run's final state when it was marked by hand.
+    forced: Option<RunState>,
+}
+
+/// What a try in flight holds until it finishes: a parallelism slot, pool slots, a place in
+/// its DAG's `max_active_tasks`.
+struct Slot {
+    pool: String,
+    pool_slots: i64,
+    dag_id: String,
 }
 
 /// Counters for tests, benchmarks and metrics.
@@ -113,13 +124,18 @@ pub struct Engine {
     last_intervals: HashMap<String, Option<DataInterval>>,
     runs: HashMap<i64, ActiveRun>,
     ready: BinaryHeap<Ready>,
-    waiting: BinaryHeap<Reverse<(i64, i64, u32)>>,
+    /// Tries waiting for their retry or reschedule time: (time, run, task, try).
+    waiting: BinaryHeap<Reverse<(i64, i64, u32, u32)>>,
+    /// Tries handed to the executor and not yet reported finished (each holds a slot).
+    inflight: HashMap<TryKey, Slot>,
     running: usize,
     pool_slots: HashMap<String, i64>,
     pool_used: HashMap<String, i64>,
     dag_running: HashMap<String, u32>,
     updates: Vec<TaskUpdate>,
     run_states: Vec<(i64, String, Option<i64>)>,
+    done_requests: Vec<i64>,
+    last_requests: Option<Instant>,
     order: u64,
     stats: EngineStats,
     observer: Option<Observer>,
@@ -214,12 +230,15 @@ impl Engine {
             runs: HashMap::new(),
             ready: BinaryHeap::new(),
             waiting: BinaryHeap::new(),
+            inflight: HashMap::new(),
             running: 0,
             pool_slots: HashMap::new(),
             pool_used: HashMap::new(),
             dag_running: HashMap::new(),
             updates: Vec::new(),
             run_states: Vec::new(),
+            done_requests: Vec::new(),
+            last_requests: None,
             order: 0,
             stats: EngineStats::default(),
             observer: None,
@@ -252,10 +271,12 @@ impl Engine {
                 DbError::NotFound(format!("DAG `{dag_id}` did not load: run `updraft dags validate`"))
             })?;
         self.paused.remove(dag_id);
-        self.db.apply(&[], &[(row.id, "running".into(), None)]).await?;
+        self.db.apply(&[], &[(row.id, "running".into(), None)], &[]).await?;
         let tasks = new_task_instances(&loaded, row.id);
         self.db.create_task_instances(&row, &tasks).await?;
-        self.activate(row, loaded, None).await?;
+        let run_pk = row.id;
+        self.activate(row, loaded, None);
+        self.complete_if_done(run_pk);
         self.run_until_finished(dag_id, run_id).await
     }
 
@@ -333,21 +354,27 @@ impl Engine {
             self.last_claim = Some(Instant::now());
             self.start_queued_runs().await?;
         }
+        if self.claim_queued && self.last_requests.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+            self.last_requests = Some(Instant::now());
+            self.take_requests().await?;
+        }
         self.release_due_waits();
         self.dispatch();
         self.flush().await
     }
 
     async fn flush(&mut self) -> Result<(), EngineError> {
-        if self.updates.is_empty() && self.run_states.is_empty() {
+        if self.updates.is_empty() && self.run_states.is_empty() && self.done_requests.is_empty() {
             return Ok(());
         }
         let updates = std::mem::take(&mut self.updates);
         let run_states = std::mem::take(&mut self.run_states);
-        if let Err(error) = self.db.apply(&updates, &run_states).await {
+        let done_requests = std::mem::take(&mut self.done_requests);
+        if let Err(error) = self.db.apply(&updates, &run_states, &done_requests).await {
             // Keep the changes for the next loop, ahead of anything newer.
             self.updates.splice(0..0, updates);
             self.run_states.splice(0..0, run_states);
+            self.done_requests.splice(0..0, done_requests);
             return Err(error.into());
         }
         if let Some(observer) = self.observer.as_mut() {
@@ -485,10 +512,172 @@ impl Engine {
                 continue;
             }
             let tasks = new_task_instances(&loaded, row.id);
-            self.db.create_task_instances(&row, &tasks).await?;
-            self.activate(row, loaded, None).await?;
+            let created = self.db.create_task_instances(&row, &tasks).await?;
+            // A run that ran before (cleared, or marked after it finished) resumes from its
+            // stored states; a new one starts from scratch.
+            let stored = if created < tasks.len() as u64 { Some(self.db.task_instances(row.id).await?) } else { None };
+            self.take_over(row, loaded, stored).await?;
         }
         Ok(())
+    }
+
+    /// Activates a run this scheduler now owns, applies the requests waiting on it, and
+    /// finishes it if nothing is left to do.
+    async fn take_over(
+        &mut self,
+        row: RunRow,
+        loaded: Arc<LoadedDag>,
+        stored: Option<Vec<updraft_db::runs::TaskInstanceRow>>,
+    ) -> Result<(), EngineError> {
+        let run_pk = row.id;
+        self.activate(row, loaded, stored);
+        for request in self.db.run_requests(run_pk).await? {
+            self.apply_request(&request);
+        }
+        self.complete_if_done(run_pk);
+        Ok(())
+    }
+
+    /// Carries out the clear and mark requests on the runs this scheduler owns. A run that
+    /// finished while a request was made goes back to the queue, to be taken over afresh.
+    async fn take_requests(&mut self) -> Result<(), EngineError> {
+        let requests = self.db.owned_requests(&self.config.scheduler_id).await?;
+        let mut requeue = Vec::new();
+        for request in requests {
+            if self.done_requests.contains(&request.id) {
+                continue;
+            }
+            if self.runs.contains_key(&request.run_pk) {
+                self.apply_request(&request);
+                self.complete_if_done(request.run_pk);
+            } else if matches!(request.run_state.as_str(), "success" | "failed") && !requeue.contains(&request.run_pk) {
+                requeue.push(request.run_pk);
+            }
+        }
+        // The run's final state must be written before it is queued again.
+        self.flush().await?;
+        for run_pk in requeue {
+            self.db.requeue_for_requests(run_pk).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one clear or mark request to an active run (in memory; written by the next flush,
+    /// in the same transaction that deletes the request).
+    fn apply_request(&mut self, request: &updraft_db::requests::RequestRow) {
+        use updraft_db::requests::RequestAction;
+        self.done_requests.push(request.id);
+        let run_pk = request.run_pk;
+        let Some(run) = self.runs.get(&run_pk) else { return };
+        let dag = Arc::clone(&run.dag);
+        let dag = &dag.dag;
+        let n = dag.tasks.len() as u32;
+        let mut selected: Vec<u32> = if request.task_ids.is_empty() {
+            (0..n).collect()
+        } else {
+            let index: HashMap<&str, u32> =
+                dag.tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i as u32)).collect();
+            request.task_ids.iter().filter_map(|id| index.get(id.as_str()).copied()).collect()
+        };
+        let mut seen = vec![false; n as usize];
+        for &t in &selected {
+            seen[t as usize] = true;
+        }
+        let mut stack = selected.clone();
+        while let Some(t) = stack.pop() {
+            let mut next = Vec::new();
+            if request.downstream {
+                next.extend_from_slice(dag.downstream(t));
+            }
+            if request.upstream {
+                next.extend_from_slice(dag.upstream(t));
+            }
+            for u in next {
+                if !seen[u as usize] {
+                    seen[u as usize] = true;
+                    selected.push(u);
+                    stack.push(u);
+                }
+            }
+        }
+        selected.sort_unstable();
+        let now = now_us();
+        match request.action {
+            RequestAction::Clear => {
+                let Some(run) = self.runs.get_mut(&run_pk) else { return };
+                if request.only_failed {
+                    selected
+                        .retain(|&t| matches!(run.readiness.state(t), TaskState::Failed | TaskState::UpstreamFailed));
+                }
+                for &t in &selected {
+                    let task = &dag.tasks[t as usize];
+                    run.max_tries[t as usize] = run.tries[t as usize] + task.retries;
+                    run.rescheduled[t as usize] = false;
+                    run.started.remove(&t);
+                    self.updates.push(TaskUpdate {
+                        run_pk,
+                        task_id: task.id.clone(),
+                        state: TaskState::NoStatus.as_str().into(),
+                        reset_max_tries: Some(i32::try_from(run.max_tries[t as usize]).unwrap_or(i32::MAX)),
+                        ..TaskUpdate::default()
+                    });
+                }
+                run.forced = None;
+                let changes = run.readiness.clear(&selected);
+                self.apply_changes(run_pk, changes);
+            }
+            RequestAction::MarkSuccess | RequestAction::MarkFailed | RequestAction::MarkSkipped => {
+                let state = match request.action {
+                    RequestAction::MarkSuccess => TaskState::Success,
+                    RequestAction::MarkFailed => TaskState::Failed,
+                    _ => TaskState::Skipped,
+                };
+                for t in selected {
+                    self.mark(run_pk, t, state, now);
+                }
+            }
+            RequestAction::MarkRunSuccess | RequestAction::MarkRunFailed => {
+                let success = request.action == RequestAction::MarkRunSuccess;
+                for t in 0..n {
+                    let Some(run) = self.runs.get(&run_pk) else { return };
+                    let current = run.readiness.state(t);
+                    if current.is_finished() {
+                        continue;
+                    }
+                    let state = if success {
+                        TaskState::Success
+                    } else if matches!(current, TaskState::Queued | TaskState::Running) {
+                        TaskState::Failed
+                    } else {
+                        TaskState::Skipped
+                    };
+                    self.mark(run_pk, t, state, now);
+                }
+                if let Some(run) = self.runs.get_mut(&run_pk) {
+                    run.forced = Some(if success { RunState::Success } else { RunState::Failed });
+                }
+            }
+        }
+    }
+
+    /// Sets a task's final state by hand. A try still running finishes in the background; its
+    /// result is discarded.
+    fn mark(&mut self, run_pk: i64, t: u32, state: TaskState, now: i64) {
+        let Some(run) = self.runs.get_mut(&run_pk) else { return };
+        if run.readiness.state(t) == state {
+            return;
+        }
+        run.started.remove(&t);
+        run.rescheduled[t as usize] = false;
+        self.updates.push(TaskUpdate {
+            run_pk,
+            task_id: run.dag.dag.tasks[t as usize].id.clone(),
+            state: state.as_str().into(),
+            end_date: Some(now),
+            ..TaskUpdate::default()
+        });
+        let changes = run.readiness.mark(t, state);
+        self.apply_changes(run_pk, changes);
     }
 
     /// Takes over runs left by dead schedulers and rebuilds their state from the database.
@@ -502,22 +691,22 @@ impl Engine {
             }
             let Some(loaded) = self.dags.get(&row.dag_id).cloned() else { continue };
             let stored = self.db.task_instances(row.id).await?;
-            self.activate(row, loaded, Some(stored)).await?;
+            self.take_over(row, loaded, Some(stored)).await?;
         }
         Ok(())
     }
 
-    async fn activate(
+    fn activate(
         &mut self,
         row: RunRow,
         loaded: Arc<LoadedDag>,
         stored: Option<Vec<updraft_db::runs::TaskInstanceRow>>,
-    ) -> Result<(), EngineError> {
+    ) {
         let dag = &loaded.dag;
         let n = dag.tasks.len();
         let mut readiness = Readiness::new(dag);
         let mut tries = vec![0u32; n];
-        let mut unfinished = n;
+        let mut max_tries: Vec<u32> = dag.tasks.iter().map(|t| t.retries).collect();
         let changes = match stored {
             None => readiness.start(),
             Some(rows) => {
@@ -529,14 +718,14 @@ impl Engine {
                         let state: TaskState = r.state.parse().unwrap_or(TaskState::NoStatus);
                         states[t as usize] = state;
                         tries[t as usize] = u32::try_from(r.try_number).unwrap_or(0);
+                        max_tries[t as usize] = u32::try_from(r.max_tries).unwrap_or(0);
                         if state == TaskState::UpForRetry
                             && let Some(at) = r.next_attempt_at
                         {
-                            self.waiting.push(Reverse((at, row.id, t)));
+                            self.waiting.push(Reverse((at, row.id, t, tries[t as usize])));
                         }
                     }
                 }
-                unfinished -= states.iter().filter(|s| s.is_finished()).count();
                 // Tries waiting for a retry keep waiting; every other unfinished try starts over.
                 let waiting: Vec<u32> =
                     (0..n as u32).filter(|&t| states[t as usize] == TaskState::UpForRetry).collect();
@@ -558,12 +747,11 @@ impl Engine {
                 tries,
                 rescheduled: vec![false; n],
                 started: HashMap::new(),
-                unfinished,
+                max_tries,
+                forced: None,
             },
         );
         self.apply_changes(run_pk, changes);
-        self.complete_if_done(run_pk);
-        Ok(())
     }
 
     fn apply_changes(&mut self, run_pk: i64, changes: Vec<(u32, TaskState)>) {
@@ -579,7 +767,6 @@ impl Engine {
                 self.ready.push(Ready { priority: task.priority_weight, order: Reverse(self.order), run_pk, task: t });
             } else if state.is_finished() {
                 update.end_date = Some(now);
-                run.unfinished -= 1;
             }
             self.updates.push(update);
         }
@@ -587,13 +774,13 @@ impl Engine {
 
     fn complete_if_done(&mut self, run_pk: i64) {
         let Some(run) = self.runs.get(&run_pk) else { return };
-        if run.unfinished > 0 {
+        if !run.readiness.all_finished() {
             return;
         }
         let dag = &run.dag.dag;
         let leaves =
             (0..dag.tasks.len() as u32).filter(|&t| dag.downstream(t).is_empty()).map(|t| run.readiness.state(t));
-        let state = RunState::from_leaves(leaves);
+        let state = run.forced.unwrap_or_else(|| RunState::from_leaves(leaves));
         self.run_states.push((run_pk, state.as_str().into(), Some(now_us())));
         self.runs.remove(&run_pk);
         self.stats.runs_finished += 1;
@@ -601,12 +788,13 @@ impl Engine {
 
     fn release_due_waits(&mut self) {
         let now = now_us();
-        while let Some(Reverse((at, run_pk, t))) = self.waiting.peek().copied() {
+        while let Some(Reverse((at, run_pk, t, try_number))) = self.waiting.peek().copied() {
             if at > now {
                 break;
             }
             self.waiting.pop();
             if let Some(run) = self.runs.get_mut(&run_pk)
+                && run.tries[t as usize] == try_number
                 && matches!(run.readiness.state(t), TaskState::UpForRetry | TaskState::UpForReschedule)
             {
                 run.readiness.set_unfinished(t, TaskState::Scheduled);
@@ -693,6 +881,14 @@ impl Engine {
         match render_item(&loaded, t, &row) {
             Ok(params) => {
                 self.running += 1;
+                self.inflight.insert(
+                    key.clone(),
+                    Slot {
+                        pool: task.pool.clone(),
+                        pool_slots: i64::from(task.pool_slots),
+                        dag_id: loaded.dag.id.clone(),
+                    },
+                );
                 *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
                 *self.dag_running.entry(loaded.dag.id.clone()).or_default() += 1;
                 self.stats.tries_dispatched += 1;
@@ -722,7 +918,9 @@ impl Engine {
         match event {
             WorkEvent::Started { key, hostname } => {
                 let Some(run) = self.runs.get_mut(&key.run_pk) else { return };
-                if run.tries[key.task_index as usize] != key.try_number {
+                if run.tries[key.task_index as usize] != key.try_number
+                    || run.readiness.state(key.task_index) != TaskState::Queued
+                {
                     return;
                 }
                 let now = now_us();
@@ -739,19 +937,23 @@ impl Engine {
                 });
             }
             WorkEvent::Finished { key, outcome } => {
-                let Some(run) = self.runs.get(&key.run_pk) else { return };
-                if run.tries[key.task_index as usize] != key.try_number {
-                    return;
-                }
-                let task = &run.dag.dag.tasks[key.task_index as usize];
+                let Some(slot) = self.inflight.remove(&key) else { return };
                 self.running = self.running.saturating_sub(1);
-                if let Some(used) = self.pool_used.get_mut(&task.pool) {
-                    *used -= i64::from(task.pool_slots);
+                if let Some(used) = self.pool_used.get_mut(&slot.pool) {
+                    *used -= slot.pool_slots;
                 }
-                if let Some(n) = self.dag_running.get_mut(&run.dag.dag.id) {
+                if let Some(n) = self.dag_running.get_mut(&slot.dag_id) {
                     *n = n.saturating_sub(1);
                 }
                 self.stats.tries_finished += 1;
+                let Some(run) = self.runs.get(&key.run_pk) else { return };
+                let task = &run.dag.dag.tasks[key.task_index as usize];
+                // A try that was cleared or marked meanwhile ends without effect.
+                if run.tries[key.task_index as usize] != key.try_number
+                    || !matches!(run.readiness.state(key.task_index), TaskState::Queued | TaskState::Running)
+                {
+                    return;
+                }
                 match outcome {
                     WorkOutcome::Success => self.finish_try(key.run_pk, key.task_index, TaskState::Success, None),
                     WorkOutcome::Skipped => self.finish_try(key.run_pk, key.task_index, TaskState::Skipped, None),
@@ -760,7 +962,7 @@ impl Engine {
                         self.finish_try(key.run_pk, key.task_index, TaskState::UpForReschedule, Some(at));
                     }
                     WorkOutcome::Failed { retryable, .. } => {
-                        let retries_left = key.try_number <= task.retries;
+                        let retries_left = key.try_number <= run.max_tries[key.task_index as usize];
                         if retryable && retries_left {
                             let identity =
                                 format!("{}#{}#{}#{}", run.row.dag_id, task.id, run.row.run_id, key.try_number);
@@ -804,10 +1006,9 @@ impl Engine {
             if state == TaskState::UpForReschedule {
                 run.rescheduled[t as usize] = true;
             }
-            self.waiting.push(Reverse((at, run_pk, t)));
+            self.waiting.push(Reverse((at, run_pk, t, run.tries[t as usize])));
             return;
         }
-        run.unfinished -= 1;
         let changes = run.readiness.finish(t, state);
         self.apply_changes(run_pk, changes);
         self.complete_if_done(run_pk);
@@ -833,7 +1034,7 @@ fn new_task_instances(loaded: &LoadedDag, run_pk: i64) -> Vec<NewTaskInstance> {
 
 /// Puts a claimed run back in the queue (over `max_active_runs`).
 async fn requeue_run(db: &Db, run_pk: i64) -> Result<(), DbError> {
-    db.apply(&[], &[(run_pk, "queued".into(), None)]).await
+    db.apply(&[], &[(run_pk, "queued".into(), None)], &[]).await
 }
 
 /// A stable UUID-shaped id for a task instance (the API's `id`).

@@ -19,5 +19,5 @@ pub mod trigger;
 
 pub use readiness::Readiness;
 pub use state::{RunState, TaskState};
-pub use timetable::{DataInterval, next_scheduled_run};
+pub use timetable::{DataInterval, intervals_between, next_scheduled_run};
 pub use trigger::{Decision, UpstreamCounts, evaluate};

@@ -20,6 +20,7 @@ pub struct Readiness {
     downstream_list: Vec<u32>,
     upstream_index: Vec<u32>,
     upstream_list: Vec<u32>,
+    finished: usize,
 }
 
 impl Readiness {
@@ -48,7 +49,23 @@ impl Readiness {
             downstream_list,
             upstream_index,
             upstream_list,
+            finished: 0,
         }
+    }
+
+    /// Every state change goes through here, to keep the count of finished tasks.
+    fn set(&mut self, task: u32, state: TaskState) {
+        let old = std::mem::replace(&mut self.state[task as usize], state);
+        match (old.is_finished(), state.is_finished()) {
+            (false, true) => self.finished += 1,
+            (true, false) => self.finished -= 1,
+            _ => {}
+        }
+    }
+
+    /// Whether every task of the run is in a final state.
+    pub fn all_finished(&self) -> bool {
+        self.finished == self.state.len()
     }
 
     fn downstream(&self, t: u32) -> &[u32] {
@@ -77,7 +94,7 @@ impl Readiness {
         let mut changes = Vec::new();
         let mut finished = vec![(task, state)];
         while let Some((t, s)) = finished.pop() {
-            self.state[t as usize] = s;
+            self.set(t, s);
             let candidates: Vec<u32> = self.downstream(t).to_vec();
             for &d in &candidates {
                 self.counts[d as usize].record(s);
@@ -95,7 +112,22 @@ impl Readiness {
     /// Marks a task as handed to the scheduler's queue (scheduled, queued, running…) without
     /// finishing it.
     pub fn set_unfinished(&mut self, task: u32, state: TaskState) {
-        self.state[task as usize] = state;
+        debug_assert!(!state.is_finished());
+        self.set(task, state);
+    }
+
+    /// Sets the final state of `task` by hand (mark success/failed/skipped), whatever it was,
+    /// and returns the state changes this causes downstream. Downstream tasks already decided
+    /// keep their state (clear them to decide them again), as in Airflow.
+    pub fn mark(&mut self, task: u32, state: TaskState) -> Vec<(u32, TaskState)> {
+        let old = self.state[task as usize];
+        if old.is_finished() {
+            for d in self.downstream(task).to_vec() {
+                self.counts[d as usize].forget(old);
+            }
+        }
+        self.set(task, TaskState::NoStatus);
+        self.finish(task, state)
     }
 
     /// Clears `tasks` (back to no status) and returns the state changes: cleared tasks whose
@@ -108,7 +140,7 @@ impl Readiness {
                     self.counts[d as usize].forget(old);
                 }
             }
-            self.state[t as usize] = TaskState::NoStatus;
+            self.set(t, TaskState::NoStatus);
         }
         self.decide(tasks.to_vec())
     }
@@ -120,7 +152,7 @@ impl Readiness {
     pub fn restore(&mut self, states: &[TaskState]) -> Vec<(u32, TaskState)> {
         for (t, &s) in states.iter().enumerate() {
             if s.is_finished() {
-                self.state[t] = s;
+                self.set(t as u32, s);
                 for d in self.downstream(t as u32).to_vec() {
                     self.counts[d as usize].record(s);
                 }
@@ -141,7 +173,7 @@ impl Readiness {
                 Decision::Skip => TaskState::Skipped,
                 Decision::UpstreamFailed => TaskState::UpstreamFailed,
             };
-            self.state[t as usize] = new;
+            self.set(t, new);
             changes.push((t, new));
         }
         changes

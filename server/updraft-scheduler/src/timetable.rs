@@ -61,6 +61,29 @@ fn previous_fire(cron: &Cron, tz: Tz, before: DateTime<Utc>, inclusive: bool) ->
     cron.find_previous_occurrence(&before.with_timezone(&tz), inclusive).ok().map(|t| t.with_timezone(&Utc))
 }
 
+/// The data intervals of a cron schedule whose start lies in `[from, to]`, in order, at most
+/// `limit` of them (a backfill). Other schedules have no intervals.
+pub fn intervals_between(
+    spec: TimetableSpec<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: usize,
+) -> Vec<DataInterval> {
+    let Schedule::Cron { cron, .. } = spec.schedule else { return Vec::new() };
+    let tz = spec.timezone;
+    let mut out = Vec::new();
+    let mut next = next_fire(cron, tz, from, true);
+    while let Some(start) = next {
+        if start > to || out.len() >= limit {
+            break;
+        }
+        let Some(end) = next_fire(cron, tz, start, false) else { break };
+        out.push(DataInterval { start, end });
+        next = Some(end);
+    }
+    out
+}
+
 /// The next scheduled run that is due at `now`, given the data interval of the latest
 /// scheduled run so far (`last`), or `None` when nothing is due yet.
 pub fn next_scheduled_run(
@@ -125,6 +148,24 @@ mod tests {
 
     fn daily() -> Schedule {
         Schedule::parse("@daily").expect("preset")
+    }
+
+    #[test]
+    fn a_backfill_covers_the_intervals_starting_in_its_range() {
+        let schedule = daily();
+        let spec = TimetableSpec { schedule: &schedule, timezone: Tz::UTC, start: None, end: None, catchup: false };
+        let got = intervals_between(spec, at(2026, 3, 1, 0), at(2026, 3, 3, 0), 100);
+        let starts: Vec<_> = got.iter().map(|i| i.start).collect();
+        assert_eq!(starts, [at(2026, 3, 1, 0), at(2026, 3, 2, 0), at(2026, 3, 3, 0)]);
+        assert_eq!(got[2].end, at(2026, 3, 4, 0));
+        // From mid-day, the first interval is the next midnight's; the limit caps the count.
+        assert_eq!(intervals_between(spec, at(2026, 3, 1, 5), at(2026, 3, 9, 0), 2)[0].start, at(2026, 3, 2, 0));
+        assert_eq!(intervals_between(spec, at(2026, 3, 1, 5), at(2026, 3, 9, 0), 2).len(), 2);
+        let none = Schedule::None;
+        assert!(
+            intervals_between(TimetableSpec { schedule: &none, ..spec }, at(2026, 3, 1, 0), at(2026, 3, 9, 0), 9)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -271,3 +271,182 @@ fn two_schedulers_on_postgres_run_each_task_instance_once() {
     let tries = std::fs::read_dir(meta.logs().join("dag_id=wide/run_id=ha")).expect("logs").count();
     assert_eq!(tries, 2000);
 }
+
+/// `updraft tasks states`: task id → (state, try number).
+fn task_states(meta: &Meta, dag: &str, run: &str) -> HashMap<String, (String, u32)> {
+    let out = meta.run(&["tasks", "states", dag, run]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split('\t');
+            let task = parts.next()?.to_owned();
+            let state = parts.next()?.to_owned();
+            Some((task, (state, parts.next()?.parse().ok()?)))
+        })
+        .collect()
+}
+
+fn state_of(states: &HashMap<String, (String, u32)>, task: &str) -> (String, u32) {
+    states.get(task).cloned().unwrap_or_else(|| panic!("no task {task} in {states:?}"))
+}
+
+fn ok(meta: &Meta, args: &[&str]) -> String {
+    let out = meta.run(args);
+    assert!(out.status.success(), "updraft {}: {}\n{}", args.join(" "), text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn clearing_and_marking_tasks_reruns_them_and_sets_states_on_both_databases() {
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "clear");
+        let mut scheduler = scheduler(&meta, "tests/fixtures/scheduler/clear_mark.yaml");
+        wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+            meta.run(&["dags", "trigger", "clear_mark", "--run-id", "cm"]).status.success()
+        });
+        wait_for("the run to fail", Duration::from_secs(60), || run_state(&meta, "clear_mark") == "failed");
+        let states = task_states(&meta, "clear_mark", "cm");
+        assert_eq!(state_of(&states, "extract"), ("success".into(), 1));
+        assert_eq!(state_of(&states, "transform"), ("failed".into(), 1));
+        assert_eq!(state_of(&states, "load"), ("upstream_failed".into(), 0));
+
+        // Marking the failed task success leaves its decided downstream as it is (Airflow's rule).
+        ok(&meta, &["tasks", "mark", "clear_mark", "cm", "transform", "--state", "success", "--wait"]);
+        wait_for("the run to be decided again", Duration::from_secs(30), || run_state(&meta, "clear_mark") == "failed");
+        assert_eq!(state_of(&task_states(&meta, "clear_mark", "cm"), "transform"), ("success".into(), 1));
+
+        // Clearing the downstream task runs it; the run succeeds.
+        ok(&meta, &["tasks", "clear", "clear_mark", "cm", "load", "--wait"]);
+        wait_for("the cleared run to succeed", Duration::from_secs(60), || run_state(&meta, "clear_mark") == "success");
+        let states = task_states(&meta, "clear_mark", "cm");
+        assert_eq!(state_of(&states, "load"), ("success".into(), 1));
+        assert_eq!(state_of(&states, "extract"), ("success".into(), 1), "a task not cleared does not run again");
+
+        // Clearing a task with its downstream runs all three again, each as its next try.
+        ok(&meta, &["tasks", "clear", "clear_mark", "cm", "extract", "--downstream", "--wait"]);
+        wait_for("the re-run to fail again", Duration::from_secs(60), || {
+            run_state(&meta, "clear_mark") == "failed"
+                && state_of(&task_states(&meta, "clear_mark", "cm"), "transform") == ("failed".into(), 2)
+        });
+        let states = task_states(&meta, "clear_mark", "cm");
+        assert_eq!(state_of(&states, "extract"), ("success".into(), 2));
+        assert_eq!(state_of(&states, "load"), ("upstream_failed".into(), 1));
+        let logs = meta.logs().join("dag_id=clear_mark/run_id=cm");
+        for log in ["task_id=extract/attempt=1.log", "task_id=extract/attempt=2.log", "task_id=transform/attempt=2.log"]
+        {
+            assert!(logs.join(log).exists(), "{log} is missing");
+        }
+
+        // Only the failed tasks; then the run is set to success by hand.
+        ok(&meta, &["tasks", "mark", "clear_mark", "cm", "transform", "--state", "skipped", "--wait"]);
+        ok(&meta, &["tasks", "clear", "clear_mark", "cm", "--only-failed", "--wait"]);
+        wait_for("the only-failed clear to finish", Duration::from_secs(60), || {
+            state_of(&task_states(&meta, "clear_mark", "cm"), "load").0 == "skipped"
+                && run_state(&meta, "clear_mark") != "queued"
+                && run_state(&meta, "clear_mark") != "running"
+        });
+        assert_eq!(state_of(&task_states(&meta, "clear_mark", "cm"), "extract"), ("success".into(), 2));
+        ok(&meta, &["dags", "set-run-state", "clear_mark", "cm", "failed", "--wait"]);
+        wait_for("the run to be set failed", Duration::from_secs(30), || run_state(&meta, "clear_mark") == "failed");
+
+        // Unknown runs and tasks are refused before anything is recorded.
+        let out = meta.run(&["tasks", "clear", "clear_mark", "cm", "nope"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("has no task nope"), "{}", text(&out.stderr));
+        let out = meta.run(&["tasks", "mark", "clear_mark", "missing", "load", "--state", "success"]);
+        assert!(text(&out.stderr).contains("no run `missing`"), "{}", text(&out.stderr));
+        scheduler.kill().expect("stop");
+        let _ = scheduler.wait();
+    }
+}
+
+#[test]
+fn a_paused_dag_starts_nothing_until_unpaused() {
+    let meta = Meta::new(false, "pause");
+    let mut scheduler = scheduler(&meta, "tests/fixtures/scheduler/clear_mark.yaml");
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        meta.run(&["dags", "pause", "clear_mark"]).status.success()
+    });
+    ok(&meta, &["dags", "trigger", "clear_mark", "--run-id", "paused"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(run_state(&meta, "clear_mark"), "queued", "a paused DAG's run started");
+    assert!(task_states(&meta, "clear_mark", "paused").is_empty());
+    ok(&meta, &["dags", "unpause", "clear_mark"]);
+    wait_for("the run to finish once unpaused", Duration::from_secs(60), || run_state(&meta, "clear_mark") == "failed");
+    scheduler.kill().expect("stop");
+    let _ = scheduler.wait();
+}
+
+#[test]
+fn max_active_tasks_caps_the_tasks_of_a_dag_running_at_once() {
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "limits");
+        let out = meta.run(&["dags", "test", "limits", "--dags", "tests/fixtures/scheduler/limits.yaml"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+        let (mut running, mut most) = (0, 0);
+        for line in stdout.lines() {
+            if line.contains(" running ") {
+                running += 1;
+                most = most.max(running);
+            } else if line.contains(" success ") && !line.starts_with("run ") {
+                running -= 1;
+            }
+        }
+        assert_eq!(most, 2, "max_active_tasks: 2 should allow exactly two at once:\n{stdout}");
+    }
+}
+
+#[test]
+fn a_backfill_creates_one_run_per_interval_and_respects_existing_runs() {
+    let meta = Meta::new(false, "backfill");
+    let dags = "tests/fixtures/scheduler/daily.yaml";
+    let out = meta.run(&["dags", "backfill", "daily", "--from", "2026-03-01", "--to", "2026-03-03", "--dags", dags]);
+    assert_eq!(out.status.code(), Some(1), "the DAG is not registered yet");
+    assert!(text(&out.stderr).contains("start `updraft scheduler`"), "{}", text(&out.stderr));
+    let mut scheduler = scheduler(&meta, dags);
+    let backfill = ["dags", "backfill", "daily", "--from", "2026-03-01", "--to", "2026-03-03", "--dags", dags];
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || meta.run(&backfill).status.success());
+    let backfill_runs = || {
+        text(&meta.run(&["dags", "list-runs", "daily"]).stdout)
+            .lines()
+            .filter(|l| l.ends_with("\tbackfill"))
+            .map(|l| {
+                (
+                    l.split('\t').next().unwrap_or_default().to_owned(),
+                    l.split('\t').nth(1).unwrap_or_default().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_for("three backfill runs to succeed", Duration::from_secs(60), || {
+        let runs = backfill_runs();
+        runs.len() == 3 && runs.iter().all(|(_, s)| s == "success")
+    });
+    let mut ids: Vec<String> = backfill_runs().into_iter().map(|(id, _)| id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "backfill__2026-03-01T00:00:00+00:00",
+            "backfill__2026-03-02T00:00:00+00:00",
+            "backfill__2026-03-03T00:00:00+00:00"
+        ]
+    );
+    let again = ok(&meta, &backfill);
+    assert!(again.contains("0 run(s) created, 0 run(s) to run again, 3 kept"), "{again}");
+    let mut reprocess = backfill.to_vec();
+    reprocess.extend(["--reprocess", "completed"]);
+    let again = ok(&meta, &reprocess);
+    assert!(again.contains("0 run(s) created, 3 run(s) to run again"), "{again}");
+    wait_for("the reprocessed runs to run again", Duration::from_secs(60), || {
+        ids.iter().all(|id| task_states(&meta, "daily", id).get("load").is_some_and(|(s, t)| s == "success" && *t == 2))
+    });
+    let out = meta.run(&["dags", "backfill", "daily", "--from", "2026-03-05", "--to", "2026-03-01", "--dags", dags]);
+    assert!(text(&out.stderr).contains("--from is after --to"), "{}", text(&out.stderr));
+    let out = meta.run(&["dags", "backfill", "daily", "--from", "yesterday", "--to", "2026-03-01", "--dags", dags]);
+    assert!(text(&out.stderr).contains("--from `yesterday` is not a date"), "{}", text(&out.stderr));
+    scheduler.kill().expect("stop");
+    let _ = scheduler.wait();
+}

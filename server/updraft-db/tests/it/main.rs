@@ -28,9 +28,9 @@ async fn migrations_are_idempotent_and_checked() {
             let url = t.url.clone();
             async move { Db::wait_until_current(&url, Duration::from_secs(30)).await }
         });
-        assert_eq!(db.migrate().await.expect("migrates"), SchemaStatus::Current { version: 1 });
-        assert_eq!(db.migrate().await.expect("again"), SchemaStatus::Current { version: 1 }, "{backend:?}");
-        assert_eq!(waiter.await.expect("joins").expect("waits"), SchemaStatus::Current { version: 1 });
+        assert_eq!(db.migrate().await.expect("migrates"), SchemaStatus::Current { version: 2 });
+        assert_eq!(db.migrate().await.expect("again"), SchemaStatus::Current { version: 2 }, "{backend:?}");
+        assert_eq!(waiter.await.expect("joins").expect("waits"), SchemaStatus::Current { version: 2 });
         t.drop_db(db).await;
     }
 }
@@ -148,4 +148,60 @@ async fn bad_urls_say_what_to_do() {
     let err = Db::connect("postgres://postgres:secret@127.0.0.1:1/nope").await.expect_err("refused");
     let message = err.to_string();
     assert!(message.contains("postgres://postgres:***@127.0.0.1:1/nope") && !message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
+async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_changes() {
+    use updraft_db::requests::{NewRequest, RequestAction};
+    use updraft_db::runs::NewRun;
+    for backend in Backends::ALL {
+        let t = fresh(backend).await;
+        let db = t.migrated().await;
+        db.sync_dags(&[record("a", "h1")], &[], false).await.expect("sync");
+        let run = db
+            .insert_run(&NewRun {
+                dag_id: "a".into(),
+                run_id: "r1".into(),
+                run_type: "manual".into(),
+                logical_date: Some(1),
+                data_interval: Some((1, 1)),
+                run_after: 1,
+                conf: "{}".into(),
+                triggered_by: "test".into(),
+                triggering_user: None,
+                note: None,
+            })
+            .await
+            .expect("insert");
+        let claimed = db.claim_queued_runs("s1", 8).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        db.apply(&[], &[(run.id, "failed".into(), Some(5))], &[]).await.expect("finish");
+        let request = NewRequest {
+            run_pk: run.id,
+            action: RequestAction::Clear,
+            task_ids: vec!["x".into()],
+            downstream: true,
+            upstream: false,
+            only_failed: false,
+            requested_by: Some("ana".into()),
+        };
+        let id = db.request(&request).await.expect("request");
+        let stored = db.get_run("a", "r1").await.expect("get").expect("run");
+        assert_eq!((stored.state.as_str(), stored.end_date), ("queued", None), "{backend:?}");
+        assert!(db.owned_requests("s1").await.expect("owned").is_empty(), "a re-queued run has no owner");
+        db.claim_queued_runs("s2", 8).await.expect("claim again");
+        let owned = db.owned_requests("s2").await.expect("owned");
+        assert_eq!(owned.len(), 1);
+        assert_eq!(
+            (owned[0].id, owned[0].action, owned[0].task_ids.clone()),
+            (id, RequestAction::Clear, vec!["x".into()])
+        );
+        assert!(owned[0].downstream && !owned[0].upstream);
+        assert!(db.request_pending(id).await.expect("pending"));
+        db.apply(&[], &[], &[id]).await.expect("done");
+        assert!(!db.request_pending(id).await.expect("pending"));
+        let missing = db.request(&NewRequest { run_pk: 999_999, ..request }).await;
+        assert!(matches!(missing, Err(DbError::NotFound(_))), "{missing:?}");
+        t.drop_db(db).await;
+    }
 }

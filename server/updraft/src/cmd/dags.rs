@@ -1,4 +1,5 @@
-//! `updraft dags …`: list, validate and show the DAGs of a DAGs folder.
+//! `updraft dags …`: list, validate and show the DAGs of a DAGs folder; trigger, backfill and
+//! test runs; pause and unpause; set a run's state.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,11 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use updraft_dag::{Options, export};
 use updraft_dagbag::DagBag;
+use updraft_db::requests::RequestAction;
 use updraft_db::runs::NewRun;
 
 use super::meta::{MetaArgs, runtime};
 use super::scheduler::RunArgs;
 use super::standalone::chrono_like;
+use super::tasks::Request;
 
 /// Where DAG files are read from.
 #[derive(Debug, Args)]
@@ -74,6 +77,44 @@ pub enum DagsCommand {
         #[command(flatten)]
         meta: MetaArgs,
     },
+    /// Create a run for every schedule interval whose start lies between --from and --to
+    /// (inclusive); the scheduler runs them oldest first, within max_active_runs.
+    Backfill {
+        dag_id: String,
+        /// The first logical date (YYYY-MM-DD or an RFC 3339 time).
+        #[arg(long)]
+        from: String,
+        /// The last logical date (YYYY-MM-DD or an RFC 3339 time).
+        #[arg(long)]
+        to: String,
+        /// What to do with dates that already have a run: leave it (`none`), run its failed
+        /// tasks again (`failed`), or run it all again (`completed`).
+        #[arg(long, value_enum, default_value_t = Reprocess::None)]
+        reprocess: Reprocess,
+        /// Run configuration for the new runs: a JSON object.
+        #[arg(long)]
+        conf: Option<String>,
+        /// List the intervals without creating runs.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        dags: DagsFolder,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Set the final state of a run by hand: `success` marks its unfinished tasks success;
+    /// `failed` fails its running tasks and skips the rest. The scheduler carries it out.
+    SetRunState {
+        dag_id: String,
+        run_id: String,
+        #[arg(value_enum)]
+        state: FinalRunState,
+        /// Wait until a scheduler has carried out the request.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
     /// Run one DAG run in this process and print a line per task state change, then a summary.
     Test {
         dag_id: String,
@@ -115,6 +156,19 @@ pub enum DagsCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Reprocess {
+    None,
+    Failed,
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FinalRunState {
+    Success,
+    Failed,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ListFormat {
     Table,
@@ -136,6 +190,18 @@ pub fn run(command: DagsCommand) -> anyhow::Result<ExitCode> {
         }
         DagsCommand::Show { dag_id, dags, format } => show(&dag_id, &dags, format),
         DagsCommand::Trigger { dag_id, conf, run_id, meta } => trigger(&dag_id, conf.as_deref(), run_id, &meta),
+        DagsCommand::Backfill { dag_id, from, to, reprocess, conf, dry_run, dags, meta } => {
+            backfill(&dag_id, (&from, &to), reprocess, conf.as_deref(), dry_run, &dags, &meta)
+        }
+        DagsCommand::SetRunState { dag_id, run_id, state, wait, meta } => {
+            let action = match state {
+                FinalRunState::Success => RequestAction::MarkRunSuccess,
+                FinalRunState::Failed => RequestAction::MarkRunFailed,
+            };
+            let request =
+                Request { action, task_ids: Vec::new(), downstream: false, upstream: false, only_failed: false };
+            super::tasks::send(&dag_id, &run_id, request, wait, &meta)
+        }
         DagsCommand::Test { dag_id, logical_date, run } => test(&dag_id, logical_date.as_deref(), &run),
         DagsCommand::ListRuns { dag_id, limit, meta } => list_runs(&dag_id, limit, &meta),
         DagsCommand::Pause { dag_id, meta } => set_paused(&dag_id, true, &meta),
@@ -345,6 +411,115 @@ fn parse_logical_date(text: &str) -> anyhow::Result<i64> {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros()).unwrap_or_default());
     }
     bail!("--logical-date `{text}` is not a date: write 2026-01-31 or 2026-01-31T03:00:00Z")
+}
+
+/// Most runs one backfill creates.
+const BACKFILL_LIMIT: usize = 10_000;
+
+fn backfill(
+    dag_id: &str,
+    (from, to): (&str, &str),
+    reprocess: Reprocess,
+    conf: Option<&str>,
+    dry_run: bool,
+    dags: &DagsFolder,
+    meta: &MetaArgs,
+) -> anyhow::Result<ExitCode> {
+    let conf = parse_conf(conf)?;
+    let (from, to) = (parse_date_arg("--from", from)?, parse_date_arg("--to", to)?);
+    if from > to {
+        bail!("--from is after --to: give the earlier date first");
+    }
+    let bag = dags.load(Options::default())?;
+    let Some(loaded) = bag.dags.iter().find(|d| d.dag.id == dag_id) else {
+        bail!("no DAG `{dag_id}` in {}: `updraft dags list` shows the DAGs", dags.path.display());
+    };
+    let dag = &loaded.dag;
+    if !matches!(dag.schedule, updraft_dag::Schedule::Cron { .. }) {
+        bail!("DAG `{dag_id}` has no cron schedule, so it has no intervals to backfill: use `updraft dags trigger`");
+    }
+    let spec = updraft_scheduler::timetable::TimetableSpec::of(dag);
+    let now = chrono::Utc::now();
+    let all = updraft_scheduler::intervals_between(spec, from, to, BACKFILL_LIMIT + 1);
+    if all.len() > BACKFILL_LIMIT {
+        bail!("the range holds more than {BACKFILL_LIMIT} intervals: backfill a shorter range at a time");
+    }
+    let (intervals, future): (Vec<_>, Vec<_>) = all.into_iter().partition(|i| i.end <= now);
+    if !future.is_empty() {
+        eprintln!("{} interval(s) have not ended yet and are left out", future.len());
+    }
+    if dry_run {
+        for i in &intervals {
+            println!("{} → {}", i.start.to_rfc3339(), i.end.to_rfc3339());
+        }
+        println!("{} run(s) would be created (dry run)", intervals.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    runtime()?.block_on(async {
+        let db = meta.db().await?;
+        let Some(stored) = db.get_dag(dag_id).await? else {
+            bail!("no DAG `{dag_id}` in the metadata database: start `updraft scheduler` on its DAGs folder first");
+        };
+        let (mut created, mut rerun, mut kept) = (0, 0, 0);
+        for interval in &intervals {
+            let logical = interval.start.timestamp_micros();
+            let existing = db.runs_at(dag_id, logical).await?;
+            if existing.is_empty() {
+                db.insert_run(&NewRun {
+                    dag_id: dag_id.to_owned(),
+                    run_id: format!("backfill__{}", interval.start.to_rfc3339()),
+                    run_type: "backfill".into(),
+                    logical_date: Some(logical),
+                    data_interval: Some((logical, interval.end.timestamp_micros())),
+                    run_after: interval.end.timestamp_micros(),
+                    conf: conf.clone(),
+                    triggered_by: "backfill".into(),
+                    triggering_user: std::env::var("USER").ok(),
+                    note: None,
+                })
+                .await?;
+                created += 1;
+                continue;
+            }
+            for run in existing {
+                let finished = matches!(run.state.as_str(), "success" | "failed");
+                let wanted = match reprocess {
+                    Reprocess::None => false,
+                    Reprocess::Failed => run.state == "failed",
+                    Reprocess::Completed => finished,
+                };
+                if !wanted {
+                    kept += 1;
+                    continue;
+                }
+                db.request(&updraft_db::requests::NewRequest {
+                    run_pk: run.id,
+                    action: RequestAction::Clear,
+                    task_ids: Vec::new(),
+                    downstream: false,
+                    upstream: false,
+                    only_failed: reprocess == Reprocess::Failed,
+                    requested_by: std::env::var("USER").ok(),
+                })
+                .await?;
+                rerun += 1;
+            }
+        }
+        println!(
+            "backfill of {dag_id}: {created} run(s) created, {rerun} run(s) to run again, {kept} kept as they are"
+        );
+        if stored.is_paused {
+            println!("note: {dag_id} is paused; its runs start once you unpause it (`updraft dags unpause {dag_id}`)");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn parse_date_arg(flag: &str, text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    parse_logical_date(text)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(|| anyhow::anyhow!("{flag} `{text}` is not a date: write 2026-01-31 or 2026-01-31T03:00:00Z"))
 }
 
 fn trigger(dag_id: &str, conf: Option<&str>, run_id: Option<String>, meta: &MetaArgs) -> anyhow::Result<ExitCode> {

@@ -1,10 +1,15 @@
-//! `updraft tasks logs`: the log of a task try, from the data folder's log tree
-//! (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`).
+//! `updraft tasks logs|clear|mark`: the log of a task try, from the data folder's log tree
+//! (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`), and requests to run tasks again or set
+//! their state by hand, which the scheduler owning the run carries out.
 
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::bail;
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
+use updraft_db::Db;
+use updraft_db::requests::{NewRequest, RequestAction};
 
 use super::meta::{MetaArgs, runtime};
 
@@ -18,19 +23,180 @@ pub enum TasksCommand {
         /// The try number.
         #[arg(long = "try")]
         try_number: Option<u32>,
+        /// Keep printing what the try writes until it finishes (like `tail -f`).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// The state and try number of every task instance of a run.
+    States {
+        dag_id: String,
+        run_id: String,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Run tasks of a run again: back to no status, with their retries available again. The
+    /// scheduler owning the run does it; a finished run goes back to the queue.
+    Clear {
+        dag_id: String,
+        run_id: String,
+        /// The tasks to clear (default: every task of the run).
+        task_ids: Vec<String>,
+        /// Also clear every task downstream of them.
+        #[arg(long, short = 'd')]
+        downstream: bool,
+        /// Also clear every task upstream of them.
+        #[arg(long, short = 'u')]
+        upstream: bool,
+        /// Only clear tasks that failed or were upstream-failed.
+        #[arg(long, short = 'f')]
+        only_failed: bool,
+        /// Wait until a scheduler has carried out the request.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+    /// Set the state of tasks by hand; downstream tasks not yet decided follow from it.
+    Mark {
+        dag_id: String,
+        run_id: String,
+        /// The tasks to mark (at least one).
+        #[arg(required = true)]
+        task_ids: Vec<String>,
+        #[arg(long, value_enum)]
+        state: MarkState,
+        /// Also mark every task downstream of them.
+        #[arg(long, short = 'd')]
+        downstream: bool,
+        /// Also mark every task upstream of them.
+        #[arg(long, short = 'u')]
+        upstream: bool,
+        /// Wait until a scheduler has carried out the request.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         meta: MetaArgs,
     },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MarkState {
+    Success,
+    Failed,
+    Skipped,
+}
+
 pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
-    let TasksCommand::Logs { dag_id, run_id, task_id, try_number, meta } = command;
+    match command {
+        TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta } => {
+            logs(&dag_id, &run_id, &task_id, try_number, follow, &meta)
+        }
+        TasksCommand::States { dag_id, run_id, meta } => states(&dag_id, &run_id, &meta),
+        TasksCommand::Clear { dag_id, run_id, task_ids, downstream, upstream, only_failed, wait, meta } => {
+            let request = Request { action: RequestAction::Clear, task_ids, downstream, upstream, only_failed };
+            send(&dag_id, &run_id, request, wait, &meta)
+        }
+        TasksCommand::Mark { dag_id, run_id, task_ids, state, downstream, upstream, wait, meta } => {
+            let action = match state {
+                MarkState::Success => RequestAction::MarkSuccess,
+                MarkState::Failed => RequestAction::MarkFailed,
+                MarkState::Skipped => RequestAction::MarkSkipped,
+            };
+            send(&dag_id, &run_id, Request { action, task_ids, downstream, upstream, only_failed: false }, wait, &meta)
+        }
+    }
+}
+
+/// A clear or mark request as the command line gives it.
+pub struct Request {
+    pub action: RequestAction,
+    pub task_ids: Vec<String>,
+    pub downstream: bool,
+    pub upstream: bool,
+    pub only_failed: bool,
+}
+
+/// Records a request for the scheduler, after checking that the run and its tasks exist.
+pub fn send(dag_id: &str, run_id: &str, request: Request, wait: bool, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = meta.db().await?;
-        let Some(run) = db.get_run(&dag_id, &run_id).await? else {
+        let Some(run) = db.get_run(dag_id, run_id).await? else {
+            bail!("no run `{run_id}` of DAG `{dag_id}`: `updraft dags list-runs {dag_id}` lists them");
+        };
+        let known: Vec<String> = db.task_instances(run.id).await?.into_iter().map(|t| t.task_id).collect();
+        // A queued run has no task instances yet; the scheduler checks the ids when it starts it.
+        if !known.is_empty() {
+            let unknown: Vec<&str> =
+                request.task_ids.iter().filter(|t| !known.contains(t)).map(String::as_str).collect();
+            if !unknown.is_empty() {
+                bail!("run `{run_id}` of `{dag_id}` has no task {}: check the task ids", unknown.join(", "));
+            }
+        }
+        let action = request.action;
+        let id = db
+            .request(&NewRequest {
+                run_pk: run.id,
+                action,
+                task_ids: request.task_ids,
+                downstream: request.downstream,
+                upstream: request.upstream,
+                only_failed: request.only_failed,
+                requested_by: std::env::var("USER").ok(),
+            })
+            .await?;
+        println!("requested {} on {dag_id} run {run_id} (the scheduler carries it out)", action.as_str());
+        if wait {
+            wait_for_request(&db, id).await?;
+            println!("done");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn states(dag_id: &str, run_id: &str, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let db = meta.db().await?;
+        let Some(run) = db.get_run(dag_id, run_id).await? else {
+            bail!("no run `{run_id}` of DAG `{dag_id}`: `updraft dags list-runs {dag_id}` lists them");
+        };
+        let mut text = String::new();
+        for ti in db.task_instances(run.id).await? {
+            text.push_str(&format!("{}\t{}\t{}\n", ti.task_id, ti.state, ti.try_number));
+        }
+        super::emit(&text)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_request(db: &Db, id: i64) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while db.request_pending(id).await? {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "no scheduler carried out the request within 2 minutes: is `updraft scheduler` running (and the DAG unpaused)?"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+fn logs(
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    try_number: Option<u32>,
+    follow: bool,
+    meta: &MetaArgs,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let db = meta.db().await?;
+        let Some(run) = db.get_run(dag_id, run_id).await? else {
             bail!("no run `{run_id}` of DAG `{dag_id}`");
         };
-        let Some(ti) = db.task_instance(run.id, &task_id).await? else {
+        let Some(ti) = db.task_instance(run.id, task_id).await? else {
             bail!("DAG `{dag_id}` has no task `{task_id}` in run `{run_id}`");
         };
         let try_number = try_number.unwrap_or(u32::try_from(ti.try_number).unwrap_or(0));
@@ -44,10 +210,35 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
             .join(format!("run_id={run_id}"))
             .join(format!("task_id={task_id}"))
             .join(format!("attempt={try_number}.log"));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => super::emit(&text)?,
-            Err(e) => bail!("no log for try {try_number} of `{task_id}` at {}: {e}", path.display()),
+        if !follow {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => super::emit(&text)?,
+                Err(e) => bail!("no log for try {try_number} of `{task_id}` at {}: {e}", path.display()),
+            }
+            return Ok(ExitCode::SUCCESS);
         }
-        Ok(ExitCode::SUCCESS)
+        // Follow: print what is there, then what is appended, until the try is over and its
+        // log has been read to the end.
+        let mut offset = 0u64;
+        loop {
+            let ti = db.task_instance(run.id, task_id).await?;
+            let over = ti.is_none_or(|t| {
+                i64::from(try_number) < i64::from(t.try_number) || !matches!(t.state.as_str(), "queued" | "running")
+            });
+            if let Ok(mut file) = std::fs::File::open(&path) {
+                file.seek(SeekFrom::Start(offset))?;
+                let mut chunk = Vec::new();
+                file.read_to_end(&mut chunk)?;
+                offset += chunk.len() as u64;
+                let mut out = std::io::stdout().lock();
+                if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            if over {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     })
 }
