@@ -205,3 +205,78 @@ async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_chang
         t.drop_db(db).await;
     }
 }
+
+#[tokio::test]
+async fn batched_updates_apply_in_order_on_both_databases() {
+    use updraft_db::runs::{NewRun, NewTaskInstance, TaskUpdate};
+    for backend in Backends::ALL {
+        let t = fresh(backend).await;
+        let db = t.migrated().await;
+        db.sync_dags(&[record("a", "h1")], &[], false).await.expect("sync");
+        let run = db
+            .insert_run(&NewRun {
+                dag_id: "a".into(),
+                run_id: "r1".into(),
+                run_type: "manual".into(),
+                logical_date: Some(1),
+                data_interval: Some((1, 1)),
+                run_after: 1,
+                conf: "{}".into(),
+                triggered_by: "test".into(),
+                triggering_user: None,
+                note: None,
+            })
+            .await
+            .expect("insert");
+        let tasks: Vec<NewTaskInstance> = ["x", "y"]
+            .iter()
+            .map(|id| NewTaskInstance {
+                task_id: (*id).into(),
+                uuid: format!("uuid-{id}"),
+                max_tries: 1,
+                operator: "noop".into(),
+                pool: "default_pool".into(),
+                pool_slots: 1,
+                priority_weight: 1,
+            })
+            .collect();
+        assert_eq!(db.create_task_instances(&run, &tasks).await.expect("create"), 2);
+        assert_eq!(db.create_task_instances(&run, &tasks).await.expect("again"), 0, "existing rows are kept");
+        let update = |task: &str, state: &str| TaskUpdate {
+            run_pk: run.id,
+            task_id: task.into(),
+            state: state.into(),
+            ..TaskUpdate::default()
+        };
+        let updates = vec![
+            TaskUpdate { scheduled_at: Some(10), ..update("x", "scheduled") },
+            TaskUpdate { queued_at: Some(20), try_number: Some(1), ..update("x", "queued") },
+            TaskUpdate { start_date: Some(30), hostname: Some("h".into()), ..update("x", "running") },
+            TaskUpdate {
+                end_date: Some(40),
+                duration_s: Some(1.5),
+                next_attempt_at: Some(99),
+                ..update("x", "up_for_retry")
+            },
+            TaskUpdate { scheduled_at: Some(11), ..update("y", "scheduled") },
+            TaskUpdate { reset_max_tries: Some(3), ..update("y", "none") },
+            TaskUpdate { scheduled_at: Some(12), ..update("y", "scheduled") },
+            TaskUpdate { queued_at: Some(50), try_number: Some(2), ..update("x", "queued") },
+        ];
+        db.apply(&updates, &[], &[]).await.expect("apply");
+        let x = db.task_instance(run.id, "x").await.expect("x").expect("row");
+        assert_eq!(x.state, "queued", "{backend:?}");
+        assert_eq!(
+            (x.try_number, x.scheduled_at, x.queued_at, x.start_date, x.end_date),
+            (2, Some(10), Some(50), Some(30), Some(40))
+        );
+        assert_eq!(
+            (x.duration_s, x.next_attempt_at, x.hostname.as_deref()),
+            (Some(1.5), None, Some("h")),
+            "{backend:?}"
+        );
+        let y = db.task_instance(run.id, "y").await.expect("y").expect("row");
+        assert_eq!((y.state.as_str(), y.max_tries, y.scheduled_at), ("scheduled", 3, Some(12)), "{backend:?}");
+        t.drop_db(db).await;
+    }
+}
