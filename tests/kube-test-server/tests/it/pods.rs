@@ -183,3 +183,19 @@ async fn logs_of_a_waiting_container_are_a_bad_request() {
     assert_eq!(status.reason, "BadRequest");
     assert_eq!(status.message, "container \"base\" in pod \"slow\" is waiting to start: ContainerCreating");
 }
+
+#[tokio::test]
+async fn kube_rs_also_authenticates_over_plain_http() {
+    let fake = crate::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Unlike client-go, which drops credentials for http:// servers, kube-rs sends the token.
+    let path = dir.path().join("http.kubeconfig");
+    fake.write_kubeconfig(&path, NS, crate::SCHEDULER).expect("kubeconfig");
+    let text = std::fs::read_to_string(&path).expect("read").replace(&fake.url(), &fake.http_url());
+    let kubeconfig: kube::config::Kubeconfig = kube::config::Kubeconfig::from_yaml(&text).expect("parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
+    let pods: kube::Api<Pod> = kube::Api::namespaced(kube::Client::try_from(config).expect("client"), NS);
+    pods.list(&Default::default()).await.expect("authenticated over http");
+    let last = fake.requests().pop().expect("a request");
+    assert_eq!(last.user.as_deref(), Some("system:serviceaccount:updraft:updraft-scheduler"));
+}
