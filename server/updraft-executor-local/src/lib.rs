@@ -77,7 +77,8 @@ impl Executor for LocalExecutor {
         let registry = Arc::clone(&self.registry);
         let events = self.events.clone();
         let hostname = self.hostname.clone();
-        runtime.spawn(async move {
+        let key = item.key.clone();
+        let runner = runtime.spawn(async move {
             let _ = events.send(WorkEvent::Started { key: item.key.clone(), hostname });
             let outcome = match registry.get(&item.operator) {
                 Err(error) => {
@@ -103,6 +104,16 @@ impl Executor for LocalExecutor {
                 }
             };
             let _ = events.send(WorkEvent::Finished { key: item.key, outcome });
+        });
+        // A runner that dies (a bug in the host panics) still ends its try, as failed and
+        // retryable: no task instance waits for a report that never comes.
+        let events = self.events.clone();
+        runtime.spawn(async move {
+            if let Err(error) = runner.await {
+                let message = format!("the task runner crashed: {error}");
+                let _ =
+                    events.send(WorkEvent::Finished { key, outcome: WorkOutcome::Failed { message, retryable: true } });
+            }
         });
     }
 }
