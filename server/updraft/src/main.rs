@@ -6,7 +6,7 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 // Loading a DAGs folder allocates many small values from two threads; mimalloc is markedly
 // faster at that than glibc's allocator (see the README's performance section).
@@ -14,11 +14,31 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Updraft: workflows as YAML, operators as WebAssembly, tasks as pods.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "updraft", version, about, propagate_version = true)]
 struct Cli {
+    /// A TOML configuration file: `[section] key = value` sets the default of the option read
+    /// from `UPDRAFT__SECTION__KEY` (default: ./updraft.toml when it exists).
+    #[arg(long, global = true, env = "UPDRAFT_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Parses the command line with the configuration file's settings as defaults.
+fn parse() -> anyhow::Result<Cli> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some((path, explicit)) = cmd::config::locate(&args) {
+        if explicit || path.exists() {
+            command = cmd::config::apply(command, &cmd::config::read(&path)?)?;
+        }
+    }
+    let matches = command.get_matches_from(args);
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => Ok(cli),
+        Err(error) => error.exit(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,7 +71,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Dags(command) => cmd::dags::run(command),
         Command::Db(command) => cmd::db::run(command),

@@ -260,3 +260,40 @@ fn a_closed_pipe_ends_output_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(status.success(), "{stderr}");
 }
+
+#[test]
+fn a_configuration_file_sets_defaults_below_the_environment_and_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let from_file = dir.path().join("from-file");
+    let from_env = dir.path().join("from-env");
+    let config = dir.path().join("updraft.toml");
+    std::fs::write(&config, format!("[core]\ndata_dir = \"{}\"\n", from_file.display())).expect("write");
+    let config = config.to_str().expect("utf-8");
+    let out = updraft_env(&["db", "migrate", "--config", config], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(from_file.join("updraft.db").exists() || from_file.read_dir().is_ok_and(|mut d| d.next().is_some()));
+    let out = updraft_env(
+        &["db", "migrate"],
+        &[("UPDRAFT_CONFIG", config), ("UPDRAFT__CORE__DATA_DIR", from_env.to_str().expect("utf-8"))],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(from_env.read_dir().is_ok_and(|mut d| d.next().is_some()), "the environment overrides the file");
+    let out = updraft_env(
+        &["db", "check", "--config", config, "--data-dir", dir.path().join("none").to_str().expect("utf-8")],
+        &[],
+    );
+    assert!(text(&out.stdout).contains("no schema yet"), "a flag overrides the file");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[core]\ndatadir = \"/x\"\n").expect("write");
+    let out = updraft_env(&["db", "migrate", "--config", bad.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown setting `core.datadir`: the known settings are"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("core.data_dir"));
+    std::fs::write(&bad, "[core\n").expect("write");
+    let out = updraft_env(&["db", "migrate", "--config", bad.to_str().expect("utf-8")], &[]);
+    assert!(text(&out.stderr).contains("in the configuration file"), "{}", text(&out.stderr));
+}

@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Most task tries running at once.
     #[arg(long, env = "UPDRAFT__CORE__PARALLELISM", default_value_t = 32)]
     pub parallelism: usize,
+    /// Seconds without a heartbeat after which a scheduler counts as dead and another one
+    /// adopts its runs (PostgreSQL; tries it was running run again).
+    #[arg(long, env = "UPDRAFT__SCHEDULER__ZOMBIE_THRESHOLD", default_value_t = 30)]
+    pub zombie_threshold: u64,
 }
 
 impl RunArgs {
@@ -68,7 +72,7 @@ impl RunArgs {
             parallelism: self.parallelism,
             parse_interval: Duration::from_secs(5),
             paused_at_creation: false,
-            zombie_after: Duration::from_secs(30),
+            zombie_after: Duration::from_secs(self.zombie_threshold.max(2)),
             single_run,
             catalog: Some(catalog),
         };

@@ -39,7 +39,13 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("no DAGs folder: pass --dags DIR (the example DAGs are in the source tree's examples/dags)")
         }
     };
-    let run = RunArgs { meta: args.meta.clone(), dags: dags.clone(), plugins: None, parallelism: args.parallelism };
+    let run = RunArgs {
+        meta: args.meta.clone(),
+        dags: dags.clone(),
+        plugins: None,
+        parallelism: args.parallelism,
+        zombie_threshold: 30,
+    };
     runtime()?.block_on(async move {
         let db = Db::connect(&args.meta.url()?).await?;
         db.migrate().await?;
