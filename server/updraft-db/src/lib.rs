@@ -11,6 +11,7 @@ mod crypto;
 pub mod dags;
 pub mod demo;
 pub mod requests;
+pub mod results;
 pub mod runs;
 pub mod secrets;
 pub mod xcom;

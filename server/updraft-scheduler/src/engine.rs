@@ -848,12 +848,7 @@ impl Engine {
     }
 
     fn log_path(&self, row: &RunRow, task_id: &str, try_number: u32) -> PathBuf {
-        self.config
-            .log_dir
-            .join(format!("dag_id={}", row.dag_id))
-            .join(format!("run_id={}", row.run_id))
-            .join(format!("task_id={task_id}"))
-            .join(format!("attempt={try_number}.log"))
+        log_path(&self.config.log_dir, row, task_id, try_number)
     }
 
     fn start_try(&mut self, run_pk: i64, t: u32) {
@@ -878,8 +873,8 @@ impl Engine {
         });
         let log_path = self.log_path(&row, &task.id, try_number);
         let key = TryKey { run_pk, task_index: t, try_number };
-        match render_item(&loaded, t, &row) {
-            Ok(params) => {
+        match work_item(&loaded, t, &row, key.clone(), log_path.clone()) {
+            Ok(item) => {
                 self.running += 1;
                 self.inflight.insert(
                     key.clone(),
@@ -892,20 +887,7 @@ impl Engine {
                 *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
                 *self.dag_running.entry(loaded.dag.id.clone()).or_default() += 1;
                 self.stats.tries_dispatched += 1;
-                let logical = row.logical_date.unwrap_or(row.run_after);
-                self.executor.submit(WorkItem {
-                    key,
-                    dag_id: row.dag_id.clone(),
-                    run_id: row.run_id.clone(),
-                    task_id: task.id.clone(),
-                    operator: task.operator.clone(),
-                    params,
-                    logical_date: iso(logical),
-                    data_interval_start: iso(row.data_interval_start.unwrap_or(logical)),
-                    data_interval_end: iso(row.data_interval_end.unwrap_or(logical)),
-                    execution_timeout: task.execution_timeout,
-                    log_path,
-                });
+                self.executor.submit(item);
             }
             Err(message) => {
                 append_log(&log_path, &format!("[updraft] the task could not start: {message}"));
@@ -1057,6 +1039,37 @@ fn append_log(path: &Path, line: &str) {
     if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(file, "{line}");
     }
+}
+
+/// Where a try's log lives: `LOG_DIR/dag_id=…/run_id=…/task_id=…/attempt=N.log`.
+pub fn log_path(log_dir: &Path, row: &RunRow, task_id: &str, try_number: u32) -> PathBuf {
+    log_dir
+        .join(format!("dag_id={}", row.dag_id))
+        .join(format!("run_id={}", row.run_id))
+        .join(format!("task_id={task_id}"))
+        .join(format!("attempt={try_number}.log"))
+}
+
+/// One try of task `t` of a run, rendered and ready for an executor (the scheduler builds it;
+/// so does `updraft tasks run`, the worker of a task pod). Errors are template or SQL-file
+/// errors, which fail the try without running it.
+pub fn work_item(loaded: &LoadedDag, t: u32, row: &RunRow, key: TryKey, log_path: PathBuf) -> Result<WorkItem, String> {
+    let task = &loaded.dag.tasks[t as usize];
+    let params = render_item(loaded, t, row)?;
+    let logical = row.logical_date.unwrap_or(row.run_after);
+    Ok(WorkItem {
+        key,
+        dag_id: row.dag_id.clone(),
+        run_id: row.run_id.clone(),
+        task_id: task.id.clone(),
+        operator: task.operator.clone(),
+        params,
+        logical_date: iso(logical),
+        data_interval_start: iso(row.data_interval_start.unwrap_or(logical)),
+        data_interval_end: iso(row.data_interval_end.unwrap_or(logical)),
+        execution_timeout: task.execution_timeout,
+        log_path,
+    })
 }
 
 /// Renders a task's params (and, for the sql operator, its SQL) with the run's values.

@@ -187,7 +187,7 @@ fn db_migrate_and_check_on_the_embedded_default() {
     for _ in 0..2 {
         let out = updraft_env(&["db", "migrate", "--data-dir", data], &[]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout).trim(), "schema at version 2, current");
+        assert_eq!(text(&out.stdout).trim(), "schema at version 3, current");
     }
     let out = updraft_env(&["db", "check", "--wait", "5", "--data-dir", data], &[]);
     assert!(out.status.success());

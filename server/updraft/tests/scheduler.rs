@@ -450,3 +450,31 @@ fn a_backfill_creates_one_run_per_interval_and_respects_existing_runs() {
     scheduler.kill().expect("stop");
     let _ = scheduler.wait();
 }
+
+#[test]
+fn tasks_run_runs_one_try_and_records_how_it_ended() {
+    let meta = Meta::new(true, "worker");
+    let dags = "tests/fixtures/scheduler/clear_mark.yaml";
+    let mut scheduler = scheduler(&meta, dags);
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        meta.run(&["dags", "pause", "clear_mark"]).status.success()
+    });
+    scheduler.kill().expect("stop");
+    let _ = scheduler.wait();
+    ok(&meta, &["dags", "trigger", "clear_mark", "--run-id", "w"]);
+    let out = meta.run(&["tasks", "run", "clear_mark", "extract", "w", "--try", "1", "--dags", dags]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("clear_mark.extract w try 1: success"), "{}", text(&out.stderr));
+    let out = meta.run(&["tasks", "run", "clear_mark", "transform", "w", "--try", "2", "--dags", dags]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("boom"), "the log is echoed: {}", text(&out.stdout));
+    let log = meta.logs().join("dag_id=clear_mark/run_id=w/task_id=transform/attempt=2.log");
+    assert!(std::fs::read_to_string(&log).is_ok_and(|l| l.contains("boom")));
+    let db = meta.pg.clone().expect("postgres");
+    let rows = text(
+        &psql("SELECT task_id, try_number, outcome, message, retryable FROM try_result ORDER BY task_id", &db).stdout,
+    );
+    assert_eq!(rows.trim(), "extract|1|success||0\ntransform|2|failed|boom|0", "{rows}");
+    let out = meta.run(&["tasks", "run", "clear_mark", "nope", "w", "--try", "1", "--dags", dags]);
+    assert!(text(&out.stderr).contains("has no task `nope`"), "{}", text(&out.stderr));
+}

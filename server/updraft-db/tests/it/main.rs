@@ -28,9 +28,9 @@ async fn migrations_are_idempotent_and_checked() {
             let url = t.url.clone();
             async move { Db::wait_until_current(&url, Duration::from_secs(30)).await }
         });
-        assert_eq!(db.migrate().await.expect("migrates"), SchemaStatus::Current { version: 2 });
-        assert_eq!(db.migrate().await.expect("again"), SchemaStatus::Current { version: 2 }, "{backend:?}");
-        assert_eq!(waiter.await.expect("joins").expect("waits"), SchemaStatus::Current { version: 2 });
+        assert_eq!(db.migrate().await.expect("migrates"), SchemaStatus::Current { version: 3 });
+        assert_eq!(db.migrate().await.expect("again"), SchemaStatus::Current { version: 3 }, "{backend:?}");
+        assert_eq!(waiter.await.expect("joins").expect("waits"), SchemaStatus::Current { version: 3 });
         t.drop_db(db).await;
     }
 }

@@ -12,6 +12,7 @@ use updraft_db::Db;
 use updraft_db::requests::{NewRequest, RequestAction};
 
 use super::meta::{MetaArgs, runtime};
+use super::scheduler::RunArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
@@ -28,6 +29,21 @@ pub enum TasksCommand {
         follow: bool,
         #[command(flatten)]
         meta: MetaArgs,
+    },
+    /// Run one try of a task in this process, write its log and record how it ended: what a
+    /// task pod of the kubernetes executor runs. Exits 0 unless the try failed.
+    Run {
+        dag_id: String,
+        task_id: String,
+        run_id: String,
+        /// The try number the scheduler gave this try.
+        #[arg(long = "try")]
+        try_number: u32,
+        /// Also copy the log to standard output (what `kubectl logs` shows).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        echo: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// The state and try number of every task instance of a run.
     States {
@@ -93,6 +109,9 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
         TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta } => {
             logs(&dag_id, &run_id, &task_id, try_number, follow, &meta)
         }
+        TasksCommand::Run { dag_id, task_id, run_id, try_number, echo, run } => {
+            run_try(&dag_id, &task_id, &run_id, try_number, echo, &run)
+        }
         TasksCommand::States { dag_id, run_id, meta } => states(&dag_id, &run_id, &meta),
         TasksCommand::Clear { dag_id, run_id, task_ids, downstream, upstream, only_failed, wait, meta } => {
             let request = Request { action: RequestAction::Clear, task_ids, downstream, upstream, only_failed };
@@ -152,6 +171,85 @@ pub fn send(dag_id: &str, run_id: &str, request: Request, wait: bool, meta: &Met
             println!("done");
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_try(
+    dag_id: &str,
+    task_id: &str,
+    run_id: &str,
+    try_number: u32,
+    echo: bool,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    use updraft_db::results::TryResult;
+    use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkOutcome};
+    if try_number == 0 {
+        bail!("--try starts at 1");
+    }
+    runtime()?.block_on(async {
+        let db = args.meta.db().await?;
+        let Some(run) = db.get_run(dag_id, run_id).await? else {
+            bail!("no run `{run_id}` of DAG `{dag_id}` in the metadata database");
+        };
+        if !args.dags.exists() {
+            bail!(
+                "DAGs folder `{}` does not exist: pass --dags DIR or set UPDRAFT__CORE__DAGS_FOLDER",
+                args.dags.display()
+            );
+        }
+        let folder = args.dags.clone();
+        let bag = tokio::task::spawn_blocking(move || updraft_dagbag::load(&folder, updraft_dag::Options::default()))
+            .await
+            .unwrap_or_default();
+        let Some(loaded) = bag.dags.into_iter().find(|d| d.dag.id == dag_id) else {
+            bail!("DAG `{dag_id}` did not load from {}: `updraft dags validate` shows why", args.dags.display());
+        };
+        let Some(t) = loaded.dag.tasks.iter().position(|task| task.id == task_id) else {
+            bail!("DAG `{dag_id}` has no task `{task_id}`");
+        };
+        let t = u32::try_from(t)?;
+        let log_path = updraft_scheduler::engine::log_path(&args.meta.data_dir.join("logs"), &run, task_id, try_number);
+        let key = TryKey { run_pk: run.id, task_index: t, try_number };
+        let outcome = match updraft_scheduler::engine::work_item(&loaded, t, &run, key.clone(), log_path.clone()) {
+            Err(message) => {
+                let line = format!("[updraft] the task could not start: {message}\n");
+                if let Some(parent) = log_path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?.write_all(line.as_bytes())?;
+                WorkOutcome::Failed { message, retryable: false }
+            }
+            Ok(item) => {
+                let registry = args.registry(&db).await?;
+                let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+                let executor = updraft_executor_local::LocalExecutor::new(registry, sender, 1)?;
+                executor.submit(item);
+                let mut outcome = None;
+                while let Some(event) = events.recv().await {
+                    if let WorkEvent::Finished { outcome: o, .. } = event {
+                        outcome = Some(o);
+                        break;
+                    }
+                }
+                outcome.unwrap_or(WorkOutcome::Failed { message: "the task runner stopped".into(), retryable: true })
+            }
+        };
+        if echo && let Ok(text) = std::fs::read_to_string(&log_path) {
+            super::emit(&text)?;
+        }
+        let (name, message, retryable, after) = match &outcome {
+            WorkOutcome::Success => ("success", None, false, None),
+            WorkOutcome::Skipped => ("skipped", None, false, None),
+            WorkOutcome::Reschedule { after } => {
+                ("reschedule", None, false, Some(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)))
+            }
+            WorkOutcome::Failed { message, retryable } => ("failed", Some(message.clone()), *retryable, None),
+        };
+        let result = TryResult { outcome: name.into(), message, retryable, reschedule_after_ms: after };
+        db.record_try_result(run.id, task_id, i32::try_from(try_number)?, &result).await?;
+        eprintln!("{dag_id}.{task_id} {run_id} try {try_number}: {name}");
+        Ok(if name == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     })
 }
 
