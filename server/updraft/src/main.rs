@@ -29,10 +29,8 @@ struct Cli {
 fn parse() -> anyhow::Result<Cli> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut command = Cli::command();
-    if let Some((path, explicit)) = cmd::config::locate(&args) {
-        if explicit || path.exists() {
-            command = cmd::config::apply(command, &cmd::config::read(&path)?)?;
-        }
+    if let Some(path) = cmd::config::locate(&args) {
+        command = cmd::config::apply(command, &cmd::config::read(&path)?)?;
     }
     let matches = command.get_matches_from(args);
     match Cli::from_arg_matches(&matches) {

@@ -13,22 +13,22 @@ use anyhow::{Context, bail};
 
 /// Where the configuration file is, if any: `--config FILE` (or `--config=FILE`) anywhere in
 /// the arguments, else `UPDRAFT_CONFIG`, else `./updraft.toml` when it exists.
-pub fn locate(args: &[std::ffi::OsString]) -> Option<(PathBuf, bool)> {
+pub fn locate(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let text = arg.to_string_lossy();
         if text == "--config" {
-            return iter.next().map(|p| (PathBuf::from(p), true));
+            return iter.next().map(PathBuf::from);
         }
         if let Some(path) = text.strip_prefix("--config=") {
-            return Some((PathBuf::from(path), true));
+            return Some(PathBuf::from(path));
         }
     }
     if let Some(path) = std::env::var_os("UPDRAFT_CONFIG") {
-        return Some((PathBuf::from(path), true));
+        return Some(PathBuf::from(path));
     }
     let local = PathBuf::from("updraft.toml");
-    local.exists().then_some((local, false))
+    local.exists().then_some(local)
 }
 
 /// Reads a configuration file into `UPDRAFT__SECTION__KEY` → value.
