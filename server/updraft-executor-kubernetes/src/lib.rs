@@ -1,0 +1,16 @@
+//! The kubernetes executor: each task try runs in a pod of its own, created with a
+//! deterministic name (so a re-submit is idempotent), watched with one kube-runtime watcher
+//! (level-triggered: the pod's current status decides), and deleted or marked done at the end.
+//! Pod construction ([`pod`], [`merge`], [`overrides`]) and status interpretation ([`status`])
+//! are pure functions.
+
+pub mod merge;
+pub mod overrides;
+pub mod pod;
+pub mod result;
+pub mod status;
+
+pub use merge::{MergeError, reconcile};
+pub use overrides::{KubernetesOverride, OverrideError};
+pub use pod::{PodIdentity, pod_name, safe_label_value};
+pub use result::{InMemoryResults, ResultSource};
