@@ -2,14 +2,19 @@
 //! deterministic name (so a re-submit is idempotent), watched with one kube-runtime watcher
 //! (level-triggered: the pod's current status decides), and deleted or marked done at the end.
 //! Pod construction ([`pod`], [`merge`], [`overrides`]) and status interpretation ([`status`])
-//! are pure functions.
+//! are pure functions; [`KubernetesExecutor`] does the I/O.
 
+mod executor;
 pub mod merge;
 pub mod overrides;
 pub mod pod;
 pub mod result;
 pub mod status;
 
+pub use executor::{
+    AdoptReport, Error, KubernetesConfig, KubernetesExecutor, OverrideLookup, PodTemplate, client_from_kubeconfig,
+    client_in_cluster,
+};
 pub use merge::{MergeError, reconcile};
 pub use overrides::{KubernetesOverride, OverrideError};
 pub use pod::{PodIdentity, pod_name, safe_label_value};
