@@ -1,6 +1,9 @@
 //! The kubernetes executor against the Kubernetes API test server (`updraft-fake-kube`): real
 //! HTTPS, the RBAC of `k8s/base`, a simulated kubelet. One test binary for the crate.
 
+mod adoption;
+mod failures;
+mod throttling;
 mod tries;
 
 use std::collections::HashMap;
