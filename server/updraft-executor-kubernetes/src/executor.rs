@@ -7,20 +7,17 @@
 //!
 //! Three background tasks: the creator (takes queued tries in order, at `creates_per_second`,
 //! at most `max_creates_in_flight` at once, then one task per create with its retries), the
-//! watcher (one kube-runtime watcher on the namespace, restarted if it ends) and the pending
-//! ticker (fails pods Pending longer than `pending_timeout`). The tries in flight are a map
+//! watcher and the pending ticker (both in `watch.rs`; the throttle is `throttle.rs`). The tries in flight are a map
 //! from pod name to [`Tracked`], under one mutex that is never held across an await.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -29,6 +26,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
+use crate::config::{Error, KubernetesConfig, OverrideLookup, PodTemplate};
 use crate::merge::reconcile;
 use crate::overrides::KubernetesOverride;
 use crate::pod::{
@@ -37,116 +35,7 @@ use crate::pod::{
 };
 use crate::result::ResultSource;
 use crate::status::{PodState, classify};
-
-/// Where the pod template comes from (Airflow's `pod_template_file`).
-#[derive(Debug, Clone, Default)]
-pub enum PodTemplate {
-    #[default]
-    None,
-    /// A YAML file holding one Pod.
-    File(PathBuf),
-    /// A Pod as JSON.
-    Value(Value),
-}
-
-/// How the executor runs pods. [`KubernetesConfig::new`] fills in the defaults.
-#[derive(Debug, Clone)]
-pub struct KubernetesConfig {
-    /// The namespace of the pods (the watcher's and the Role's).
-    pub namespace: String,
-    /// The worker image, unless a task's override names another.
-    pub image: String,
-    /// The container `command` before the worker's arguments (`tasks run DAG TASK RUN --try
-    /// N`); empty keeps the image's entrypoint. Default `["updraft"]`.
-    pub command: Vec<String>,
-    pub pod_template: PodTemplate,
-    /// This scheduler's id, written on its pods (label `updraft.dev/scheduler-id`); the watcher
-    /// sees only pods carrying it, and adoption rewrites it.
-    pub scheduler_id: String,
-    /// Delete finished pods (default true); a pod that is kept gets label `updraft.dev/done=true`.
-    pub delete_worker_pods: bool,
-    /// Delete failed pods too (default false: they stay for inspection).
-    pub delete_worker_pods_on_failure: bool,
-    /// A pod still Pending this long fails its try, with the pod's events (default 300 s).
-    pub pending_timeout: Duration,
-    /// Pod creations per second, all tries together, retries included (default 10).
-    pub creates_per_second: f64,
-    /// Create requests outstanding at once, retries included (default 10).
-    pub max_creates_in_flight: usize,
-    /// How often a pod that failed before its task started is replaced without spending one of
-    /// the task's retries (default 1).
-    pub launch_failure_requeues: u32,
-    /// Retries of a create after a transient error (429, 5xx, quota, network) before the try
-    /// fails (default 5). Backoff doubles from 500 ms to 15 s; `Retry-After` wins.
-    pub create_retries: u32,
-}
-
-impl KubernetesConfig {
-    pub fn new(namespace: impl Into<String>, image: impl Into<String>, scheduler_id: impl Into<String>) -> Self {
-        KubernetesConfig {
-            namespace: namespace.into(),
-            image: image.into(),
-            command: vec!["updraft".to_owned()],
-            pod_template: PodTemplate::None,
-            scheduler_id: scheduler_id.into(),
-            delete_worker_pods: true,
-            delete_worker_pods_on_failure: false,
-            pending_timeout: Duration::from_secs(300),
-            creates_per_second: 10.0,
-            max_creates_in_flight: 10,
-            launch_failure_requeues: 1,
-            create_retries: 5,
-        }
-    }
-}
-
-/// Errors setting the executor up or adopting pods; a try's own failures are reported on the
-/// event channel instead.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("reading the pod template {path}: {source}")]
-    TemplateRead { path: PathBuf, source: std::io::Error },
-    #[error("the pod template {path}: {message}")]
-    Template { path: String, message: String },
-    #[error("reading kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("in-cluster Kubernetes config: {0}")]
-    InCluster(String),
-    #[error("building the Kubernetes client: {0}")]
-    Client(String),
-    #[error("the kubernetes executor needs a tokio runtime: create it from async code")]
-    NoRuntime,
-    #[error("{0}")]
-    Api(String),
-}
-
-/// A kube client from a kubeconfig file (and context, else its current one). kube's own retry
-/// of 429/503/504 is off: the executor retries creates itself, honouring `Retry-After` for all
-/// creations at once, and kube's layer would hide both from it.
-pub async fn client_from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Client, Error> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)
-        .map_err(|e| Error::Kubeconfig { path: path.to_owned(), message: e.to_string() })?;
-    let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| Error::Kubeconfig { path: path.to_owned(), message: e.to_string() })?;
-    client_from_config(config)
-}
-
-/// A kube client from the pod's ServiceAccount (in-cluster), with kube's retry off as above.
-/// Call it inside a tokio runtime.
-pub fn client_in_cluster() -> Result<Client, Error> {
-    let config = kube::Config::incluster().map_err(|e| Error::InCluster(e.to_string()))?;
-    client_from_config(config)
-}
-
-fn client_from_config(mut config: kube::Config) -> Result<Client, Error> {
-    config.default_retry = false;
-    Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
-}
-
-/// A task's `kubernetes:` block, looked up for a try (the DAG model does not carry it yet).
-pub type OverrideLookup = Arc<dyn Fn(&WorkItem) -> Option<Value> + Send + Sync>;
+use crate::throttle::Throttle;
 
 /// What [`KubernetesExecutor::adopt`] found.
 #[derive(Debug, Default)]
@@ -169,40 +58,40 @@ struct Launch {
     launch: u32,
 }
 
-struct Shared {
-    pods: Api<Pod>,
-    pod_events: Api<Event>,
-    config: KubernetesConfig,
-    template: Option<Value>,
-    events: UnboundedSender<WorkEvent>,
-    overrides: OverrideLookup,
-    results: Arc<dyn ResultSource>,
-    state: Mutex<State>,
-    throttle: Throttle,
+pub(crate) struct Shared {
+    pub(crate) pods: Api<Pod>,
+    pub(crate) pod_events: Api<Event>,
+    pub(crate) config: KubernetesConfig,
+    pub(crate) template: Option<Value>,
+    pub(crate) events: UnboundedSender<WorkEvent>,
+    pub(crate) overrides: OverrideLookup,
+    pub(crate) results: Arc<dyn ResultSource>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) throttle: Throttle,
     queue: UnboundedSender<Launch>,
-    tasks: Mutex<JoinSet<()>>,
-    handle: tokio::runtime::Handle,
+    pub(crate) tasks: Mutex<JoinSet<()>>,
+    pub(crate) handle: tokio::runtime::Handle,
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// The tries in flight, by pod name.
-    tries: HashMap<String, Tracked>,
+    pub(crate) tries: HashMap<String, Tracked>,
     /// Pods whose end was handled: later events about them change nothing.
-    finished: HashSet<String>,
+    pub(crate) finished: HashSet<String>,
 }
 
 /// A try in flight.
-struct Tracked {
-    item: WorkItem,
-    launch: u32,
-    uid: Option<String>,
-    stage: Stage,
-    started_sent: bool,
+pub(crate) struct Tracked {
+    pub(crate) item: WorkItem,
+    pub(crate) launch: u32,
+    pub(crate) uid: Option<String>,
+    pub(crate) stage: Stage,
+    pub(crate) started_sent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Stage {
+pub(crate) enum Stage {
     /// The create request has not succeeded yet.
     Creating,
     Pending {
@@ -212,7 +101,7 @@ enum Stage {
 }
 
 /// How a pod ended, before the result source is asked.
-enum PodEnd {
+pub(crate) enum PodEnd {
     Succeeded,
     Failed {
         details: String,
@@ -228,7 +117,7 @@ enum PodEnd {
     },
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -377,7 +266,7 @@ fn classify_create_error(error: &kube::Error) -> CreateError {
 }
 
 /// A loud, actionable message for a 403 from RBAC.
-fn forbidden_message(verb: &str, resource: &str, namespace: &str, api_message: &str) -> String {
+pub(crate) fn forbidden_message(verb: &str, resource: &str, namespace: &str, api_message: &str) -> String {
     format!(
         "the scheduler's ServiceAccount may not {verb} {resource} in namespace {namespace}: add verb `{verb}` on \
          `{resource}` to its Role (k8s/base/rbac.yaml). The API server said: {api_message}"
@@ -388,22 +277,22 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(15))
 }
 
-fn is_not_found(error: &kube::Error) -> bool {
+pub(crate) fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 impl Shared {
-    fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = lock(&self.tasks);
         while tasks.try_join_next().is_some() {}
         tasks.spawn_on(future, &self.handle);
     }
 
-    fn send(&self, event: WorkEvent) {
+    pub(crate) fn send(&self, event: WorkEvent) {
         let _ = self.events.send(event);
     }
 
-    fn watch_selector(&self) -> String {
+    pub(crate) fn watch_selector(&self) -> String {
         format!(
             "{MANAGED_BY_LABEL}={MANAGED_BY},{SCHEDULER_ID_LABEL}={},{DONE_LABEL}!=true",
             safe_label_value(&self.config.scheduler_id)
@@ -568,7 +457,7 @@ impl Shared {
     }
 
     /// Acts on a pod's current status (level-triggered).
-    fn observe(self: &Arc<Self>, pod: &Pod) {
+    pub(crate) fn observe(self: &Arc<Self>, pod: &Pod) {
         let Some(name) = pod.metadata.name.clone() else { return };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let pod_state = classify(pod);
@@ -622,7 +511,7 @@ impl Shared {
 
     /// Replaces a pod that failed before its task started with a new one (new name), without
     /// spending a retry.
-    fn relaunch(self: &Arc<Self>, tracked: Tracked, name: String, reason: String) {
+    pub(crate) fn relaunch(self: &Arc<Self>, tracked: Tracked, name: String, reason: String) {
         let launch = tracked.launch + 1;
         let message =
             format!("{reason}; launching a new pod (replacement {launch} of {})", self.config.launch_failure_requeues);
@@ -634,7 +523,7 @@ impl Shared {
     }
 
     /// Reports a try's end and cleans its pod up.
-    async fn finish(self: Arc<Self>, tracked: Tracked, name: String, end: PodEnd) {
+    pub(crate) async fn finish(self: Arc<Self>, tracked: Tracked, name: String, end: PodEnd) {
         let key = tracked.item.key.clone();
         let recorded = match end {
             PodEnd::Succeeded | PodEnd::Failed { .. } => self.results.outcome(&key).await,
@@ -687,168 +576,6 @@ impl Shared {
         }
     }
 
-    /// The watcher: one kube-runtime watcher on this scheduler's pods, restarted if it ends.
-    /// Its errors are logged; it re-lists by itself (410 included).
-    async fn watch(self: Arc<Self>) {
-        let selector = self.watch_selector();
-        loop {
-            let stream = watcher(self.pods.clone(), watcher::Config::default().labels(&selector)).default_backoff();
-            let mut stream = std::pin::pin!(stream);
-            let mut listed: Option<HashSet<String>> = None;
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(watcher::Event::Apply(pod)) => self.observe(&pod),
-                    Ok(watcher::Event::InitApply(pod)) => {
-                        if let (Some(listed), Some(name)) = (&mut listed, &pod.metadata.name) {
-                            listed.insert(name.clone());
-                        }
-                        self.observe(&pod);
-                    }
-                    Ok(watcher::Event::Delete(pod)) => self.on_deleted(&pod),
-                    Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
-                    Ok(watcher::Event::InitDone) => {
-                        if let Some(listed) = listed.take() {
-                            self.check_unlisted(&listed);
-                        }
-                    }
-                    Err(error) => warn!(%error, "pod watcher error (it re-lists and goes on)"),
-                }
-            }
-            warn!("the pod watcher ended; restarting it");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    /// A pod left our selection: deleted, relabelled by another scheduler, or marked done.
-    fn on_deleted(self: &Arc<Self>, pod: &Pod) {
-        self.observe(pod);
-        let Some(name) = pod.metadata.name.clone() else { return };
-        if lock(&self.state).tries.get(&name).is_some_and(|t| t.uid.is_some()) {
-            let shared = Arc::clone(self);
-            self.spawn(async move { shared.recheck(name).await });
-        }
-    }
-
-    /// After a re-list: tracked pods the list did not have are re-read.
-    fn check_unlisted(self: &Arc<Self>, listed: &HashSet<String>) {
-        let missing: Vec<String> = lock(&self.state)
-            .tries
-            .iter()
-            .filter(|(name, t)| t.uid.is_some() && !listed.contains(*name))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in missing {
-            let shared = Arc::clone(self);
-            self.spawn(async move { shared.recheck(name).await });
-        }
-    }
-
-    /// Re-reads a tracked pod the watcher lost sight of.
-    async fn recheck(self: Arc<Self>, name: String) {
-        match self.pods.get(&name).await {
-            Ok(pod) => {
-                let owner = pod.metadata.labels.as_ref().and_then(|l| l.get(SCHEDULER_ID_LABEL)).cloned();
-                if owner.as_deref() != Some(safe_label_value(&self.config.scheduler_id).as_str()) {
-                    if lock(&self.state).tries.remove(&name).is_some() {
-                        info!(pod = %name, owner = ?owner, "pod adopted by another scheduler; no longer tracked");
-                    }
-                    return;
-                }
-                self.observe(&pod);
-            }
-            Err(error) if is_not_found(&error) => {
-                let Some(tracked) = lock(&self.state).tries.remove(&name) else { return };
-                if tracked.stage == Stage::Running || tracked.started_sent {
-                    let details = format!("pod {name} was deleted while its task was running");
-                    self.send_started_once(&tracked, &name);
-                    self.finish(tracked, name, PodEnd::Deleted { details }).await;
-                } else if tracked.launch < self.config.launch_failure_requeues {
-                    self.relaunch(tracked, name.clone(), format!("pod {name} was deleted before its task started"));
-                } else {
-                    let details = format!("pod {name} was deleted before its task started");
-                    self.finish(tracked, name, PodEnd::NeverRan { details }).await;
-                }
-            }
-            Err(error) => warn!(pod = %name, %error, "could not re-read a pod the watcher lost"),
-        }
-    }
-
-    fn send_started_once(&self, tracked: &Tracked, name: &str) {
-        if !tracked.started_sent {
-            self.send(WorkEvent::Started { key: tracked.item.key.clone(), hostname: name.to_owned() });
-        }
-    }
-
-    /// Fails tries whose pod stayed Pending longer than `pending_timeout`.
-    async fn pending_ticker(self: Arc<Self>) {
-        let period = (self.config.pending_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let expired: Vec<(String, Tracked)> = {
-                let mut state = lock(&self.state);
-                let names: Vec<String> = state
-                    .tries
-                    .iter()
-                    .filter(|(_, t)| {
-                        matches!(t.stage, Stage::Pending { since } if since.elapsed() >= self.config.pending_timeout)
-                    })
-                    .map(|(name, _)| name.clone())
-                    .collect();
-                names
-                    .into_iter()
-                    .filter_map(|name| {
-                        let tracked = state.tries.remove(&name)?;
-                        if let Some(uid) = &tracked.uid {
-                            state.finished.insert(uid.clone());
-                        }
-                        Some((name, tracked))
-                    })
-                    .collect()
-            };
-            for (name, tracked) in expired {
-                let shared = Arc::clone(&self);
-                self.spawn(async move {
-                    let events = shared.describe_events(&name).await;
-                    let details = format!(
-                        "still Pending after {} s (pending_timeout); its events: {events}",
-                        shared.config.pending_timeout.as_secs_f64()
-                    );
-                    shared.finish(tracked, name, PodEnd::NeverRan { details }).await;
-                });
-            }
-        }
-    }
-
-    /// A pod's events, oldest first, as `Type Reason: message` lines.
-    async fn describe_events(&self, name: &str) -> String {
-        let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
-        match self.pod_events.list(&params).await {
-            Ok(list) => {
-                let lines: Vec<String> = list
-                    .items
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{} {}: {}",
-                            e.type_.as_deref().unwrap_or(""),
-                            e.reason.as_deref().unwrap_or(""),
-                            e.message.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect();
-                if lines.is_empty() { "(none)".to_owned() } else { lines.join(" | ") }
-            }
-            Err(kube::Error::Api(status)) if status.code == 403 => {
-                let message = forbidden_message("list", "events", &self.config.namespace, &status.message);
-                error!("{message}");
-                format!("(cannot list them: {message})")
-            }
-            Err(error) => format!("(cannot list them: {error})"),
-        }
-    }
-
     async fn adopt(self: &Arc<Self>, tries: Vec<WorkItem>) -> Result<AdoptReport, Error> {
         let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
         let pods = self.pods.list(&params).await.map_err(|error| match &error {
@@ -891,71 +618,9 @@ impl Shared {
     }
 }
 
-/// Spaces pod creates `1 / creates_per_second` apart and pauses them all after a
-/// `Retry-After`.
-struct Throttle {
-    interval: Duration,
-    state: Mutex<ThrottleState>,
-}
-
-struct ThrottleState {
-    next: Instant,
-    paused_until: Option<Instant>,
-}
-
-impl Throttle {
-    fn new(per_second: f64) -> Throttle {
-        let interval = if per_second.is_finite() && per_second > 0.0 {
-            Duration::from_secs_f64(1.0 / per_second)
-        } else {
-            Duration::ZERO
-        };
-        Throttle { interval, state: Mutex::new(ThrottleState { next: Instant::now(), paused_until: None }) }
-    }
-
-    /// Waits for this create's slot, and for any pause.
-    async fn wait(&self) {
-        let slot = {
-            let mut state = lock(&self.state);
-            let slot = state.next.max(Instant::now());
-            state.next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-        loop {
-            let paused_until = lock(&self.state).paused_until;
-            match paused_until {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => return,
-            }
-        }
-    }
-
-    fn pause_for(&self, duration: Duration) {
-        let until = Instant::now() + duration;
-        let mut state = lock(&self.state);
-        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
-        state.next = state.next.max(until);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_throttle_spaces_creates_and_pauses_after_retry_after() {
-        let throttle = Throttle::new(10.0);
-        let start = Instant::now();
-        for _ in 0..20 {
-            throttle.wait().await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_millis(1900));
-        throttle.pause_for(Duration::from_secs(3));
-        let paused = Instant::now();
-        throttle.wait().await;
-        assert!(paused.elapsed() >= Duration::from_secs(3));
-    }
 
     #[test]
     fn forbidden_names_verb_resource_namespace_and_the_fix() {

@@ -4,17 +4,18 @@
 //! Pod construction ([`pod`], [`merge`], [`overrides`]) and status interpretation ([`status`])
 //! are pure functions; [`KubernetesExecutor`] does the I/O.
 
+mod config;
 mod executor;
 pub mod merge;
 pub mod overrides;
 pub mod pod;
 pub mod result;
 pub mod status;
+mod throttle;
+mod watch;
 
-pub use executor::{
-    AdoptReport, Error, KubernetesConfig, KubernetesExecutor, OverrideLookup, PodTemplate, client_from_kubeconfig,
-    client_in_cluster,
-};
+pub use config::{Error, KubernetesConfig, OverrideLookup, PodTemplate, client_from_kubeconfig, client_in_cluster};
+pub use executor::{AdoptReport, KubernetesExecutor};
 pub use merge::{MergeError, reconcile};
 pub use overrides::{KubernetesOverride, OverrideError};
 pub use pod::{PodIdentity, pod_name, safe_label_value};
