@@ -7,8 +7,9 @@
 //!
 //! Three background tasks: the creator (takes queued tries in order, at `creates_per_second`,
 //! at most `max_creates_in_flight` at once, then one task per create with its retries), the
-//! watcher and the pending ticker (both in `watch.rs`; the throttle is `throttle.rs`). The tries in flight are a map
-//! from pod name to [`Tracked`], under one mutex that is never held across an await.
+//! watcher and the pending ticker (both in `watch.rs`; the throttle is `throttle.rs`). The
+//! tries in flight are a map from pod name to [`Tracked`], under one mutex that is never held
+//! across an await.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
