@@ -60,4 +60,9 @@ pub trait Executor: Send + Sync {
     /// The executor's name, stored on task instances (`local`, `kubernetes`).
     fn name(&self) -> &'static str;
     fn submit(&self, item: WorkItem);
+    /// Stops a running try that was cleared or marked meanwhile; its end need not be reported.
+    /// Executors that cannot stop a try ignore it (the default).
+    fn cancel(&self, key: &TryKey) {
+        let _ = key;
+    }
 }
