@@ -6,12 +6,18 @@
 # on SQLite and on the PostgreSQL at 127.0.0.1:5432. Prints wall time, task instances per
 # second, the scheduler's peak RSS and its CPU time per task instance.
 # Usage: bash tests/bench/scheduler.sh [TASKS]   (uses target/release/updraft; builds it first)
+#        UPDRAFT_BIN=/path/to/updraft bash tests/bench/scheduler.sh   (another build, e.g. to
+#        compare two commits in one sitting)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TASKS=${1:-10000}
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --bin updraft >/dev/null 2>&1
-BIN="$TARGET/release/updraft"
+if [ -n "${UPDRAFT_BIN:-}" ]; then
+  BIN="$UPDRAFT_BIN"
+else
+  cargo build --release --bin updraft >/dev/null 2>&1
+  BIN="$TARGET/release/updraft"
+fi
 WORK=$(mktemp -d)
 trap 'pkill -f "$WORK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

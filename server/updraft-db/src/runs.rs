@@ -358,30 +358,21 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
-        if self.backend() == Backend::Postgres {
-            // One statement per chunk of updates: per-row statements cost a network round trip
-            // each, which capped PostgreSQL near 1,000 task instances a second.
-            let mut segment = Vec::new();
-            for u in updates {
-                if u.reset_max_tries.is_some() {
-                    update_batch(&mut tx, &collapse(&segment)).await?;
-                    segment.clear();
-                    reset_one(&mut tx, u).await?;
-                } else {
-                    segment.push(u);
-                }
-            }
-            update_batch(&mut tx, &collapse(&segment)).await?;
-        } else {
-            // SQLite runs in-process: a prepared statement per row is as fast as a batch.
-            for u in updates {
-                if u.reset_max_tries.is_some() {
-                    reset_one(&mut tx, u).await?;
-                } else {
-                    update_one(&mut tx, u).await?;
-                }
+        // One statement per chunk of updates: per-row statements cost a round trip each (to
+        // the server on PostgreSQL, to sqlx's worker thread on SQLite), which capped
+        // PostgreSQL near 1,000 task instances a second.
+        let sqlite = self.backend() == Backend::Sqlite;
+        let mut segment = Vec::new();
+        for u in updates {
+            if u.reset_max_tries.is_some() {
+                update_batch(&mut tx, &collapse(&segment), sqlite).await?;
+                segment.clear();
+                reset_one(&mut tx, u).await?;
+            } else {
+                segment.push(u);
             }
         }
+        update_batch(&mut tx, &collapse(&segment), sqlite).await?;
         for (run_pk, state, end_date) in run_states {
             sqlx::query("UPDATE dag_run SET state = $2, end_date = COALESCE($3, end_date) WHERE id = $1")
                 .bind(run_pk)
@@ -512,30 +503,6 @@ fn duration_us(u: &TaskUpdate) -> Option<i64> {
     u.duration_s.map(|s| (s * 1e6) as i64)
 }
 
-async fn update_one(tx: &mut Tx<'_>, u: &TaskUpdate) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE task_instance SET state = $3, try_number = COALESCE($4, try_number), scheduled_at = COALESCE($5, scheduled_at), \
-         queued_at = COALESCE($6, queued_at), start_date = COALESCE($7, start_date), end_date = COALESCE($8, end_date), \
-         duration_s = COALESCE(CAST($9 AS DOUBLE PRECISION) / 1000000.0, duration_s), next_attempt_at = $10, hostname = COALESCE($11, hostname), executor = COALESCE($12, executor) \
-         WHERE run_pk = $1 AND task_id = $2 AND map_index = -1",
-    )
-    .bind(u.run_pk)
-    .bind(&u.task_id)
-    .bind(&u.state)
-    .bind(u.try_number)
-    .bind(u.scheduled_at)
-    .bind(u.queued_at)
-    .bind(u.start_date)
-    .bind(u.end_date)
-    .bind(duration_us(u))
-    .bind(u.next_attempt_at)
-    .bind(&u.hostname)
-    .bind(&u.executor)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 async fn reset_one(tx: &mut Tx<'_>, u: &TaskUpdate) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE task_instance SET state = $3, max_tries = $4, scheduled_at = NULL, queued_at = NULL, start_date = NULL, \
@@ -584,18 +551,21 @@ fn collapse(updates: &[&TaskUpdate]) -> Vec<TaskUpdate> {
     out
 }
 
-/// Rows per batched UPDATE on PostgreSQL (12 parameters each, under its 65,535).
+/// Rows per batched UPDATE (12 parameters each, under SQLite's 32,766 and PostgreSQL's 65,535).
 const UPDATE_CHUNK: usize = 2000;
 
-async fn update_batch(tx: &mut Tx<'_>, updates: &[TaskUpdate]) -> Result<(), DbError> {
+/// Applies updates as `WITH v AS (VALUES …) UPDATE … FROM v`, which both databases accept. SQLite gets
+/// anonymous parameters: it finds a named one by scanning every name of the statement.
+async fn update_batch(tx: &mut Tx<'_>, updates: &[TaskUpdate], sqlite: bool) -> Result<(), DbError> {
     const TYPES: [&str; 12] = [
         "BIGINT", "TEXT", "TEXT", "INTEGER", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
     ];
     for chunk in updates.chunks(UPDATE_CHUNK) {
         let mut sql = String::with_capacity(64 + chunk.len() * 200);
-        sql.push_str("UPDATE task_instance AS t SET ");
-        sql.push_str(SET_FROM_UPDATE);
-        sql.push_str(" FROM (VALUES ");
+        sql.push_str(
+            "WITH v(run_pk, task_id, state, try_number, scheduled_at, queued_at, start_date, end_date, duration_us, \
+             next_attempt_at, hostname, executor) AS (VALUES ",
+        );
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
@@ -605,14 +575,17 @@ async fn update_batch(tx: &mut Tx<'_>, updates: &[TaskUpdate]) -> Result<(), DbE
                 if k > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("CAST(${} AS {ty})", i * TYPES.len() + k + 1));
+                if sqlite {
+                    sql.push_str(&format!("CAST(? AS {ty})"));
+                } else {
+                    sql.push_str(&format!("CAST(${} AS {ty})", i * TYPES.len() + k + 1));
+                }
             }
             sql.push(')');
         }
-        sql.push_str(
-            ") AS v(run_pk, task_id, state, try_number, scheduled_at, queued_at, start_date, end_date, duration_us, \
-             next_attempt_at, hostname, executor) WHERE t.run_pk = v.run_pk AND t.task_id = v.task_id AND t.map_index = -1",
-        );
+        sql.push_str(") UPDATE task_instance AS t SET ");
+        sql.push_str(SET_FROM_UPDATE);
+        sql.push_str(" FROM v WHERE t.run_pk = v.run_pk AND t.task_id = v.task_id AND t.map_index = -1");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for u in chunk {
             query = query

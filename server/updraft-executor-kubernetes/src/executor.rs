@@ -180,6 +180,26 @@ impl Executor for KubernetesExecutor {
         let _ = self.queue.send(Launch { item, launch: 0 });
     }
 
+    /// Relabels the pods of the tries as this scheduler's and watches them; tries without a pod
+    /// are launched again (under the same deterministic name, so a pod created meanwhile is
+    /// adopted rather than duplicated).
+    fn adopt(&self, items: Vec<WorkItem>) {
+        let shared = Arc::clone(&self.shared);
+        let queue = self.queue.clone();
+        self.shared.spawn(async move {
+            let missing = match shared.adopt(items.clone()).await {
+                Ok(report) => report.missing,
+                Err(error) => {
+                    warn!("adopting the pods of a previous scheduler failed ({error}); launching the tries again");
+                    items
+                }
+            };
+            for item in missing {
+                let _ = queue.send(Launch { item, launch: 0 });
+            }
+        });
+    }
+
     /// Deletes the try's pod and forgets the try: nothing more is reported for it.
     fn cancel(&self, key: &TryKey) {
         let shared = &self.shared;
@@ -527,7 +547,7 @@ impl Shared {
     pub(crate) async fn finish(self: Arc<Self>, tracked: Tracked, name: String, end: PodEnd) {
         let key = tracked.item.key.clone();
         let recorded = match end {
-            PodEnd::Succeeded | PodEnd::Failed { .. } => self.results.outcome(&key).await,
+            PodEnd::Succeeded | PodEnd::Failed { .. } => self.results.outcome(&tracked.item).await,
             _ => None,
         };
         let (outcome, failed, never_ran) = match end {

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
-use updraft_scheduler::executor::{TryKey, WorkOutcome};
+use updraft_scheduler::executor::{TryKey, WorkItem, WorkOutcome};
 
 /// The outcome a try's worker recorded, if any.
 pub trait ResultSource: Send + Sync {
-    /// The recorded outcome of `key`, or `None` if the worker recorded none (it crashed, was
-    /// killed, or never started). Errors reading the source are `None` too, after logging.
-    fn outcome<'a>(&'a self, key: &'a TryKey) -> BoxFuture<'a, Option<WorkOutcome>>;
+    /// The recorded outcome of the try `item`, or `None` if the worker recorded none (it
+    /// crashed, was killed, or never started). Errors reading the source are `None` too, after
+    /// logging.
+    fn outcome<'a>(&'a self, item: &'a WorkItem) -> BoxFuture<'a, Option<WorkOutcome>>;
 }
 
 /// A [`ResultSource`] in memory, for tests and for setups without a shared database.
@@ -34,8 +35,8 @@ impl InMemoryResults {
 }
 
 impl ResultSource for InMemoryResults {
-    fn outcome<'a>(&'a self, key: &'a TryKey) -> BoxFuture<'a, Option<WorkOutcome>> {
-        let outcome = self.outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
+    fn outcome<'a>(&'a self, item: &'a WorkItem) -> BoxFuture<'a, Option<WorkOutcome>> {
+        let outcome = self.outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&item.key).cloned();
         Box::pin(std::future::ready(outcome))
     }
 }

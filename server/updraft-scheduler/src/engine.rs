@@ -707,6 +707,7 @@ impl Engine {
         let mut readiness = Readiness::new(dag);
         let mut tries = vec![0u32; n];
         let mut max_tries: Vec<u32> = dag.tasks.iter().map(|t| t.retries).collect();
+        let mut in_flight = Vec::new();
         let changes = match stored {
             None => readiness.start(),
             Some(rows) => {
@@ -726,9 +727,18 @@ impl Engine {
                         }
                     }
                 }
-                // Tries waiting for a retry keep waiting; every other unfinished try starts over.
+                // Tries waiting for a retry keep waiting; tries that were queued or running are
+                // handed to the executor to adopt (a pod may still be running them); every other
+                // unfinished task is decided again.
                 let waiting: Vec<u32> =
                     (0..n as u32).filter(|&t| states[t as usize] == TaskState::UpForRetry).collect();
+                for t in 0..n as u32 {
+                    let state = states[t as usize];
+                    if matches!(state, TaskState::Queued | TaskState::Running) && tries[t as usize] > 0 {
+                        readiness.set_unfinished(t, TaskState::Queued);
+                        in_flight.push(t);
+                    }
+                }
                 let mut changes = readiness.restore(&states);
                 changes.retain(|(t, _)| !waiting.contains(t));
                 for &t in &waiting {
@@ -752,6 +762,43 @@ impl Engine {
             },
         );
         self.apply_changes(run_pk, changes);
+        self.adopt_tries(run_pk, &in_flight);
+    }
+
+    /// Hands tries that were in flight under a gone scheduler to the executor, holding their
+    /// slots as if this scheduler had started them.
+    fn adopt_tries(&mut self, run_pk: i64, tasks: &[u32]) {
+        let Some(run) = self.runs.get(&run_pk) else { return };
+        let loaded = Arc::clone(&run.dag);
+        let row = run.row.clone();
+        let tries = run.tries.clone();
+        let mut items = Vec::new();
+        for &t in tasks {
+            let task = &loaded.dag.tasks[t as usize];
+            let try_number = tries[t as usize];
+            let key = TryKey { run_pk, task_index: t, try_number };
+            let log_path = self.log_path(&row, &task.id, try_number);
+            let Ok(item) = work_item(&loaded, t, &row, key.clone(), log_path) else {
+                // The DAG changed so that the try cannot be rendered any more: run it afresh.
+                if let Some(run) = self.runs.get_mut(&run_pk) {
+                    run.readiness.set_unfinished(t, TaskState::Scheduled);
+                }
+                self.apply_changes(run_pk, vec![(t, TaskState::Scheduled)]);
+                continue;
+            };
+            self.running += 1;
+            *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
+            *self.dag_running.entry(loaded.dag.id.clone()).or_default() += 1;
+            self.inflight.insert(
+                key,
+                Slot { pool: task.pool.clone(), pool_slots: i64::from(task.pool_slots), dag_id: loaded.dag.id.clone() },
+            );
+            items.push(item);
+        }
+        if !items.is_empty() {
+            self.stats.tries_dispatched += items.len() as u64;
+            self.executor.adopt(items);
+        }
     }
 
     fn apply_changes(&mut self, run_pk: i64, changes: Vec<(u32, TaskState)>) {
@@ -1069,6 +1116,7 @@ pub fn work_item(loaded: &LoadedDag, t: u32, row: &RunRow, key: TryKey, log_path
         data_interval_end: iso(row.data_interval_end.unwrap_or(logical)),
         execution_timeout: task.execution_timeout,
         log_path,
+        kubernetes: task.kubernetes.clone(),
     })
 }
 

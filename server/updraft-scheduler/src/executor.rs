@@ -30,6 +30,8 @@ pub struct WorkItem {
     pub execution_timeout: Option<Duration>,
     /// Where the try's log goes.
     pub log_path: PathBuf,
+    /// The task's `kubernetes:` block (pod overrides for the kubernetes executor).
+    pub kubernetes: Option<serde_json::Value>,
 }
 
 /// How a try ended, as the scheduler needs to know it.
@@ -60,6 +62,15 @@ pub trait Executor: Send + Sync {
     /// The executor's name, stored on task instances (`local`, `kubernetes`).
     fn name(&self) -> &'static str;
     fn submit(&self, item: WorkItem);
+    /// Takes over tries that were in flight under a scheduler that is gone (their task
+    /// instances say queued or running with this try number). The default runs them again; an
+    /// executor whose tries outlive a scheduler (pods) finds and adopts them instead, so that
+    /// nothing runs twice.
+    fn adopt(&self, items: Vec<WorkItem>) {
+        for item in items {
+            self.submit(item);
+        }
+    }
     /// Stops a running try that was cleared or marked meanwhile; its end need not be reported.
     /// Executors that cannot stop a try ignore it (the default).
     fn cancel(&self, key: &TryKey) {

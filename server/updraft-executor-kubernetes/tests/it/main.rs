@@ -73,6 +73,7 @@ pub(crate) fn item(dir: &Path, task_id: &str, task_index: u32) -> WorkItem {
         data_interval_end: "2024-01-01T00:00:00+00:00".into(),
         execution_timeout: None,
         log_path: dir.join(format!("logs/task_id={task_id}/attempt=1.log")),
+        kubernetes: None,
     }
 }
 

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use updraft_db::Db;
 use updraft_executor_local::{LocalExecutor, db_backends};
 use updraft_plugin_host::{HostConfig, Registry, Runtime};
 use updraft_scheduler::engine::{CatalogSource, Engine, EngineConfig};
+use updraft_scheduler::executor::{Executor, WorkItem, WorkOutcome};
 
 use super::meta::{MetaArgs, runtime};
 
@@ -34,6 +35,81 @@ pub struct RunArgs {
     /// adopts its runs (PostgreSQL; tries it was running run again).
     #[arg(long, env = "UPDRAFT__SCHEDULER__ZOMBIE_THRESHOLD", default_value_t = 30)]
     pub zombie_threshold: u64,
+    /// Where tries run: `local` (in this process) or `kubernetes` (a pod per try).
+    #[arg(long, value_enum, env = "UPDRAFT__CORE__EXECUTOR", default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    Local,
+    Kubernetes,
+}
+
+/// Settings of the kubernetes executor.
+#[derive(Debug, Clone, Args)]
+pub struct KubernetesArgs {
+    /// The namespace of task pods.
+    #[arg(long = "kubernetes-namespace", env = "UPDRAFT__KUBERNETES__NAMESPACE", default_value = "updraft")]
+    pub namespace: String,
+    /// The image of task pods: Updraft's own, the same as the scheduler's.
+    #[arg(long = "kubernetes-image", env = "UPDRAFT__KUBERNETES__IMAGE", default_value = "updraft:latest")]
+    pub image: String,
+    /// A pod template (a YAML Pod) that task pods start from: volumes, env from Secrets, …
+    #[arg(long = "kubernetes-pod-template", env = "UPDRAFT__KUBERNETES__POD_TEMPLATE_FILE")]
+    pub pod_template: Option<PathBuf>,
+    /// A kubeconfig file (default: the in-cluster ServiceAccount).
+    #[arg(long = "kubeconfig", env = "UPDRAFT__KUBERNETES__KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Delete the pods of failed tries too (by default they are kept, labelled
+    /// `updraft.dev/done=true`, for debugging, as Airflow does).
+    #[arg(long = "kubernetes-delete-failed-pods", env = "UPDRAFT__KUBERNETES__DELETE_FAILED_PODS")]
+    pub delete_failed_pods: bool,
+    /// Seconds a pod may stay Pending (unschedulable, image not pulled) before its try fails.
+    #[arg(long = "kubernetes-pending-timeout", env = "UPDRAFT__KUBERNETES__PENDING_TIMEOUT", default_value_t = 300)]
+    pub pending_timeout: u64,
+    /// Most pods created per second.
+    #[arg(
+        long = "kubernetes-creates-per-second",
+        env = "UPDRAFT__KUBERNETES__CREATES_PER_SECOND",
+        default_value_t = 10.0
+    )]
+    pub creates_per_second: f64,
+}
+
+/// The outcomes `updraft tasks run` records in the metadata database, for the kubernetes
+/// executor.
+struct DbResults(Db);
+
+impl updraft_executor_kubernetes::ResultSource for DbResults {
+    fn outcome<'a>(
+        &'a self,
+        item: &'a WorkItem,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<WorkOutcome>> + Send + 'a>> {
+        Box::pin(async move {
+            let try_number = i32::try_from(item.key.try_number).ok()?;
+            let result = match self.0.try_result(item.key.run_pk, &item.task_id, try_number).await {
+                Ok(result) => result?,
+                Err(error) => {
+                    eprintln!("reading the outcome of {} try {try_number} failed: {error}", item.task_id);
+                    return None;
+                }
+            };
+            Some(match result.outcome.as_str() {
+                "success" => WorkOutcome::Success,
+                "skipped" => WorkOutcome::Skipped,
+                "reschedule" => WorkOutcome::Reschedule {
+                    after: Duration::from_millis(u64::try_from(result.reschedule_after_ms.unwrap_or(0)).unwrap_or(0)),
+                },
+                _ => WorkOutcome::Failed {
+                    message: result.message.unwrap_or_else(|| "failed".into()),
+                    retryable: result.retryable,
+                },
+            })
+        })
+    }
 }
 
 impl RunArgs {
@@ -52,8 +128,8 @@ impl RunArgs {
         Ok(registry)
     }
 
-    /// A scheduler engine with a local executor.
-    pub async fn engine(&self, db: &Db, single_run: bool) -> anyhow::Result<(Engine, Arc<LocalExecutor>)> {
+    /// A scheduler engine with the configured executor (`dags test` always runs locally).
+    pub async fn engine(&self, db: &Db, single_run: bool) -> anyhow::Result<(Engine, Arc<dyn Executor>)> {
         if !self.dags.exists() {
             anyhow::bail!(
                 "DAGs folder `{}` does not exist: pass --dags DIR or set UPDRAFT__CORE__DAGS_FOLDER",
@@ -64,9 +140,14 @@ impl RunArgs {
         let catalog_registry = Arc::clone(&registry);
         let catalog = CatalogSource(Arc::new(move || catalog_of(&catalog_registry)));
         let (sender, receiver) = mpsc::unbounded_channel();
-        let executor = Arc::new(LocalExecutor::new(registry, sender, 2).context("starting the local executor")?);
+        let scheduler_id = format!("{}-{}", hostname(), std::process::id());
+        let executor: Arc<dyn Executor> = if self.executor == ExecutorKind::Kubernetes && !single_run {
+            self.kubernetes_executor(db, &scheduler_id, sender).await?
+        } else {
+            Arc::new(LocalExecutor::new(registry, sender, 2).context("starting the local executor")?)
+        };
         let config = EngineConfig {
-            scheduler_id: format!("{}-{}", hostname(), std::process::id()),
+            scheduler_id,
             dags_folder: self.dags.clone(),
             log_dir: self.meta.data_dir.join("logs"),
             parallelism: self.parallelism,
@@ -78,6 +159,34 @@ impl RunArgs {
         };
         let engine = Engine::new(db.clone(), config, executor.clone(), receiver).await?;
         Ok((engine, executor))
+    }
+
+    async fn kubernetes_executor(
+        &self,
+        db: &Db,
+        scheduler_id: &str,
+        sender: mpsc::UnboundedSender<updraft_scheduler::executor::WorkEvent>,
+    ) -> anyhow::Result<Arc<dyn Executor>> {
+        use updraft_executor_kubernetes::{KubernetesConfig, KubernetesExecutor, PodTemplate};
+        let k = &self.kubernetes;
+        let client = match &k.kubeconfig {
+            Some(path) => updraft_executor_kubernetes::client_from_kubeconfig(path, None).await?,
+            None => updraft_executor_kubernetes::client_in_cluster()
+                .context("no kubeconfig given (--kubeconfig) and not running in a cluster")?,
+        };
+        let mut config = KubernetesConfig::new(&k.namespace, &k.image, scheduler_id);
+        config.pod_template = match &k.pod_template {
+            Some(path) => PodTemplate::File(path.clone()),
+            None => PodTemplate::None,
+        };
+        config.delete_worker_pods_on_failure = k.delete_failed_pods;
+        config.pending_timeout = Duration::from_secs(k.pending_timeout.max(1));
+        config.creates_per_second = k.creates_per_second.max(0.1);
+        config.max_creates_in_flight = self.parallelism.clamp(1, 64);
+        let overrides: updraft_executor_kubernetes::OverrideLookup =
+            Arc::new(|item: &WorkItem| item.kubernetes.clone());
+        let results = Arc::new(DbResults(db.clone()));
+        Ok(Arc::new(KubernetesExecutor::new(client, config, sender, overrides, results)?))
     }
 }
 

@@ -45,6 +45,16 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         plugins: None,
         parallelism: args.parallelism,
         zombie_threshold: 30,
+        executor: super::scheduler::ExecutorKind::Local,
+        kubernetes: super::scheduler::KubernetesArgs {
+            namespace: "updraft".into(),
+            image: "updraft:latest".into(),
+            pod_template: None,
+            kubeconfig: None,
+            delete_failed_pods: false,
+            pending_timeout: 300,
+            creates_per_second: 10.0,
+        },
     };
     runtime()?.block_on(async move {
         let db = Db::connect(&args.meta.url()?).await?;

@@ -1,0 +1,179 @@
+//! The kubernetes executor end to end: `updraft scheduler --executor kubernetes` against the
+//! faithful Kubernetes API test server (`tests/kube-test-server`), whose simulated kubelet runs
+//! each task pod as a real `updraft tasks run` process, on the PostgreSQL at 127.0.0.1:5432.
+//! The scheduler's ServiceAccount is authorised by the Role in `k8s/base/rbac.yaml`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use updraft_fake_kube::{FakeKube, FakeKubeConfig};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn psql(sql: &str, db: &str) -> Output {
+    Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql]).output().expect("psql runs")
+}
+
+/// A PostgreSQL database, a data folder, a fake cluster and the files a scheduler needs.
+struct Cluster {
+    dir: tempfile::TempDir,
+    db: String,
+    url: String,
+    fake: FakeKube,
+}
+
+impl Cluster {
+    fn new(name: &str) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("updraft_k8s_{name}_{}", std::process::id());
+        let out = psql(&format!("CREATE DATABASE {db}"), "postgres");
+        assert!(out.status.success(), "PostgreSQL must run at 127.0.0.1:5432: {}", text(&out.stderr));
+        let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
+        let fake = FakeKube::start(FakeKubeConfig {
+            rbac_dir: Some(workspace().join("k8s/base")),
+            worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_updraft"))),
+            ..FakeKubeConfig::default()
+        })
+        .expect("the test API server starts");
+        fake.write_kubeconfig(&dir.path().join("kubeconfig"), "updraft", "updraft-scheduler").expect("kubeconfig");
+        let dags = workspace().join("tests/fixtures/scheduler/pods.yaml");
+        // What a cluster's pod template gives every task pod: the database, the shared data
+        // folder (logs) and the DAGs, as env from Secrets and volumes would.
+        let template = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: placeholder}}\nspec:\n  containers:\n    - name: base\n      image: updraft/worker:dev\n      env:\n        - {{name: UPDRAFT__DATABASE__URL, value: \"{url}\"}}\n        - {{name: UPDRAFT__CORE__DATA_DIR, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__DAGS_FOLDER, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__ENCRYPTION_KEY, value: \"{KEY}\"}}\n",
+            dir.path().display(),
+            dags.display()
+        );
+        std::fs::write(dir.path().join("pod-template.yaml"), template).expect("template");
+        let cluster = Cluster { dir, db, url, fake };
+        let out = cluster.command(&["db", "migrate"]).output().expect("migrate");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        cluster
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+        command
+            .args(args)
+            .current_dir(workspace())
+            .env("UPDRAFT__DATABASE__URL", &self.url)
+            .env("UPDRAFT__CORE__DATA_DIR", self.dir.path())
+            .env("UPDRAFT__CORE__ENCRYPTION_KEY", KEY)
+            .env_remove("UPDRAFT_CONFIG");
+        command
+    }
+
+    fn scheduler(&self) -> Child {
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        let template = self.dir.path().join("pod-template.yaml");
+        self.command(&[
+            "scheduler",
+            "--dags",
+            "tests/fixtures/scheduler/pods.yaml",
+            "--executor",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8"),
+            "--kubernetes-pod-template",
+            template.to_str().expect("utf-8"),
+            "--kubernetes-image",
+            "updraft/worker:dev",
+            "--zombie-threshold",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts the scheduler")
+    }
+
+    fn sql(&self, query: &str) -> String {
+        text(&psql(query, &self.db).stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db), "postgres");
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn stop(mut child: Child) {
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+}
+
+#[test]
+fn every_task_runs_in_its_own_pod_and_the_run_succeeds() {
+    let cluster = Cluster::new("run");
+    let scheduler = cluster.scheduler();
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster.command(&["dags", "trigger", "pods", "--run-id", "r1"]).output().is_ok_and(|o| o.status.success())
+    });
+    wait_for("the run to succeed", Duration::from_secs(120), || {
+        cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r1'") == "success"
+    });
+    stop(scheduler);
+    let rows = cluster.sql(
+        "SELECT task_id, state, try_number, executor, hostname FROM task_instance WHERE run_id = 'r1' ORDER BY task_id",
+    );
+    let created = cluster.fake.created_pods();
+    assert_eq!(created.len(), 4, "one pod per task: {created:?}");
+    for line in rows.lines() {
+        let fields: Vec<&str> = line.split('|').collect();
+        assert_eq!(&fields[1..4], ["success", "1", "kubernetes"], "{line}");
+        assert!(created.iter().any(|(_, pod)| pod == fields[4]), "{} ran in a pod of its own: {line}", fields[0]);
+    }
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM try_result WHERE outcome = 'success'"),
+        "4",
+        "the workers recorded their tries"
+    );
+    let log = cluster.dir.path().join("logs/dag_id=pods/run_id=r1/task_id=load/attempt=1.log");
+    assert!(std::fs::read_to_string(&log).is_ok_and(|l| !l.is_empty()), "the worker wrote the try's log");
+    assert!(cluster.fake.pods("updraft").is_empty(), "finished pods are deleted");
+}
+
+#[test]
+fn a_restarted_scheduler_adopts_running_pods_without_duplicating_them() {
+    let cluster = Cluster::new("adopt");
+    let first = cluster.scheduler();
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster.command(&["dags", "trigger", "pods", "--run-id", "r2"]).output().is_ok_and(|o| o.status.success())
+    });
+    wait_for("the slow task's pod to run", Duration::from_secs(90), || {
+        cluster.sql("SELECT state FROM task_instance WHERE run_id = 'r2' AND task_id = 'load'") == "running"
+    });
+    stop(first);
+    let second = cluster.scheduler();
+    wait_for("the adopting scheduler to finish the run", Duration::from_secs(120), || {
+        cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r2'") == "success"
+    });
+    stop(second);
+    let created = cluster.fake.created_pods();
+    assert_eq!(created.len(), 4, "no task got a second pod: {created:?}");
+    for (namespace, pod) in &created {
+        assert_eq!(cluster.fake.create_count(namespace, pod), 1, "{pod} was created once");
+    }
+    assert_eq!(cluster.sql("SELECT try_number FROM task_instance WHERE run_id = 'r2' AND task_id = 'load'"), "1");
+}
