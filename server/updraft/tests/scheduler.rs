@@ -167,19 +167,21 @@ fn a_pool_with_one_slot_runs_one_task_at_a_time() {
 
 #[test]
 fn execution_timeout_stops_a_try() {
-    let meta = Meta::new(false, "timeouts");
-    let started = Instant::now();
-    let out = meta.run(&["dags", "test", "timeouts", "--dags", "tests/fixtures/scheduler/timeouts.yaml"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(started.elapsed() < Duration::from_secs(20), "the 30 s sleep was not stopped");
-    let run_dir = std::fs::read_dir(meta.logs().join("dag_id=timeouts"))
-        .expect("logs")
-        .next()
-        .expect("run")
-        .expect("entry")
-        .path();
-    let log = std::fs::read_to_string(run_dir.join("task_id=slow/attempt=1.log")).expect("log");
-    assert!(log.contains("timed out: stopped after its execution_timeout of 1s"), "{log}");
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "timeouts");
+        let started = Instant::now();
+        let out = meta.run(&["dags", "test", "timeouts", "--dags", "tests/fixtures/scheduler/timeouts.yaml"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(started.elapsed() < Duration::from_secs(20), "the 30 s sleep was not stopped");
+        let run_dir = std::fs::read_dir(meta.logs().join("dag_id=timeouts"))
+            .expect("logs")
+            .next()
+            .expect("run")
+            .expect("entry")
+            .path();
+        let log = std::fs::read_to_string(run_dir.join("task_id=slow/attempt=1.log")).expect("log");
+        assert!(log.contains("timed out: stopped after its execution_timeout of 1s"), "postgres={postgres}: {log}");
+    }
 }
 
 fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
@@ -363,19 +365,23 @@ fn clearing_and_marking_tasks_reruns_them_and_sets_states_on_both_databases() {
 
 #[test]
 fn a_paused_dag_starts_nothing_until_unpaused() {
-    let meta = Meta::new(false, "pause");
-    let mut scheduler = scheduler(&meta, "tests/fixtures/scheduler/clear_mark.yaml");
-    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
-        meta.run(&["dags", "pause", "clear_mark"]).status.success()
-    });
-    ok(&meta, &["dags", "trigger", "clear_mark", "--run-id", "paused"]);
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(run_state(&meta, "clear_mark"), "queued", "a paused DAG's run started");
-    assert!(task_states(&meta, "clear_mark", "paused").is_empty());
-    ok(&meta, &["dags", "unpause", "clear_mark"]);
-    wait_for("the run to finish once unpaused", Duration::from_secs(60), || run_state(&meta, "clear_mark") == "failed");
-    scheduler.kill().expect("stop");
-    let _ = scheduler.wait();
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "pause");
+        let mut scheduler = scheduler(&meta, "tests/fixtures/scheduler/clear_mark.yaml");
+        wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+            meta.run(&["dags", "pause", "clear_mark"]).status.success()
+        });
+        ok(&meta, &["dags", "trigger", "clear_mark", "--run-id", "paused"]);
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(run_state(&meta, "clear_mark"), "queued", "postgres={postgres}: a paused DAG's run started");
+        assert!(task_states(&meta, "clear_mark", "paused").is_empty());
+        ok(&meta, &["dags", "unpause", "clear_mark"]);
+        wait_for("the run to finish once unpaused", Duration::from_secs(60), || {
+            run_state(&meta, "clear_mark") == "failed"
+        });
+        scheduler.kill().expect("stop");
+        let _ = scheduler.wait();
+    }
 }
 
 #[test]

@@ -150,29 +150,32 @@ async fn bad_urls_say_what_to_do() {
     assert!(message.contains("postgres://postgres:***@127.0.0.1:1/nope") && !message.contains("secret"), "{message}");
 }
 
+/// DAG `a`, registered, with one queued run `r1`.
+async fn dag_with_a_run(db: &updraft_db::Db) -> updraft_db::runs::RunRow {
+    db.sync_dags(&[record("a", "h1")], &[], false).await.expect("sync");
+    db.insert_run(&updraft_db::runs::NewRun {
+        dag_id: "a".into(),
+        run_id: "r1".into(),
+        run_type: "manual".into(),
+        logical_date: Some(1),
+        data_interval: Some((1, 1)),
+        run_after: 1,
+        conf: "{}".into(),
+        triggered_by: "test".into(),
+        triggering_user: None,
+        note: None,
+    })
+    .await
+    .expect("insert")
+}
+
 #[tokio::test]
 async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_changes() {
     use updraft_db::requests::{NewRequest, RequestAction};
-    use updraft_db::runs::NewRun;
     for backend in Backends::ALL {
         let t = fresh(backend).await;
         let db = t.migrated().await;
-        db.sync_dags(&[record("a", "h1")], &[], false).await.expect("sync");
-        let run = db
-            .insert_run(&NewRun {
-                dag_id: "a".into(),
-                run_id: "r1".into(),
-                run_type: "manual".into(),
-                logical_date: Some(1),
-                data_interval: Some((1, 1)),
-                run_after: 1,
-                conf: "{}".into(),
-                triggered_by: "test".into(),
-                triggering_user: None,
-                note: None,
-            })
-            .await
-            .expect("insert");
+        let run = dag_with_a_run(&db).await;
         let claimed = db.claim_queued_runs("s1", 8).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         db.apply(&[], &[(run.id, "failed".into(), Some(5))], &[]).await.expect("finish");
@@ -208,26 +211,11 @@ async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_chang
 
 #[tokio::test]
 async fn batched_updates_apply_in_order_on_both_databases() {
-    use updraft_db::runs::{NewRun, NewTaskInstance, TaskUpdate};
+    use updraft_db::runs::{NewTaskInstance, TaskUpdate};
     for backend in Backends::ALL {
         let t = fresh(backend).await;
         let db = t.migrated().await;
-        db.sync_dags(&[record("a", "h1")], &[], false).await.expect("sync");
-        let run = db
-            .insert_run(&NewRun {
-                dag_id: "a".into(),
-                run_id: "r1".into(),
-                run_type: "manual".into(),
-                logical_date: Some(1),
-                data_interval: Some((1, 1)),
-                run_after: 1,
-                conf: "{}".into(),
-                triggered_by: "test".into(),
-                triggering_user: None,
-                note: None,
-            })
-            .await
-            .expect("insert");
+        let run = dag_with_a_run(&db).await;
         let tasks: Vec<NewTaskInstance> = ["x", "y"]
             .iter()
             .map(|id| NewTaskInstance {
