@@ -77,7 +77,13 @@ pub struct RequestRow {
     pub run_state: String,
 }
 
-const REQUEST_COLUMNS: &str = "r.id, r.run_pk, r.action, r.task_ids, r.downstream, r.upstream, r.only_failed, d.state";
+/// The requests matching `condition` (one `$1` parameter), oldest first, with their run's state.
+fn requests_where(condition: &str) -> String {
+    format!(
+        "SELECT r.id, r.run_pk, r.action, r.task_ids, r.downstream, r.upstream, r.only_failed, d.state \
+         FROM run_request r JOIN dag_run d ON d.id = r.run_pk WHERE {condition} ORDER BY r.id"
+    )
+}
 
 fn request_row(r: &sqlx::any::AnyRow) -> Result<RequestRow, DbError> {
     let action: String = r.try_get(2)?;
@@ -133,20 +139,14 @@ impl Db {
 
     /// The requests on runs owned by `scheduler_id`, oldest first.
     pub async fn owned_requests(&self, scheduler_id: &str) -> Result<Vec<RequestRow>, DbError> {
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM run_request r JOIN dag_run d ON d.id = r.run_pk WHERE d.scheduler_id = $1 ORDER BY r.id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(scheduler_id).fetch_all(self.pool()).await?;
-        rows.iter().map(request_row).collect()
+        let query = sqlx::query(sqlx::AssertSqlSafe(requests_where("d.scheduler_id = $1"))).bind(scheduler_id);
+        query.fetch_all(self.pool()).await?.iter().map(request_row).collect()
     }
 
     /// The requests on one run, oldest first.
     pub async fn run_requests(&self, run_pk: i64) -> Result<Vec<RequestRow>, DbError> {
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM run_request r JOIN dag_run d ON d.id = r.run_pk WHERE r.run_pk = $1 ORDER BY r.id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).fetch_all(self.pool()).await?;
-        rows.iter().map(request_row).collect()
+        let query = sqlx::query(sqlx::AssertSqlSafe(requests_where("r.run_pk = $1"))).bind(run_pk);
+        query.fetch_all(self.pool()).await?.iter().map(request_row).collect()
     }
 
     /// Whether a request is still waiting for a scheduler.

@@ -786,13 +786,7 @@ impl Engine {
                 self.apply_changes(run_pk, vec![(t, TaskState::Scheduled)]);
                 continue;
             };
-            self.running += 1;
-            *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
-            *self.dag_running.entry(loaded.dag.id.clone()).or_default() += 1;
-            self.inflight.insert(
-                key,
-                Slot { pool: task.pool.clone(), pool_slots: i64::from(task.pool_slots), dag_id: loaded.dag.id.clone() },
-            );
+            self.hold_slot(key, task, &loaded.dag.id);
             items.push(item);
         }
         if !items.is_empty() {
@@ -922,17 +916,7 @@ impl Engine {
         let key = TryKey { run_pk, task_index: t, try_number };
         match work_item(&loaded, t, &row, key.clone(), log_path.clone()) {
             Ok(item) => {
-                self.running += 1;
-                self.inflight.insert(
-                    key.clone(),
-                    Slot {
-                        pool: task.pool.clone(),
-                        pool_slots: i64::from(task.pool_slots),
-                        dag_id: loaded.dag.id.clone(),
-                    },
-                );
-                *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
-                *self.dag_running.entry(loaded.dag.id.clone()).or_default() += 1;
+                self.hold_slot(key, task, &loaded.dag.id);
                 self.stats.tries_dispatched += 1;
                 self.executor.submit(item);
             }
@@ -941,6 +925,29 @@ impl Engine {
                 self.finish_try(run_pk, t, TaskState::Failed, None);
             }
         }
+    }
+
+    /// A try goes in flight: it takes a parallelism slot, its pool slots and a place in its
+    /// DAG's `max_active_tasks` until [`Self::release_slot`].
+    fn hold_slot(&mut self, key: TryKey, task: &updraft_dag::Task, dag_id: &str) {
+        self.running += 1;
+        *self.pool_used.entry(task.pool.clone()).or_default() += i64::from(task.pool_slots);
+        *self.dag_running.entry(dag_id.to_owned()).or_default() += 1;
+        let slot = Slot { pool: task.pool.clone(), pool_slots: i64::from(task.pool_slots), dag_id: dag_id.to_owned() };
+        self.inflight.insert(key, slot);
+    }
+
+    /// Frees what a try in flight held; false if the try was not in flight.
+    fn release_slot(&mut self, key: &TryKey) -> bool {
+        let Some(slot) = self.inflight.remove(key) else { return false };
+        self.running = self.running.saturating_sub(1);
+        if let Some(used) = self.pool_used.get_mut(&slot.pool) {
+            *used -= slot.pool_slots;
+        }
+        if let Some(n) = self.dag_running.get_mut(&slot.dag_id) {
+            *n = n.saturating_sub(1);
+        }
+        true
     }
 
     fn on_event(&mut self, event: WorkEvent) {
@@ -966,13 +973,8 @@ impl Engine {
                 });
             }
             WorkEvent::Finished { key, outcome } => {
-                let Some(slot) = self.inflight.remove(&key) else { return };
-                self.running = self.running.saturating_sub(1);
-                if let Some(used) = self.pool_used.get_mut(&slot.pool) {
-                    *used -= slot.pool_slots;
-                }
-                if let Some(n) = self.dag_running.get_mut(&slot.dag_id) {
-                    *n = n.saturating_sub(1);
+                if !self.release_slot(&key) {
+                    return;
                 }
                 self.stats.tries_finished += 1;
                 let Some(run) = self.runs.get(&key.run_pk) else { return };

@@ -2,19 +2,15 @@
 //! on the examples, on every invalid fixture under `tests/fixtures/invalid`, on hostile files,
 //! and on the 10,000-task seed workload.
 
+mod common;
+
+use common::{text, workspace};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
-}
-
 fn updraft(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_updraft")).args(args).current_dir(workspace()).output().expect("runs updraft")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -3,25 +3,17 @@
 //! each task pod as a real `updraft tasks run` process, on the PostgreSQL at 127.0.0.1:5432.
 //! The scheduler's ServiceAccount is authorised by the Role in `k8s/base/rbac.yaml`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{psql, text, wait_for, workspace};
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use updraft_fake_kube::{FakeKube, FakeKubeConfig};
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn psql(sql: &str, db: &str) -> Output {
-    Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql]).output().expect("psql runs")
-}
 
 /// A PostgreSQL database, a data folder, a fake cluster and the files a scheduler needs.
 struct Cluster {
@@ -105,17 +97,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db), "postgres");
     }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn stop(mut child: Child) {

@@ -3,28 +3,20 @@
 //! retries with backoff, pools, timeouts, a scheduler killed mid-run, and two schedulers
 //! sharing one run.
 
+mod common;
+
+use common::{psql, text, wait_for, workspace};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// A metadata database for one test: a data folder, and on PostgreSQL a fresh database.
 struct Meta {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     pg: Option<String>,
-}
-
-fn psql(sql: &str, db: &str) -> Output {
-    Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc", sql]).output().expect("psql runs")
 }
 
 impl Meta {
@@ -182,17 +174,6 @@ fn execution_timeout_stops_a_try() {
         let log = std::fs::read_to_string(run_dir.join("task_id=slow/attempt=1.log")).expect("log");
         assert!(log.contains("timed out: stopped after its execution_timeout of 1s"), "postgres={postgres}: {log}");
     }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn scheduler(meta: &Meta, dags: &str) -> Child {
