@@ -19,6 +19,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("sql", "updraft_op_sql"),
     ("http", "updraft_op_http"),
     ("sql_sensor", "updraft_op_sql_sensor"),
+    ("kubernetes_pod", "updraft_op_kubernetes_pod"),
 ];
 
 fn main() {

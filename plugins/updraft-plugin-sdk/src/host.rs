@@ -1,4 +1,4 @@
-//! Typed wrappers over the host's interfaces: log, XCom, Variables, SQL and HTTP.
+//! Typed wrappers over the host's interfaces: log, XCom, Variables, SQL, HTTP and pods.
 //!
 //! Every call that can fail returns [`HostError`]; its message is complete (it names a missing
 //! grant, a missing connection, ...) and `?` turns it into a [`crate::Failure`].
@@ -115,5 +115,30 @@ pub mod http {
     /// A request with no headers, no body and the host's default timeout.
     pub fn request(method: &str, url: &str) -> Request {
         Request { method: method.to_owned(), url: url.to_owned(), headers: Vec::new(), body: None, timeout_ms: None }
+    }
+}
+
+/// Pods on the server's Kubernetes cluster (the capability `kubernetes`).
+pub mod pods {
+    use super::*;
+
+    pub use crate::bindings::updraft::operator::pods::{DeletePolicy, PodRequest, PodResult};
+
+    /// Runs the pod described by `manifest` (a Pod as JSON) to its end, streaming its log
+    /// into the task log when asked. A pod that ran and failed is `Ok` with phase `Failed`.
+    pub fn run(request: &PodRequest) -> Result<PodResult, HostError> {
+        Ok(wit::pods::run(request)?)
+    }
+
+    /// A request for `manifest` in the server's namespace: 120 s to start, streamed log,
+    /// deleted afterwards.
+    pub fn request(manifest: &Value) -> PodRequest {
+        PodRequest {
+            manifest: manifest.to_string(),
+            namespace: None,
+            startup_timeout_seconds: 120,
+            delete: DeletePolicy::Always,
+            stream_logs: true,
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! says what it is and which parameters it takes, [`Operator::execute`] runs one task try),
 //! exported with [`export!`]. Build it with `cargo build --release --target wasm32-wasip2`
 //! and drop the `.wasm` into the server's plugins folder. The modules [`log`], [`xcom`],
-//! [`variables`], [`sql`] and [`http`] call the host; each returns a [`HostError`] naming the
-//! missing grant when the server's configuration did not grant the capability.
+//! [`variables`], [`sql`], [`http`] and [`pods`] call the host; each returns a
+//! [`HostError`] naming the missing grant when the server's configuration did not grant the
+//! capability.
 //!
 //! ```ignore
 //! use updraft_plugin_sdk::{Context, Descriptor, Failure, Operator, Outcome, json};
@@ -56,7 +57,7 @@ mod context;
 pub mod host;
 
 pub use context::Context;
-pub use host::{HostError, http, log, sql, variables, xcom};
+pub use host::{HostError, http, log, pods, sql, variables, xcom};
 
 /// What an operator says about itself: its name, version, summary, parameter schema and
 /// the capabilities it needs.

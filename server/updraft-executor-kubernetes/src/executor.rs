@@ -252,7 +252,7 @@ fn write_log(path: &Path, text: &str) {
 }
 
 /// What a failed create means.
-enum CreateError {
+pub(crate) enum CreateError {
     AlreadyExists,
     Transient { message: String, retry_after: Option<Duration> },
     Forbidden(String),
@@ -260,7 +260,7 @@ enum CreateError {
     Other(String),
 }
 
-fn classify_create_error(error: &kube::Error) -> CreateError {
+pub(crate) fn classify_create_error(error: &kube::Error) -> CreateError {
     match error {
         kube::Error::Api(status) => {
             let message = status.message.clone();
@@ -286,15 +286,26 @@ fn classify_create_error(error: &kube::Error) -> CreateError {
     }
 }
 
-/// A loud, actionable message for a 403 from RBAC.
+/// A loud, actionable message for a 403 from RBAC to the scheduler.
 pub(crate) fn forbidden_message(verb: &str, resource: &str, namespace: &str, api_message: &str) -> String {
+    forbidden_message_for("the scheduler's ServiceAccount", verb, resource, namespace, api_message)
+}
+
+/// A loud, actionable message for a 403 from RBAC to `who`.
+pub(crate) fn forbidden_message_for(
+    who: &str,
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+    api_message: &str,
+) -> String {
     format!(
-        "the scheduler's ServiceAccount may not {verb} {resource} in namespace {namespace}: add verb `{verb}` on \
-         `{resource}` to its Role (k8s/base/rbac.yaml). The API server said: {api_message}"
+        "{who} may not {verb} {resource} in namespace {namespace}: add verb `{verb}` on `{resource}` to its Role \
+         (k8s/base/rbac.yaml). The API server said: {api_message}"
     )
 }
 
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(15))
 }
 

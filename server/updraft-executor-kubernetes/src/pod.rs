@@ -83,8 +83,18 @@ pub fn pod_name(dag_id: &str, task_id: &str, run_id: &str, try_number: u32) -> S
 /// replaced by a new one (see `KubernetesConfig::launch_failure_requeues`) under a new name, so
 /// the replacement never races with the deletion of the old pod. Launch 0 is [`pod_name`].
 pub fn launch_pod_name(dag_id: &str, task_id: &str, run_id: &str, try_number: u32, launch: u32) -> String {
+    let mut identity = format!("{dag_id}\0{task_id}\0{run_id}\0{try_number}");
+    if launch > 0 {
+        let _ = write!(identity, "\0{launch}");
+    }
+    dns_name(&format!("{dag_id}-{task_id}"), &identity)
+}
+
+/// A DNS-1123 label: a readable slug of `readable` (lowercased, runs of other characters as
+/// one `-`, cut to fit) followed by `-` and a hash of `identity`.
+pub(crate) fn dns_name(readable: &str, identity: &str) -> String {
     let mut slug = String::new();
-    for c in format!("{dag_id}-{task_id}").chars() {
+    for c in readable.chars() {
         if c.is_ascii_alphanumeric() {
             slug.push(c.to_ascii_lowercase());
         } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -93,11 +103,7 @@ pub fn launch_pod_name(dag_id: &str, task_id: &str, run_id: &str, try_number: u3
     }
     slug.truncate(MAX_LABEL - NAME_HASH_LEN - 1);
     let slug = slug.trim_end_matches('-');
-    let mut identity = format!("{dag_id}\0{task_id}\0{run_id}\0{try_number}");
-    if launch > 0 {
-        let _ = write!(identity, "\0{launch}");
-    }
-    let hash = hex_hash(&identity, NAME_HASH_LEN);
+    let hash = hex_hash(identity, NAME_HASH_LEN);
     if slug.is_empty() { format!("updraft-{hash}") } else { format!("{slug}-{hash}") }
 }
 

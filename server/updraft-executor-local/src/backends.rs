@@ -17,7 +17,7 @@ struct DbBackend {
 /// Backends reading and writing `db`, with secrets decrypted by `key`.
 pub fn db_backends(db: Db, key: EncryptionKey) -> Backends {
     let backend = Arc::new(DbBackend { db, key });
-    Backends { xcom: backend.clone(), variables: backend.clone(), connections: backend }
+    Backends { xcom: backend.clone(), variables: backend.clone(), connections: backend, pods: None }
 }
 
 impl XComStore for DbBackend {

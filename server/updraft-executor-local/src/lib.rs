@@ -1,7 +1,7 @@
 //! The local executor: runs each try in-process, through the plugin host (a fresh WebAssembly
 //! instance per try, with its limits), on a tokio runtime of its own so that plugin work never
-//! starves the scheduler loop. Reports start and end on the scheduler's channel and writes the
-//! try's log file (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`).
+//! starves the scheduler loop. Reports start and end on the scheduler's channel; the try's log
+//! file (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`) grows line by line as it runs.
 
 mod backends;
 
@@ -97,9 +97,11 @@ impl Executor for LocalExecutor {
                         data_interval_end: item.data_interval_end.clone(),
                         params: item.params.clone(),
                         execution_timeout: item.execution_timeout,
+                        // Lines reach the file as they are logged: a running try's log can be
+                        // followed.
+                        log_file: Some(item.log_path.clone()),
                     };
                     let report = registry.runtime().run(&plugin, &ctx).await;
-                    write_log(&item, &report.log_text());
                     map_outcome(&report.outcome)
                 }
             };

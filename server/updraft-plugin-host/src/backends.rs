@@ -1,11 +1,13 @@
-//! What the host interfaces read and write outside the plugin: XCom values, Variables and
-//! Connections. The scheduler implements these traits on the metadata database; the
-//! in-memory implementations here serve tests and `updraft dags test`.
+//! What the host interfaces read and write outside the plugin: XCom values, Variables,
+//! Connections and pods. The scheduler implements these traits on the metadata database (and
+//! the Kubernetes API, for pods); the in-memory implementations here serve tests and
+//! `updraft dags test`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -57,19 +59,89 @@ pub trait ConnectionStore: Send + Sync {
     fn get(&self, name: &str) -> BoxFuture<'_, BackendResult<Option<Connection>>>;
 }
 
-/// The three backends a runtime uses.
+/// What to do with an operator's pod once it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodDeletePolicy {
+    Always,
+    OnSuccess,
+    Never,
+}
+
+/// A pod an operator asks to run (the `pods` interface).
+#[derive(Debug, Clone)]
+pub struct PodLaunch {
+    /// The Pod manifest as the operator built it.
+    pub manifest: Value,
+    /// The namespace to run it in (already checked against the plugin's grants).
+    pub namespace: String,
+    /// How long it may stay Pending before the launch fails.
+    pub startup_timeout: Duration,
+    pub delete: PodDeletePolicy,
+    /// Send the first container's output, line by line, to the task log.
+    pub stream_logs: bool,
+}
+
+/// How an operator's pod ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEnd {
+    pub name: String,
+    pub namespace: String,
+    /// `Succeeded` or `Failed`.
+    pub phase: String,
+    /// The first container's exit code, when it ran.
+    pub exit_code: Option<i32>,
+    /// Why it failed; empty when it succeeded.
+    pub details: String,
+}
+
+/// Why a pod could not be run at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodError {
+    /// The request itself is wrong (the API server's 422, a manifest that is not a Pod):
+    /// retrying cannot help.
+    Invalid(String),
+    /// Anything else: no cluster, forbidden, never started, API errors.
+    Failed(String),
+}
+
+/// Where a pod's log lines go while it runs.
+pub type PodLogSink = tokio::sync::mpsc::UnboundedSender<String>;
+
+/// Runs operators' pods on a Kubernetes cluster. Dropping the future of [`PodLauncher::run`]
+/// (the try timed out or was stopped) must delete the pod.
+pub trait PodLauncher: Send + Sync {
+    /// The namespace of a request that names none.
+    fn default_namespace(&self) -> String;
+    /// Runs `launch` for the try `task` to its end, sending log lines to `log`.
+    fn run<'a>(
+        &'a self,
+        task: &'a TaskKey,
+        launch: PodLaunch,
+        log: PodLogSink,
+    ) -> BoxFuture<'a, Result<PodEnd, PodError>>;
+}
+
+/// The backends a runtime uses.
 #[derive(Clone)]
 pub struct Backends {
     pub xcom: Arc<dyn XComStore>,
     pub variables: Arc<dyn VariableStore>,
     pub connections: Arc<dyn ConnectionStore>,
+    /// Pods for operators with the `kubernetes` capability; `None` when the server has no
+    /// cluster configured.
+    pub pods: Option<Arc<dyn PodLauncher>>,
 }
 
 impl Backends {
     /// Fresh in-memory backends, and handles to fill or inspect them.
     pub fn in_memory() -> (Self, MemoryBackends) {
         let m = MemoryBackends::default();
-        let b = Backends { xcom: m.xcom.clone(), variables: m.variables.clone(), connections: m.connections.clone() };
+        let b = Backends {
+            xcom: m.xcom.clone(),
+            variables: m.variables.clone(),
+            connections: m.connections.clone(),
+            pods: None,
+        };
         (b, m)
     }
 }

@@ -70,13 +70,21 @@ pub struct Grants {
     pub allow_http_hosts: Vec<String>,
     /// Variables the plugin may read.
     pub variables: Vec<String>,
+    /// Kubernetes namespaces the plugin may run pods in (`""` or the server's namespace
+    /// name for the configured one).
+    pub kubernetes_namespaces: Vec<String>,
 }
 
 impl Grants {
     /// Everything: for trusted in-house plugins.
     pub fn all() -> Self {
         let star = vec!["*".to_owned()];
-        Self { connections: star.clone(), allow_http_hosts: star.clone(), variables: star }
+        Self {
+            connections: star.clone(),
+            allow_http_hosts: star.clone(),
+            variables: star.clone(),
+            kubernetes_namespaces: star,
+        }
     }
 
     pub(crate) fn allows_connection(&self, name: &str) -> bool {
@@ -85,6 +93,10 @@ impl Grants {
 
     pub(crate) fn allows_variable(&self, key: &str) -> bool {
         self.variables.iter().any(|c| c == "*" || c == key)
+    }
+
+    pub(crate) fn allows_namespace(&self, namespace: &str) -> bool {
+        self.kubernetes_namespaces.iter().any(|c| c == "*" || c == namespace)
     }
 
     /// `host` is the URL's host name, `port` its effective port.
@@ -112,13 +124,17 @@ pub struct HostConfig {
 impl HostConfig {
     /// The grants of plugin `name`. The built-in `sql` and `sql_sensor` may use every
     /// connection unless configured otherwise, as Airflow's SQL operators may: the DAG names
-    /// the connection, and the built-ins are part of the server.
+    /// the connection, and the built-ins are part of the server. The built-in
+    /// `kubernetes_pod` may use every namespace: the ServiceAccount's RBAC bounds it.
     pub fn grants_for(&self, name: &str, builtin: bool) -> Grants {
         if let Some(g) = self.plugins.get(name) {
             return g.clone();
         }
         if builtin && matches!(name, "sql" | "sql_sensor") {
             return Grants { connections: vec!["*".to_owned()], ..Grants::default() };
+        }
+        if builtin && name == "kubernetes_pod" {
+            return Grants { kubernetes_namespaces: vec!["*".to_owned()], ..Grants::default() };
         }
         Grants::default()
     }

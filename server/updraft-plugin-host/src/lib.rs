@@ -11,7 +11,8 @@
 //! running tasks keep the version they started with.
 //!
 //! Host interfaces reach the rest of Updraft only through the [`backends`] traits (XCom,
-//! Variables, Connections), which the scheduler implements on the metadata database.
+//! Variables, Connections, pods), which the scheduler implements on the metadata database
+//! and the Kubernetes API.
 
 pub mod backends;
 mod bindings;
@@ -27,7 +28,10 @@ mod run;
 mod runtime;
 pub mod scaffold;
 
-pub use backends::{Backends, Connection, ConnectionStore, TaskKey, VariableStore, XComStore};
+pub use backends::{
+    Backends, Connection, ConnectionStore, PodDeletePolicy, PodEnd, PodError, PodLaunch, PodLauncher, PodLogSink,
+    TaskKey, VariableStore, XComStore,
+};
 pub use builtins::builtin_names;
 pub use cache::CacheStatus;
 pub use config::{Grants, HostConfig, Limits};

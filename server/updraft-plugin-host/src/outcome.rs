@@ -75,6 +75,13 @@ pub struct LogLine {
     pub message: String,
 }
 
+impl LogLine {
+    /// The line as the task log file holds it.
+    pub fn text(&self) -> String {
+        format!("[{:?}] {}\n", self.level, self.message)
+    }
+}
+
 /// Everything a task try produced: outcome, log (plugin log calls, then its stderr) and time.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
@@ -91,7 +98,7 @@ impl TaskReport {
     pub fn log_text(&self) -> String {
         let mut out = String::new();
         for line in &self.log {
-            out.push_str(&format!("[{:?}] {}\n", line.level, line.message));
+            out.push_str(&line.text());
         }
         out
     }

@@ -108,7 +108,7 @@ impl Runtime {
 
         let describe_fail = |reason: String| Error::Describe { origin: origin.clone(), reason };
         let task = TaskKey { dag_id: String::new(), run_id: String::new(), task_id: "describe".into(), try_number: 0 };
-        let mut store = self.new_store("describe", Arc::new(Grants::default()), task, DESCRIBE_TIMEOUT);
+        let mut store = self.new_store("describe", Arc::new(Grants::default()), task, DESCRIBE_TIMEOUT, None);
         let described = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -137,6 +137,7 @@ impl Runtime {
                 Capability::Http => "http",
                 Capability::Variables => "variables",
                 Capability::Xcom => "xcom",
+                Capability::Kubernetes => "kubernetes",
             })
             .map(str::to_owned)
             .collect();

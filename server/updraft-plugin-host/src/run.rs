@@ -1,6 +1,8 @@
 //! Running one task try: a fresh store and instance, `execute`, and the classification of
 //! whatever happened into a [`TaskOutcome`].
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,10 @@ pub struct TaskContext {
     pub params: Value,
     /// `None` uses the configured default.
     pub execution_timeout: Option<Duration>,
+    /// The try's log file: every line is appended to it as it is logged (a running try's log
+    /// can be followed), and the rest of the report's log at the end. `None`: the caller
+    /// writes [`TaskReport::log_text`] where it wants.
+    pub log_file: Option<PathBuf>,
 }
 
 impl TaskContext {
@@ -41,6 +47,7 @@ impl TaskContext {
             data_interval_end: "1970-01-01T00:00:00Z".into(),
             params,
             execution_timeout: None,
+            log_file: None,
         }
     }
 
@@ -72,7 +79,7 @@ impl Runtime {
         let started = Instant::now();
         let timeout = ctx.execution_timeout.unwrap_or(self.config.limits.default_timeout);
         let name = &plugin.descriptor.name;
-        let mut store = self.new_store(name, plugin.grants.clone(), ctx.key(), timeout);
+        let mut store = self.new_store(name, plugin.grants.clone(), ctx.key(), timeout, ctx.log_file.as_deref());
         let max_cpu_ms = self.config.limits.max_cpu_ms;
         if max_cpu_ms > 0 {
             let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
@@ -132,6 +139,7 @@ impl Runtime {
             Ok(Ok(Ok(Outcome::Success(Some(text))))) => self.store_output(ctx, text).await,
         };
         let state = store.into_data();
+        let written = state.log.written_live();
         let mut log = state.log.finish(&state.stderr);
         let level = if outcome.is_success() || matches!(outcome, TaskOutcome::Reschedule { .. }) {
             LogLevel::Info
@@ -143,6 +151,14 @@ impl Runtime {
             level,
             message: format!("[updraft] {} {}: {}", name, plugin.descriptor.version, outcome.describe()),
         });
+        if let (Some(path), Some(written)) = (&ctx.log_file, written) {
+            let rest: String = log.iter().skip(written).map(LogLine::text).collect();
+            if let Err(error) =
+                std::fs::OpenOptions::new().append(true).open(path).and_then(|mut f| f.write_all(rest.as_bytes()))
+            {
+                tracing::warn!("writing the end of the log of {}: {error}", ctx.task_id);
+            }
+        }
         TaskReport {
             outcome,
             log,

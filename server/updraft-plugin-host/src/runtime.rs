@@ -2,6 +2,7 @@
 //! linker with WASI and every Updraft host interface, the epoch ticker thread, and the one
 //! function that creates stores, so that every store gets its limits and deadline.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -68,9 +69,10 @@ impl Runtime {
         grants: Arc<Grants>,
         task: TaskKey,
         timeout: Duration,
+        live_log: Option<&Path>,
     ) -> Store<HostState> {
         let deadline = Instant::now() + timeout;
-        let state = HostState::new(plugin, grants, task, self.services.clone(), deadline);
+        let state = HostState::new(plugin, grants, task, self.services.clone(), deadline, live_log);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);

@@ -21,10 +21,17 @@ struct Cluster {
     db: String,
     url: String,
     fake: FakeKube,
+    /// The DAG file, relative to the workspace.
+    dags: String,
 }
 
 impl Cluster {
     fn new(name: &str) -> Cluster {
+        Cluster::with_dags(name, "pods.yaml")
+    }
+
+    /// A cluster whose scheduler reads `tests/fixtures/scheduler/FILE`.
+    fn with_dags(name: &str, file: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("updraft_k8s_{name}_{}", std::process::id());
         let out = psql(&format!("CREATE DATABASE {db}"), "postgres");
@@ -37,16 +44,22 @@ impl Cluster {
         })
         .expect("the test API server starts");
         fake.write_kubeconfig(&dir.path().join("kubeconfig"), "updraft", "updraft-scheduler").expect("kubeconfig");
-        let dags = workspace().join("tests/fixtures/scheduler/pods.yaml");
+        // Task pods reach the API as the worker's ServiceAccount (what its in-cluster token
+        // would give them), for the kubernetes_pod operator.
+        let worker_kubeconfig = dir.path().join("worker-kubeconfig");
+        fake.write_kubeconfig(&worker_kubeconfig, "updraft", "updraft-worker").expect("kubeconfig");
+        let dags_file = format!("tests/fixtures/scheduler/{file}");
+        let dags = workspace().join(&dags_file);
         // What a cluster's pod template gives every task pod: the database, the shared data
         // folder (logs) and the DAGs, as env from Secrets and volumes would.
         let template = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: placeholder}}\nspec:\n  containers:\n    - name: base\n      image: updraft/worker:dev\n      env:\n        - {{name: UPDRAFT__DATABASE__URL, value: \"{url}\"}}\n        - {{name: UPDRAFT__CORE__DATA_DIR, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__DAGS_FOLDER, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__ENCRYPTION_KEY, value: \"{KEY}\"}}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: placeholder}}\nspec:\n  containers:\n    - name: base\n      image: updraft/worker:dev\n      env:\n        - {{name: UPDRAFT__DATABASE__URL, value: \"{url}\"}}\n        - {{name: UPDRAFT__CORE__DATA_DIR, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__DAGS_FOLDER, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__ENCRYPTION_KEY, value: \"{KEY}\"}}\n        - {{name: UPDRAFT__KUBERNETES__KUBECONFIG, value: \"{}\"}}\n",
             dir.path().display(),
-            dags.display()
+            dags.display(),
+            worker_kubeconfig.display()
         );
         std::fs::write(dir.path().join("pod-template.yaml"), template).expect("template");
-        let cluster = Cluster { dir, db, url, fake };
+        let cluster = Cluster { dir, db, url, fake, dags: dags_file };
         let out = cluster.command(&["db", "migrate"]).output().expect("migrate");
         assert!(out.status.success(), "{}", text(&out.stderr));
         cluster
@@ -70,7 +83,7 @@ impl Cluster {
         self.command(&[
             "scheduler",
             "--dags",
-            "tests/fixtures/scheduler/pods.yaml",
+            &self.dags,
             "--executor",
             "kubernetes",
             "--kubeconfig",
@@ -157,4 +170,59 @@ fn a_restarted_scheduler_adopts_running_pods_without_duplicating_them() {
         assert_eq!(cluster.fake.create_count(namespace, pod), 1, "{pod} was created once");
     }
     assert_eq!(cluster.sql("SELECT try_number FROM task_instance WHERE run_id = 'r2' AND task_id = 'load'"), "1");
+}
+
+#[test]
+fn the_kubernetes_pod_operator_runs_images_streams_their_logs_and_cleans_up() {
+    let cluster = Cluster::with_dags("podop", "pod_operator.yaml");
+    let scheduler = cluster.scheduler();
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster
+            .command(&["dags", "trigger", "pod_operator", "--run-id", "r3"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    wait_for("the run to end", Duration::from_secs(150), || {
+        cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r3'") == "failed"
+    });
+    stop(scheduler);
+    let states = cluster.sql("SELECT task_id, state FROM task_instance WHERE run_id = 'r3' ORDER BY task_id");
+    assert_eq!(states, "exits_3|failed\nhello|success\nno_image|failed\ntoo_slow|failed", "{states}");
+    let log = |task: &str| {
+        let path = cluster.dir.path().join(format!("logs/dag_id=pod_operator/run_id=r3/task_id={task}/attempt=1.log"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+
+    // The pod ran the image's command with its env; its output streamed into the task log.
+    let hello = log("hello");
+    for line in ["hello from the pod", "second line", "created pod updraft/pod-operator-hello-", "deleted"] {
+        assert!(hello.contains(line), "{line:?} in:\n{hello}");
+    }
+    // A failing exit code fails the try with the code; delete_succeeded_pod keeps the pod.
+    let exits = log("exits_3");
+    assert!(exits.contains("about to fail") && exits.contains("exit code 3"), "{exits}");
+    // An image that does not pull fails with the reason, not after the startup timeout.
+    let no_image = log("no_image");
+    assert!(no_image.contains("cannot start") && no_image.contains("ErrImagePull"), "{no_image}");
+    // A try that runs past its execution_timeout stops and its pod is deleted.
+    let slow = log("too_slow");
+    assert!(slow.contains("started") && slow.contains("timed out"), "{slow}");
+
+    // Operator pods are apart from the executor's (their own managed-by label, which the
+    // executor's watcher does not select), one per task; of them only exits_3's is kept.
+    let created = cluster.fake.created_pods();
+    assert_eq!(created.len(), 8, "a worker pod and an operator pod per task: {created:?}");
+    for (namespace, pod) in &created {
+        assert_eq!(cluster.fake.create_count(namespace, pod), 1, "{pod} was created once");
+    }
+    let kept: Vec<_> = cluster
+        .fake
+        .pods("updraft")
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "updraft-operator")
+        .collect();
+    assert_eq!(kept.len(), 1, "only the failed pod of exits_3 is kept: {kept:?}");
+    assert_eq!(kept[0]["metadata"]["annotations"]["updraft.dev/task-id"], "exits_3");
+    let name = kept[0]["metadata"]["name"].as_str().unwrap_or_default();
+    assert!(exits.contains(name), "the log names the kept pod {name}:\n{exits}");
 }

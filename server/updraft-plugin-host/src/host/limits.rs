@@ -1,6 +1,8 @@
 //! Per-try limits that live in the store: the memory limiter, the capped stdout/stderr pipe
 //! and the capped task log.
 
+use std::io::Write as _;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -93,18 +95,26 @@ impl AsyncWrite for CappedPipe {
     }
 }
 
-/// The task log of one try, capped in bytes.
+/// The task log of one try, capped in bytes; with a live file, each line is also appended to
+/// it as it comes (so `updraft tasks logs --follow` and the API show a running try's log).
 pub(crate) struct TaskLog {
     start: Instant,
     lines: Vec<LogLine>,
     bytes: usize,
     cap: usize,
     dropped: usize,
+    live: Option<std::fs::File>,
 }
 
 impl TaskLog {
-    pub fn new(cap: usize) -> Self {
-        Self { start: Instant::now(), lines: Vec::new(), bytes: 0, cap, dropped: 0 }
+    pub fn new(cap: usize, live: Option<&Path>) -> Self {
+        let live = live.and_then(|path| {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).ok()?;
+            }
+            std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+        });
+        Self { start: Instant::now(), lines: Vec::new(), bytes: 0, cap, dropped: 0, live }
     }
 
     pub fn push(&mut self, level: LogLevel, message: String) {
@@ -113,7 +123,17 @@ impl TaskLog {
             return;
         }
         self.bytes += message.len();
-        self.lines.push(LogLine { elapsed: self.start.elapsed(), level, message });
+        let line = LogLine { elapsed: self.start.elapsed(), level, message };
+        if let Some(file) = &mut self.live {
+            // A log line that cannot be written must not fail the task; the report still has it.
+            let _ = file.write_all(line.text().as_bytes());
+        }
+        self.lines.push(line);
+    }
+
+    /// How many of the lines the live file already holds.
+    pub fn written_live(&self) -> Option<usize> {
+        self.live.as_ref().map(|_| self.lines.len())
     }
 
     /// The lines, followed by a notice of what the caps dropped and by the captured stderr.

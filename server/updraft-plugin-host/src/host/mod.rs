@@ -7,10 +7,12 @@
 mod http;
 mod limits;
 mod log;
+mod pods;
 mod sql;
 mod vars;
 mod xcom;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,7 +59,14 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn new(plugin: &str, grants: Arc<Grants>, task: TaskKey, services: Arc<Services>, deadline: Instant) -> Self {
+    pub fn new(
+        plugin: &str,
+        grants: Arc<Grants>,
+        task: TaskKey,
+        services: Arc<Services>,
+        deadline: Instant,
+        live_log: Option<&Path>,
+    ) -> Self {
         let limits = &services.limits;
         let stderr = CappedPipe::new(limits.max_stderr_bytes);
         let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
@@ -65,7 +74,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
-            log: TaskLog::new(limits.max_log_bytes),
+            log: TaskLog::new(limits.max_log_bytes, live_log),
             stderr,
             timed_out: false,
             deadline,

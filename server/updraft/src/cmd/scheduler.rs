@@ -51,7 +51,8 @@ pub enum ExecutorKind {
 /// Settings of the kubernetes executor.
 #[derive(Debug, Clone, Args)]
 pub struct KubernetesArgs {
-    /// The namespace of task pods.
+    /// The namespace of task pods (and of the `kubernetes_pod` operator's pods, unless a task
+    /// names another).
     #[arg(long = "kubernetes-namespace", env = "UPDRAFT__KUBERNETES__NAMESPACE", default_value = "updraft")]
     pub namespace: String,
     /// The image of task pods: Updraft's own, the same as the scheduler's.
@@ -60,7 +61,8 @@ pub struct KubernetesArgs {
     /// A pod template (a YAML Pod) that task pods start from: volumes, env from Secrets, …
     #[arg(long = "kubernetes-pod-template", env = "UPDRAFT__KUBERNETES__POD_TEMPLATE_FILE")]
     pub pod_template: Option<PathBuf>,
-    /// A kubeconfig file (default: the in-cluster ServiceAccount).
+    /// A kubeconfig file (default: the in-cluster ServiceAccount), for task pods and the
+    /// `kubernetes_pod` operator.
     #[arg(long = "kubeconfig", env = "UPDRAFT__KUBERNETES__KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Delete the pods of failed tries too (by default they are kept, labelled
@@ -115,6 +117,14 @@ impl updraft_executor_kubernetes::ResultSource for DbResults {
 impl RunArgs {
     /// The plugin registry (built-ins plus the plugins folder, watched) on the metadata DB.
     pub async fn registry(&self, db: &Db) -> anyhow::Result<Arc<Registry>> {
+        Ok(self.registry_with_pods(db).await?.0)
+    }
+
+    /// The registry, and the launcher of the `kubernetes_pod` operator's pods in it.
+    pub async fn registry_with_pods(
+        &self,
+        db: &Db,
+    ) -> anyhow::Result<(Arc<Registry>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
         let data = &self.meta.data_dir;
         let mut config = HostConfig {
             plugins_dir: Some(self.plugins.clone().unwrap_or_else(|| data.join("plugins"))),
@@ -122,10 +132,18 @@ impl RunArgs {
             ..Default::default()
         };
         config.limits.max_instances = u32::try_from(self.parallelism.max(8) * 2).unwrap_or(u32::MAX);
-        let backends = db_backends(db.clone(), self.meta.encryption_key()?);
+        let mut backends = db_backends(db.clone(), self.meta.encryption_key()?);
+        // Pods for the `kubernetes_pod` operator: the cluster of --kubeconfig, else the one this
+        // process runs in; the client is made when a task first asks for a pod.
+        let source = match &self.kubernetes.kubeconfig {
+            Some(path) => updraft_executor_kubernetes::ClientSource::Kubeconfig(path.clone()),
+            None => updraft_executor_kubernetes::ClientSource::InCluster,
+        };
+        let pods = Arc::new(updraft_executor_kubernetes::OperatorPods::new(source, &self.kubernetes.namespace));
+        backends.pods = Some(pods.clone());
         let registry = Registry::new(Runtime::new(config, backends)?).await?;
         registry.watch(Duration::from_secs(1));
-        Ok(registry)
+        Ok((registry, pods))
     }
 
     /// A scheduler engine with the configured executor (`dags test` always runs locally).

@@ -221,7 +221,7 @@ fn run_try(
                 WorkOutcome::Failed { message, retryable: false }
             }
             Ok(item) => {
-                let registry = args.registry(&db).await?;
+                let (registry, pods) = args.registry_with_pods(&db).await?;
                 let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
                 let executor = updraft_executor_local::LocalExecutor::new(registry, sender, 1)?;
                 executor.submit(item);
@@ -232,6 +232,8 @@ fn run_try(
                         break;
                     }
                 }
+                // A try that timed out leaves its operator pod's deletion in flight: finish it.
+                pods.settle(Duration::from_secs(30)).await;
                 outcome.unwrap_or(WorkOutcome::Failed { message: "the task runner stopped".into(), retryable: true })
             }
         };
