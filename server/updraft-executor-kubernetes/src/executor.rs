@@ -394,6 +394,13 @@ impl Shared {
         let mut attempt = 0;
         loop {
             self.throttle.wait().await;
+            // A create whose response was lost may have happened: once the watcher has seen
+            // the pod (or the try ended, and its pod may be gone), creating it again would run
+            // the task twice.
+            if attempt > 0 && lock(&self.state).tries.get(name).is_none_or(|t| t.uid.is_some()) {
+                debug!(pod = %name, "the pod exists after all; no more create attempts");
+                return;
+            }
             let error = match self.pods.create(&PostParams::default(), &pod).await {
                 Ok(created) => {
                     debug!(pod = %name, "pod created");
@@ -530,6 +537,9 @@ impl Shared {
             {
                 let reason = format!("pod {name} failed before its task started: {details}");
                 return self.relaunch(tracked, name, reason);
+            }
+            PodState::Failed { details, .. } if pod.metadata.deletion_timestamp.is_some() => {
+                PodEnd::Failed { details: format!("it was deleted while its task was running ({details})") }
             }
             PodState::Failed { details, .. } => PodEnd::Failed { details },
             _ => PodEnd::Succeeded,

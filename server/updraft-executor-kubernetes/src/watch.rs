@@ -52,6 +52,11 @@ impl Shared {
     /// A pod left our selection: deleted, relabelled by another scheduler, or marked done.
     fn on_deleted(self: &Arc<Self>, pod: &Pod) {
         self.observe(pod);
+        // A deleted pod sends no more events: its uid need not be remembered (a pod kept for
+        // debugging leaves the watch's selection with its done label, which is a delete too).
+        if let Some(uid) = &pod.metadata.uid {
+            lock(&self.state).finished.remove(uid);
+        }
         let Some(name) = pod.metadata.name.clone() else { return };
         if lock(&self.state).tries.get(&name).is_some_and(|t| t.uid.is_some()) {
             let shared = Arc::clone(self);

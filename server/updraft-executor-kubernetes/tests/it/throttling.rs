@@ -1,5 +1,6 @@
 //! Back-pressure and watch disruption: 429 with Retry-After on create, the creation rate limit,
-//! and a watch that expires (410) mid-run.
+//! a watch that expires (410) mid-run, 5xx and dropped connections on create, and a full pod
+//! quota.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -108,4 +109,49 @@ async fn a_watch_that_expires_mid_run_relists_and_the_try_still_ends_once() {
     while let Ok(event) = h.events.try_recv() {
         assert!(!matches!(event, WorkEvent::Finished { .. }), "a second end: {event:?}");
     }
+}
+
+#[tokio::test]
+async fn server_errors_dropped_connections_and_a_lost_response_end_in_one_pod() {
+    let fake = crate::start_fake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = executor(&fake, dir.path(), config("sched-a"), HashMap::new()).await;
+    let path = format!("/api/v1/namespaces/{NS}/pods");
+    for kind in [
+        FaultKind::InternalError,
+        FaultKind::ServiceUnavailable { retry_after_seconds: None },
+        FaultKind::DropConnection,
+        // The create happens but its response is lost: the retry's 409 takes the pod over.
+        FaultKind::DropConnectionAfterProcessing,
+    ] {
+        fake.inject_fault(Fault::new(Some("POST"), &path, kind));
+    }
+    let item = item(dir.path(), "unlucky", 0);
+    h.executor.submit(item.clone());
+    assert_eq!(finished(&mut h.events, &item.key).await.1, WorkOutcome::Success);
+    assert_eq!(fake.create_count(NS, &pod_name_of(&item)), 1, "one pod, whatever the retries");
+    // Whether the pod was seen by the watcher first or the retry's 409 found it, it is never
+    // created again, not even after the try ended and its pod was deleted.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(fake.create_count(NS, &pod_name_of(&item)), 1, "one pod, whatever the retries");
+    let posts: Vec<u16> = fake.requests().into_iter().filter(|r| r.method == "POST").map(|r| r.status).collect();
+    assert!(posts.starts_with(&[500, 503, 0, 201]) && posts[4..].iter().all(|&s| s == 409), "{posts:?}");
+    assert!(fake.pods(NS).is_empty(), "the finished pod was deleted and not created again");
+}
+
+#[tokio::test]
+async fn a_pod_quota_that_is_full_holds_the_create_until_there_is_room() {
+    let fake = crate::start_fake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = executor(&fake, dir.path(), config("sched-a"), HashMap::new()).await;
+    fake.set_pod_quota(Some(0));
+    let item = item(dir.path(), "waits", 0);
+    h.executor.submit(item.clone());
+    crate::eventually("a create refused by the quota", || {
+        fake.requests().iter().any(|r| r.method == "POST" && r.status == 403)
+    })
+    .await;
+    fake.set_pod_quota(None);
+    assert_eq!(finished(&mut h.events, &item.key).await.1, WorkOutcome::Success, "{}", crate::log_of(&item));
+    assert_eq!(fake.create_count(NS, &pod_name_of(&item)), 1);
 }

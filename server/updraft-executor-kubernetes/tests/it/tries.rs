@@ -1,5 +1,5 @@
 //! Tries that run: success in a busybox-like pod, exit codes, OOM kill, eviction, and a
-//! recorded outcome winning over the exit code.
+//! recorded outcome winning over the exit code, and a pod deleted while its task runs.
 
 use std::collections::HashMap;
 
@@ -87,4 +87,31 @@ async fn the_outcome_the_worker_recorded_wins_over_the_exit_code() {
     h.results.record(item.key.clone(), WorkOutcome::Skipped);
     h.executor.submit(item.clone());
     assert_eq!(finished(&mut h.events, &item.key).await.1, WorkOutcome::Skipped);
+}
+
+#[tokio::test]
+async fn a_pod_deleted_while_its_task_runs_fails_the_try_saying_so() {
+    let fake = crate::start_fake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let overrides = HashMap::from([("doomed".to_owned(), scripted(json!({"fake.updraft.dev/run-ms": "30000"})))]);
+    let mut h = executor(&fake, dir.path(), config("sched-a"), overrides).await;
+    let item = item(dir.path(), "doomed", 0);
+    h.executor.submit(item.clone());
+    loop {
+        if let WorkEvent::Started { key, .. } = next_event(&mut h.events).await
+            && key == item.key
+        {
+            break;
+        }
+    }
+    // Someone deletes the pod (kubectl delete, a node drain), as a cluster admin would.
+    let admin = dir.path().join("admin.kubeconfig");
+    fake.write_admin_kubeconfig(&admin, NS).expect("kubeconfig");
+    let client = updraft_executor_kubernetes::client_from_kubeconfig(&admin, None).await.expect("client");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, NS);
+    pods.delete(&pod_name_of(&item), &kube::api::DeleteParams::default()).await.expect("deleted");
+    let (message, retryable) = failure(finished(&mut h.events, &item.key).await.1);
+    assert!(message.contains("deleted while its task was running"), "{message}");
+    assert!(retryable, "a retry may run it");
+    assert!(log_of(&item).contains("deleted while its task was running"), "{}", log_of(&item));
 }
