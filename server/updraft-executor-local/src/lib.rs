@@ -5,12 +5,14 @@
 
 mod backends;
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
-use updraft_scheduler::executor::{Executor, WorkEvent, WorkItem, WorkOutcome};
+use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 pub use backends::{connection_uri, db_backends};
 
@@ -20,6 +22,8 @@ pub struct LocalExecutor {
     events: UnboundedSender<WorkEvent>,
     runtime: Option<tokio::runtime::Runtime>,
     hostname: String,
+    /// Tries running now: how to stop each, and its log.
+    running: Arc<Mutex<HashMap<TryKey, (tokio::task::AbortHandle, PathBuf)>>>,
 }
 
 impl LocalExecutor {
@@ -33,7 +37,7 @@ impl LocalExecutor {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".to_owned());
-        Ok(LocalExecutor { registry, events, runtime: Some(runtime), hostname })
+        Ok(LocalExecutor { registry, events, runtime: Some(runtime), hostname, running: Arc::default() })
     }
 }
 
@@ -58,11 +62,11 @@ fn map_outcome(outcome: &TaskOutcome) -> WorkOutcome {
     }
 }
 
-fn write_log(item: &WorkItem, text: &str) {
-    if let Some(parent) = item.log_path.parent() {
+fn append(path: &std::path::Path, text: &str) {
+    if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&item.log_path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = file.write_all(text.as_bytes());
     }
 }
@@ -78,12 +82,13 @@ impl Executor for LocalExecutor {
         let events = self.events.clone();
         let hostname = self.hostname.clone();
         let key = item.key.clone();
+        let log_path = item.log_path.clone();
         let runner = runtime.spawn(async move {
             let _ = events.send(WorkEvent::Started { key: item.key.clone(), hostname });
             let outcome = match registry.get(&item.operator) {
                 Err(error) => {
                     let message = format!("operator `{}` is not available: {error}", item.operator);
-                    write_log(&item, &format!("[Error] {message}\n"));
+                    append(&item.log_path, &format!("[Error] {message}\n"));
                     WorkOutcome::Failed { message, retryable: false }
                 }
                 Ok(plugin) => {
@@ -107,15 +112,34 @@ impl Executor for LocalExecutor {
             };
             let _ = events.send(WorkEvent::Finished { key: item.key, outcome });
         });
+        lock(&self.running).insert(key.clone(), (runner.abort_handle(), log_path));
         // A runner that dies (a bug in the host panics) still ends its try, as failed and
-        // retryable: no task instance waits for a report that never comes.
+        // retryable: no task instance waits for a report that never comes. A cancelled one
+        // reports nothing: the scheduler already moved on.
         let events = self.events.clone();
+        let running = Arc::clone(&self.running);
         runtime.spawn(async move {
-            if let Err(error) = runner.await {
+            let result = runner.await;
+            lock(&running).remove(&key);
+            if let Err(error) = result
+                && !error.is_cancelled()
+            {
                 let message = format!("the task runner crashed: {error}");
                 let _ =
                     events.send(WorkEvent::Finished { key, outcome: WorkOutcome::Failed { message, retryable: true } });
             }
         });
     }
+
+    /// Aborts the try's runner: its instance is dropped at its next await, and a pod it
+    /// launched is deleted.
+    fn cancel(&self, key: &TryKey) {
+        let Some((handle, log_path)) = lock(&self.running).remove(key) else { return };
+        handle.abort();
+        append(&log_path, "[updraft] stopped: the task was cleared or marked while it ran\n");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -609,6 +609,7 @@ impl Engine {
                     selected
                         .retain(|&t| matches!(run.readiness.state(t), TaskState::Failed | TaskState::UpstreamFailed));
                 }
+                let in_flight = in_flight_tries(run_pk, run, &selected);
                 for &t in &selected {
                     let task = &dag.tasks[t as usize];
                     run.max_tries[t as usize] = run.tries[t as usize] + task.retries;
@@ -624,6 +625,7 @@ impl Engine {
                 }
                 run.forced = None;
                 let changes = run.readiness.clear(&selected);
+                self.stop_tries(&in_flight);
                 self.apply_changes(run_pk, changes);
             }
             RequestAction::MarkSuccess | RequestAction::MarkFailed | RequestAction::MarkSkipped => {
@@ -660,13 +662,17 @@ impl Engine {
         }
     }
 
-    /// Sets a task's final state by hand. A try still running finishes in the background; its
-    /// result is discarded.
+    /// Sets a task's final state by hand. A try still running is stopped (its pod deleted, its
+    /// runner aborted; an executor that cannot stop it lets it finish, and its result is
+    /// discarded).
     fn mark(&mut self, run_pk: i64, t: u32, state: TaskState, now: i64) {
         let Some(run) = self.runs.get_mut(&run_pk) else { return };
         if run.readiness.state(t) == state {
             return;
         }
+        let in_flight = in_flight_tries(run_pk, run, &[t]);
+        self.stop_tries(&in_flight);
+        let Some(run) = self.runs.get_mut(&run_pk) else { return };
         run.started.remove(&t);
         run.rescheduled[t as usize] = false;
         self.updates.push(TaskUpdate {
@@ -937,6 +943,16 @@ impl Engine {
         self.inflight.insert(key, slot);
     }
 
+    /// Stops tries that a clear or mark overtook: the executor cancels them (it reports nothing
+    /// more for them) and their slots are free at once.
+    fn stop_tries(&mut self, keys: &[TryKey]) {
+        for key in keys {
+            if self.release_slot(key) {
+                self.executor.cancel(key);
+            }
+        }
+    }
+
     /// Frees what a try in flight held; false if the try was not in flight.
     fn release_slot(&mut self, key: &TryKey) -> bool {
         let Some(slot) = self.inflight.remove(key) else { return false };
@@ -1088,6 +1104,15 @@ fn append_log(path: &Path, line: &str) {
     if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(file, "{line}");
     }
+}
+
+/// The tries of tasks `tasks` of a run that are queued or running.
+fn in_flight_tries(run_pk: i64, run: &ActiveRun, tasks: &[u32]) -> Vec<TryKey> {
+    tasks
+        .iter()
+        .filter(|&&t| matches!(run.readiness.state(t), TaskState::Queued | TaskState::Running))
+        .map(|&t| TryKey { run_pk, task_index: t, try_number: run.tries[t as usize] })
+        .collect()
 }
 
 /// Where a try's log lives: `LOG_DIR/dag_id=…/run_id=…/task_id=…/attempt=N.log`.

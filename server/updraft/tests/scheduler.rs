@@ -345,6 +345,41 @@ fn clearing_and_marking_tasks_reruns_them_and_sets_states_on_both_databases() {
 }
 
 #[test]
+fn clearing_or_marking_a_running_task_stops_it_at_once() {
+    for postgres in [false, true] {
+        let meta = Meta::new(postgres, "stop");
+        let mut scheduler = scheduler(&meta, "tests/fixtures/scheduler/long.yaml");
+        wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+            meta.run(&["dags", "trigger", "long", "--run-id", "r1"]).status.success()
+        });
+        let meta = &meta;
+        let running = |try_number: u32| {
+            move || task_states(meta, "long", "r1").get("wait") == Some(&("running".into(), try_number))
+        };
+        wait_for("the long task to run", Duration::from_secs(30), running(1));
+
+        // Cleared while it runs: the try stops and the next one starts, long before 120 s.
+        let started = Instant::now();
+        ok(&meta, &["tasks", "clear", "long", "r1", "wait", "--wait"]);
+        wait_for("the second try to run", Duration::from_secs(30), running(2));
+        let first = meta.logs().join("dag_id=long/run_id=r1/task_id=wait/attempt=1.log");
+        let log = std::fs::read_to_string(&first).unwrap_or_default();
+        assert!(log.contains("stopped: the task was cleared or marked"), "postgres={postgres}: {log}");
+
+        // Marked while it runs: it stops, and the downstream task runs.
+        ok(&meta, &["tasks", "mark", "long", "r1", "wait", "--state", "success", "--wait"]);
+        wait_for("the run to succeed", Duration::from_secs(30), || run_state(meta, "long") == "success");
+        assert!(started.elapsed() < Duration::from_secs(60), "the sleeping tries did not hold the run up");
+        let second = meta.logs().join("dag_id=long/run_id=r1/task_id=wait/attempt=2.log");
+        let log = std::fs::read_to_string(&second).unwrap_or_default();
+        assert!(log.contains("stopped"), "postgres={postgres}: {log}");
+        assert_eq!(state_of(&task_states(&meta, "long", "r1"), "after"), ("success".into(), 1));
+        scheduler.kill().expect("stop");
+        let _ = scheduler.wait();
+    }
+}
+
+#[test]
 fn a_paused_dag_starts_nothing_until_unpaused() {
     for postgres in [false, true] {
         let meta = Meta::new(postgres, "pause");
