@@ -1,5 +1,6 @@
 //! Tries that run: success in a busybox-like pod, exit codes, OOM kill, eviction, and a
-//! recorded outcome winning over the exit code, and a pod deleted while its task runs.
+//! recorded outcome winning over the exit code, a pod deleted while its task runs, and a
+//! cancelled try.
 
 use std::collections::HashMap;
 
@@ -114,4 +115,26 @@ async fn a_pod_deleted_while_its_task_runs_fails_the_try_saying_so() {
     assert!(message.contains("deleted while its task was running"), "{message}");
     assert!(retryable, "a retry may run it");
     assert!(log_of(&item).contains("deleted while its task was running"), "{}", log_of(&item));
+}
+
+#[tokio::test]
+async fn a_cancelled_try_has_its_pod_deleted_and_reports_nothing_more() {
+    let fake = crate::start_fake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let overrides = HashMap::from([("cleared".to_owned(), scripted(json!({"fake.updraft.dev/run-ms": "30000"})))]);
+    let mut h = executor(&fake, dir.path(), config("sched-a"), overrides).await;
+    let item = item(dir.path(), "cleared", 0);
+    let name = pod_name_of(&item);
+    h.executor.submit(item.clone());
+    loop {
+        if let WorkEvent::Started { key, .. } = next_event(&mut h.events).await
+            && key == item.key
+        {
+            break;
+        }
+    }
+    h.executor.cancel(&item.key);
+    eventually("the cancelled try's pod to be deleted", || fake.pod(NS, &name).is_none()).await;
+    let more = tokio::time::timeout(std::time::Duration::from_secs(2), h.events.recv()).await;
+    assert!(more.is_err(), "nothing is reported for a cancelled try: {more:?}");
 }
