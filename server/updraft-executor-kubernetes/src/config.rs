@@ -51,6 +51,10 @@ pub struct KubernetesConfig {
     /// Retries of a create after a transient error (429, 5xx, quota, network) before the try
     /// fails (default 5). Backoff doubles from 500 ms to 15 s; `Retry-After` wins.
     pub create_retries: u32,
+    /// A pod still running this long past its task's `execution_timeout` is deleted and its try
+    /// fails (default 60 s): the worker stops a try at its timeout itself; this is the backstop
+    /// for a worker that hangs.
+    pub execution_timeout_grace: Duration,
 }
 
 impl KubernetesConfig {
@@ -68,6 +72,7 @@ impl KubernetesConfig {
             max_creates_in_flight: 10,
             launch_failure_requeues: 1,
             create_retries: 5,
+            execution_timeout_grace: Duration::from_secs(60),
         }
     }
 }

@@ -98,7 +98,9 @@ pub(crate) enum Stage {
     Pending {
         since: Instant,
     },
-    Running,
+    Running {
+        since: Instant,
+    },
 }
 
 /// How a pod ended, before the result source is asked.
@@ -114,6 +116,10 @@ pub(crate) enum PodEnd {
     },
     /// Gone while the task ran.
     Deleted {
+        details: String,
+    },
+    /// Still running well past its task's `execution_timeout`: the pod is deleted.
+    Overran {
         details: String,
     },
 }
@@ -518,7 +524,9 @@ impl Shared {
                 return;
             }
             PodState::Running => {
-                tracked.stage = Stage::Running;
+                if !matches!(tracked.stage, Stage::Running { .. }) {
+                    tracked.stage = Stage::Running { since: Instant::now() };
+                }
                 if !std::mem::replace(&mut tracked.started_sent, true) {
                     self.send(WorkEvent::Started { key: tracked.item.key.clone(), hostname: name });
                 }
@@ -586,6 +594,11 @@ impl Shared {
             PodEnd::Deleted { details } => {
                 write_log(&tracked.item.log_path, &details);
                 (WorkOutcome::Failed { message: details, retryable: true }, true, false)
+            }
+            PodEnd::Overran { details } => {
+                let message = format!("pod {name} {details}");
+                write_log(&tracked.item.log_path, &message);
+                (WorkOutcome::Failed { message, retryable: true }, true, true)
             }
         };
         if let WorkOutcome::Failed { message, .. } = &outcome {

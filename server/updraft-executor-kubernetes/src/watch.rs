@@ -93,7 +93,7 @@ impl Shared {
             }
             Err(error) if is_not_found(&error) => {
                 let Some(tracked) = lock(&self.state).tries.remove(&name) else { return };
-                if tracked.stage == Stage::Running || tracked.started_sent {
+                if matches!(tracked.stage, Stage::Running { .. }) || tracked.started_sent {
                     let details = format!("pod {name} was deleted while its task was running");
                     self.send_started_once(&tracked, &name);
                     self.finish(tracked, name, PodEnd::Deleted { details }).await;
@@ -114,7 +114,8 @@ impl Shared {
         }
     }
 
-    /// Fails tries whose pod stayed Pending longer than `pending_timeout`.
+    /// Fails tries whose pod stayed Pending longer than `pending_timeout`, and those whose pod
+    /// still runs `execution_timeout_grace` past the task's `execution_timeout`.
     pub(crate) async fn pending_ticker(self: Arc<Self>) {
         let period = (self.config.pending_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         let mut ticker = tokio::time::interval(period);
@@ -126,8 +127,13 @@ impl Shared {
                 let names: Vec<String> = state
                     .tries
                     .iter()
-                    .filter(|(_, t)| {
-                        matches!(t.stage, Stage::Pending { since } if since.elapsed() >= self.config.pending_timeout)
+                    .filter(|(_, t)| match t.stage {
+                        Stage::Pending { since } => since.elapsed() >= self.config.pending_timeout,
+                        Stage::Running { since } => t
+                            .item
+                            .execution_timeout
+                            .is_some_and(|limit| since.elapsed() >= limit + self.config.execution_timeout_grace),
+                        Stage::Creating => false,
                     })
                     .map(|(name, _)| name.clone())
                     .collect();
@@ -144,6 +150,14 @@ impl Shared {
             };
             for (name, tracked) in expired {
                 let shared = Arc::clone(&self);
+                if let (Stage::Running { .. }, Some(limit)) = (tracked.stage, tracked.item.execution_timeout) {
+                    let details = format!(
+                        "was still running {:?} after its task's execution_timeout of {limit:?}: deleted",
+                        self.config.execution_timeout_grace
+                    );
+                    self.spawn(async move { shared.finish(tracked, name, PodEnd::Overran { details }).await });
+                    continue;
+                }
                 self.spawn(async move {
                     let events = shared.describe_events(&name).await;
                     let details = format!(

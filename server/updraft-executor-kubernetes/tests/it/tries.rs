@@ -1,6 +1,6 @@
 //! Tries that run: success in a busybox-like pod, exit codes, OOM kill, eviction, and a
 //! recorded outcome winning over the exit code, a pod deleted while its task runs, and a
-//! cancelled try.
+//! cancelled try; the execution_timeout backstop.
 
 use std::collections::HashMap;
 
@@ -137,4 +137,22 @@ async fn a_cancelled_try_has_its_pod_deleted_and_reports_nothing_more() {
     eventually("the cancelled try's pod to be deleted", || fake.pod(NS, &name).is_none()).await;
     let more = tokio::time::timeout(std::time::Duration::from_secs(2), h.events.recv()).await;
     assert!(more.is_err(), "nothing is reported for a cancelled try: {more:?}");
+}
+
+#[tokio::test]
+async fn a_pod_running_well_past_its_execution_timeout_is_deleted_and_its_try_fails() {
+    let fake = crate::start_fake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let overrides = HashMap::from([("hung".to_owned(), scripted(json!({"fake.updraft.dev/run-ms": "60000"})))]);
+    let mut config = config("sched-a");
+    config.execution_timeout_grace = std::time::Duration::from_secs(1);
+    let mut h = executor(&fake, dir.path(), config, overrides).await;
+    let mut item = item(dir.path(), "hung", 0);
+    item.execution_timeout = Some(std::time::Duration::from_secs(1));
+    h.executor.submit(item.clone());
+    let (message, retryable) = failure(finished(&mut h.events, &item.key).await.1);
+    assert!(message.contains("after its task's execution_timeout of 1s"), "{message}");
+    assert!(retryable);
+    eventually("the hung pod to be deleted", || fake.pod(NS, &pod_name_of(&item)).is_none()).await;
+    assert!(log_of(&item).contains("execution_timeout"), "{}", log_of(&item));
 }
