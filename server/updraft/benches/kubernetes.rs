@@ -54,7 +54,7 @@ fn main() {
     let dags = dir.path().join("dags");
     std::fs::create_dir_all(&dags).expect("mkdir");
     let mut yaml = format!(
-        "dag: pods\ndefaults:\n  operator: noop\n  kubernetes:\n    image: fake/scripted\n    annotations: {{fake.updraft.dev/run-ms: \"{run_ms}\"}}\ntasks:\n"
+        "dag: pods\nmax_active_tasks: {tasks}\nmax_active_runs: 1\ndefaults:\n  operator: noop\n  kubernetes:\n    image: fake/scripted\n    annotations: {{fake.updraft.dev/run-ms: \"{run_ms}\"}}\ntasks:\n"
     );
     for i in 0..tasks {
         yaml.push_str(&format!("  - {{id: t{i:05}}}\n"));
@@ -72,6 +72,10 @@ fn main() {
         command
     };
     assert!(updraft(&["db", "migrate"]).output().expect("migrate").status.success());
+    // The default pool holds 128 slots (Airflow's default) and a DAG 16 active tasks: both are
+    // raised so that every task can be live at once.
+    let slots = tasks.to_string();
+    assert!(updraft(&["pools", "set", "default_pool", &slots]).output().expect("pools").status.success());
     let rate_text = rate.to_string();
     let parallelism = tasks.to_string();
     let mut scheduler = updraft(&[
@@ -99,14 +103,14 @@ fn main() {
     let started = Instant::now();
     let (mut first_create, mut last_create, mut most_live) = (None, None, 0usize);
     loop {
-        let created = fake.created_pods().len();
+        let created = fake.created_count();
         if created > 0 && first_create.is_none() {
             first_create = Some(started.elapsed());
         }
         if created >= tasks && last_create.is_none() {
             last_create = Some(started.elapsed());
         }
-        most_live = most_live.max(fake.pods("updraft").len());
+        most_live = most_live.max(fake.pod_count("updraft"));
         let state = psql("SELECT state FROM dag_run WHERE run_id = 'bench'", &db);
         if state == "success" || state == "failed" {
             assert_eq!(state, "success");

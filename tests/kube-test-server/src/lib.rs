@@ -109,6 +109,9 @@ pub(crate) struct Shared {
     pub(crate) secrets: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
     pub(crate) config_maps: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
     pub(crate) port: std::sync::OnceLock<u16>,
+    /// The event recorded for each (pod uid, reason, message), by name: a repeat bumps its
+    /// count, as the kubelet's event aggregation does, without scanning every event.
+    pub(crate) event_names: Mutex<std::collections::HashMap<(String, String, String), String>>,
 }
 
 impl Shared {
@@ -143,6 +146,7 @@ impl FakeKube {
             secrets: Mutex::new(BTreeMap::new()),
             config_maps: Mutex::new(BTreeMap::new()),
             port: std::sync::OnceLock::new(),
+            event_names: Mutex::default(),
         });
         for ns in shared.config.namespaces.clone() {
             api::namespaces::insert_namespace(&shared, &ns);
@@ -306,6 +310,16 @@ impl FakeKube {
     /// The pods of `namespace` as stored (with `kind` and `apiVersion`), sorted by name.
     pub fn pods(&self, namespace: &str) -> Vec<Value> {
         self.shared.store().list(Resource::Pods, Some(namespace)).into_iter().cloned().collect()
+    }
+
+    /// How many pods `namespace` holds (cheap: nothing is cloned), for benchmarks that poll.
+    pub fn pod_count(&self, namespace: &str) -> usize {
+        self.shared.store().list(Resource::Pods, Some(namespace)).len()
+    }
+
+    /// How many pods were ever created (cheap), for benchmarks that poll.
+    pub fn created_count(&self) -> usize {
+        self.shared.store().created_len()
     }
 
     /// One pod as stored, if it exists.

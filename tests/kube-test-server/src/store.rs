@@ -227,6 +227,10 @@ impl Store {
     pub(crate) fn created_pods(&self) -> Vec<(String, String)> {
         self.creates.clone()
     }
+
+    pub(crate) fn created_len(&self) -> usize {
+        self.creates.len()
+    }
 }
 
 #[cfg(test)]

@@ -62,14 +62,10 @@ pub(crate) fn record(
     let uid = super::meta_str(pod, "uid").to_owned();
     let now = time::now();
     let mut store = shared.store();
-    let existing = store
-        .list(Resource::Events, Some(&namespace))
-        .into_iter()
-        .find(|e| {
-            e.pointer("/involvedObject/uid").and_then(Value::as_str) == Some(uid.as_str())
-                && e.get("reason").and_then(Value::as_str) == Some(reason)
-                && e.get("message").and_then(Value::as_str) == Some(message)
-        })
+    let key = (uid.clone(), reason.to_owned(), message.to_owned());
+    let existing = crate::lock(&shared.event_names)
+        .get(&key)
+        .and_then(|name| store.get(Resource::Events, &namespace, name))
         .cloned();
     if let Some(mut event) = existing {
         let count = event.get("count").and_then(Value::as_u64).unwrap_or(1) + 1;
@@ -118,4 +114,5 @@ pub(crate) fn record(
         "reportingInstance": host.unwrap_or(""),
     });
     store.insert(Resource::Events, &namespace, &name, event);
+    crate::lock(&shared.event_names).insert(key, name);
 }
