@@ -360,20 +360,20 @@ fn clearing_or_marking_a_running_task_stops_it_at_once() {
 
         // Cleared while it runs: the try stops and the next one starts, long before 120 s.
         let started = Instant::now();
-        ok(&meta, &["tasks", "clear", "long", "r1", "wait", "--wait"]);
+        ok(meta, &["tasks", "clear", "long", "r1", "wait", "--wait"]);
         wait_for("the second try to run", Duration::from_secs(30), running(2));
         let first = meta.logs().join("dag_id=long/run_id=r1/task_id=wait/attempt=1.log");
         let log = std::fs::read_to_string(&first).unwrap_or_default();
         assert!(log.contains("stopped: the task was cleared or marked"), "postgres={postgres}: {log}");
 
         // Marked while it runs: it stops, and the downstream task runs.
-        ok(&meta, &["tasks", "mark", "long", "r1", "wait", "--state", "success", "--wait"]);
+        ok(meta, &["tasks", "mark", "long", "r1", "wait", "--state", "success", "--wait"]);
         wait_for("the run to succeed", Duration::from_secs(30), || run_state(meta, "long") == "success");
         assert!(started.elapsed() < Duration::from_secs(60), "the sleeping tries did not hold the run up");
         let second = meta.logs().join("dag_id=long/run_id=r1/task_id=wait/attempt=2.log");
         let log = std::fs::read_to_string(&second).unwrap_or_default();
         assert!(log.contains("stopped"), "postgres={postgres}: {log}");
-        assert_eq!(state_of(&task_states(&meta, "long", "r1"), "after"), ("success".into(), 1));
+        assert_eq!(state_of(&task_states(meta, "long", "r1"), "after"), ("success".into(), 1));
         scheduler.kill().expect("stop");
         let _ = scheduler.wait();
     }
