@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -72,6 +73,23 @@ pub(crate) struct Shared {
     queue: UnboundedSender<Launch>,
     pub(crate) tasks: Mutex<JoinSet<()>>,
     pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) metrics: PodMetrics,
+}
+
+/// Counters of pod launches and their ends, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PodMetrics {
+    created: AtomicU64,
+    create_failures: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    relaunched: AtomicU64,
+}
+
+impl PodMetrics {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -155,6 +173,7 @@ impl KubernetesExecutor {
             queue: queue.clone(),
             tasks: Mutex::new(JoinSet::new()),
             handle,
+            metrics: PodMetrics::default(),
         });
         shared.spawn(Arc::clone(&shared).creator(receiver));
         shared.spawn(Arc::clone(&shared).watch());
@@ -168,6 +187,50 @@ impl KubernetesExecutor {
     /// returned for the caller to submit again.
     pub async fn adopt(&self, tries: Vec<WorkItem>) -> Result<AdoptReport, Error> {
         self.shared.adopt(tries).await
+    }
+
+    /// Pod launches, failures and live pods in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use updraft_scheduler::metrics::single;
+        let m = &self.shared.metrics;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let live = lock(&self.shared.state).tries.len();
+        single(out, "updraft_kubernetes_pods_created_total", "counter", "Task pods created.", get(&m.created));
+        single(
+            out,
+            "updraft_kubernetes_pod_create_failures_total",
+            "counter",
+            "Task tries that failed because their pod could not be created (after retries).",
+            get(&m.create_failures),
+        );
+        single(
+            out,
+            "updraft_kubernetes_pods_succeeded_total",
+            "counter",
+            "Task pods that succeeded.",
+            get(&m.succeeded),
+        );
+        single(
+            out,
+            "updraft_kubernetes_pods_failed_total",
+            "counter",
+            "Task pods that failed, never started, overran or were deleted.",
+            get(&m.failed),
+        );
+        single(
+            out,
+            "updraft_kubernetes_pods_relaunched_total",
+            "counter",
+            "Pods replaced because they failed before their task started.",
+            get(&m.relaunched),
+        );
+        single(
+            out,
+            "updraft_kubernetes_pods_tracked",
+            "gauge",
+            "Task tries whose pod is being created or watched.",
+            live,
+        );
     }
 }
 
@@ -410,6 +473,7 @@ impl Shared {
             let error = match self.pods.create(&PostParams::default(), &pod).await {
                 Ok(created) => {
                     debug!(pod = %name, "pod created");
+                    PodMetrics::bump(&self.metrics.created);
                     return self.observe(&created);
                 }
                 Err(error) => error,
@@ -496,6 +560,7 @@ impl Shared {
     /// Ends a try whose pod never existed or cannot be used.
     fn fail_before_pod(&self, name: &str, message: String, retryable: bool) {
         let Some(tracked) = lock(&self.state).tries.remove(name) else { return };
+        PodMetrics::bump(&self.metrics.create_failures);
         warn!(pod = %name, %message, "try failed before its pod ran");
         write_log(&tracked.item.log_path, &message);
         self.send(WorkEvent::Finished { key: tracked.item.key, outcome: WorkOutcome::Failed { message, retryable } });
@@ -563,6 +628,7 @@ impl Shared {
     /// spending a retry.
     pub(crate) fn relaunch(self: &Arc<Self>, tracked: Tracked, name: String, reason: String) {
         let launch = tracked.launch + 1;
+        PodMetrics::bump(&self.metrics.relaunched);
         let message =
             format!("{reason}; launching a new pod (replacement {launch} of {})", self.config.launch_failure_requeues);
         warn!(pod = %name, "{message}");
@@ -604,6 +670,7 @@ impl Shared {
         if let WorkOutcome::Failed { message, .. } = &outcome {
             warn!(pod = %name, %message, "try failed");
         }
+        PodMetrics::bump(if failed { &self.metrics.failed } else { &self.metrics.succeeded });
         self.send(WorkEvent::Finished { key, outcome });
         let delete =
             never_ran || (self.config.delete_worker_pods && (!failed || self.config.delete_worker_pods_on_failure));

@@ -17,7 +17,7 @@ mod throttle;
 mod watch;
 
 pub use config::{Error, KubernetesConfig, OverrideLookup, PodTemplate, client_from_kubeconfig, client_in_cluster};
-pub use executor::{AdoptReport, KubernetesExecutor};
+pub use executor::{AdoptReport, KubernetesExecutor, PodMetrics};
 pub use merge::{MergeError, reconcile};
 pub use overrides::{KubernetesOverride, OverrideError};
 pub use pod::{PodIdentity, pod_name, safe_label_value};

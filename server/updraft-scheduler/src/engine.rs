@@ -23,6 +23,7 @@ use updraft_db::{Backend, Db, DbError, dags::DagRecord, now_us};
 
 use crate::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 use crate::fnv::Fnv;
+use crate::metrics::SchedulerMetrics;
 use crate::readiness::Readiness;
 use crate::retry::retry_wait;
 use crate::state::{RunState, TaskState};
@@ -138,6 +139,8 @@ pub struct Engine {
     last_requests: Option<Instant>,
     order: u64,
     stats: EngineStats,
+    metrics: Arc<SchedulerMetrics>,
+    last_state_count: Option<Instant>,
     observer: Option<Observer>,
     claim_queued: bool,
     schedule: bool,
@@ -241,6 +244,8 @@ impl Engine {
             last_requests: None,
             order: 0,
             stats: EngineStats::default(),
+            metrics: Arc::default(),
+            last_state_count: None,
             observer: None,
             claim_queued: !config_single_run,
             schedule: !config_single_run,
@@ -284,6 +289,11 @@ impl Engine {
         self.stats
     }
 
+    /// The metrics this engine keeps up to date (for `/metrics` and `/health`).
+    pub fn metrics(&self) -> Arc<SchedulerMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -295,7 +305,12 @@ impl Engine {
         tokio::pin!(stop);
         let mut failures = 0u32;
         loop {
-            match self.tick().await {
+            let started = Instant::now();
+            let result = self.tick().await;
+            if result.is_ok() {
+                self.metrics.loop_done(started.elapsed());
+            }
+            match result {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures += 1;
@@ -360,7 +375,40 @@ impl Engine {
         }
         self.release_due_waits();
         self.dispatch();
+        self.count_task_states();
+        self.publish_metrics();
         self.flush().await
+    }
+
+    /// Copies the engine's counters into its metrics; counts task states every 5 s (a walk over
+    /// every task of the active runs).
+    fn publish_metrics(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.metrics;
+        m.active_runs.store(self.runs.len() as u64, Relaxed);
+        m.ready.store(self.ready.len() as u64, Relaxed);
+        m.running.store(self.running as u64, Relaxed);
+        m.parallelism.store(self.config.parallelism as u64, Relaxed);
+        m.tries_dispatched.store(self.stats.tries_dispatched, Relaxed);
+        m.tries_finished.store(self.stats.tries_finished, Relaxed);
+        m.runs_finished.store(self.stats.runs_finished, Relaxed);
+    }
+
+    fn count_task_states(&mut self) {
+        if self.last_state_count.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            return;
+        }
+        self.last_state_count = Some(Instant::now());
+        let mut counts = [0u64; TaskState::ALL.len()];
+        for run in self.runs.values() {
+            for t in 0..run.dag.dag.tasks.len() as u32 {
+                let state = run.readiness.state(t);
+                if let Some(i) = TaskState::ALL.iter().position(|s| *s == state) {
+                    counts[i] += 1;
+                }
+            }
+        }
+        self.metrics.set_task_states(TaskState::ALL.iter().copied().zip(counts).collect());
     }
 
     async fn flush(&mut self) -> Result<(), EngineError> {
@@ -392,6 +440,7 @@ impl Engine {
         let current = tokio::task::spawn_blocking(move || fingerprint(&folder)).await.unwrap_or(0);
         if self.fingerprint != Some(current) {
             self.fingerprint = Some(current);
+            let parse_started = Instant::now();
             let folder = self.config.dags_folder.clone();
             let mut bag = tokio::task::spawn_blocking(move || updraft_dagbag::load(&folder, Options::default()))
                 .await
@@ -442,6 +491,9 @@ impl Engine {
                     )
                 })
                 .collect();
+            self.metrics.parse_seconds.observe(parse_started.elapsed());
+            self.metrics.dags.store(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.import_errors.store(errors.len() as u64, std::sync::atomic::Ordering::Relaxed);
             self.db.sync_dags(&records, &errors, self.config.paused_at_creation).await?;
             self.dags = bag.dags.into_iter().map(|d| (d.dag.id.clone(), Arc::new(d))).collect();
         }

@@ -11,6 +11,7 @@
 pub mod engine;
 pub mod executor;
 mod fnv;
+pub mod metrics;
 pub mod readiness;
 pub mod retry;
 pub mod state;

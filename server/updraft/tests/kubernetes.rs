@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{psql, text, wait_for, workspace};
+use common::{free_port, http_get, psql, python_venv, text, wait_for, workspace};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +23,8 @@ struct Cluster {
     fake: FakeKube,
     /// The DAG file, relative to the workspace.
     dags: String,
+    /// Where the scheduler serves /health and /metrics.
+    metrics_port: u16,
 }
 
 impl Cluster {
@@ -59,7 +61,7 @@ impl Cluster {
             worker_kubeconfig.display()
         );
         std::fs::write(dir.path().join("pod-template.yaml"), template).expect("template");
-        let cluster = Cluster { dir, db, url, fake, dags: dags_file };
+        let cluster = Cluster { dir, db, url, fake, dags: dags_file, metrics_port: free_port() };
         let out = cluster.command(&["db", "migrate"]).output().expect("migrate");
         assert!(out.status.success(), "{}", text(&out.stderr));
         cluster
@@ -80,6 +82,7 @@ impl Cluster {
     fn scheduler(&self) -> Child {
         let kubeconfig = self.dir.path().join("kubeconfig");
         let template = self.dir.path().join("pod-template.yaml");
+        let port = self.metrics_port.to_string();
         self.command(&[
             "scheduler",
             "--dags",
@@ -94,6 +97,8 @@ impl Cluster {
             "updraft/worker:dev",
             "--zombie-threshold",
             "2",
+            "--metrics-port",
+            &port,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -127,7 +132,6 @@ fn every_task_runs_in_its_own_pod_and_the_run_succeeds() {
     wait_for("the run to succeed", Duration::from_secs(120), || {
         cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r1'") == "success"
     });
-    stop(scheduler);
     let rows = cluster.sql(
         "SELECT task_id, state, try_number, executor, hostname FROM task_instance WHERE run_id = 'r1' ORDER BY task_id",
     );
@@ -146,6 +150,50 @@ fn every_task_runs_in_its_own_pod_and_the_run_succeeds() {
     let log = cluster.dir.path().join("logs/dag_id=pods/run_id=r1/task_id=load/attempt=1.log");
     assert!(std::fs::read_to_string(&log).is_ok_and(|l| !l.is_empty()), "the worker wrote the try's log");
     assert!(cluster.fake.pods("updraft").is_empty(), "finished pods are deleted");
+
+    // The scheduler's /health and /metrics, the latter read by the Prometheus client library's
+    // own parser.
+    let (status, body) = http_get(cluster.metrics_port, "/health").expect("GET /health");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(cluster.metrics_port, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    let scraped = cluster.dir.path().join("metrics.txt");
+    std::fs::write(&scraped, &body).expect("write");
+    let python = python_venv("prometheus-client-venv", &["prometheus-client==0.26.0"]);
+    let parse = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    out["type:" + family.name] = family.type
+    for sample in family.samples:
+        out[sample.name + json.dumps(sample.labels, sort_keys=True)] = sample.value
+print(json.dumps(out))
+"#;
+    let out = Command::new(&python).args(["-c", parse]).arg(&scraped).output().expect("python runs");
+    assert!(out.status.success(), "not Prometheus text: {}\n{body}", text(&out.stderr));
+    let samples: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let value = |key: &str| samples[key].as_f64().unwrap_or_else(|| panic!("no {key} in:\n{body}"));
+    for (family, kind) in [
+        ("updraft_scheduler_loop_duration_seconds", "histogram"),
+        ("updraft_dag_parse_duration_seconds", "histogram"),
+        ("updraft_task_instances", "gauge"),
+        ("updraft_scheduler_queue_depth", "gauge"),
+        ("updraft_executor_open_slots", "gauge"),
+        ("updraft_kubernetes_pods_created", "counter"),
+    ] {
+        assert_eq!(samples[format!("type:{family}")], kind, "{family} in:\n{body}");
+    }
+    assert!(value("updraft_scheduler_loop_duration_seconds_count{}") > 10.0);
+    assert!(value("updraft_dag_parse_duration_seconds_count{}") >= 1.0);
+    assert_eq!(value("updraft_dags{}"), 1.0);
+    assert_eq!(value("updraft_dag_import_errors{}"), 0.0);
+    assert_eq!(value("updraft_kubernetes_pods_created_total{}"), 4.0);
+    assert_eq!(value("updraft_kubernetes_pods_succeeded_total{}"), 4.0);
+    assert_eq!(value("updraft_kubernetes_pods_failed_total{}"), 0.0);
+    assert_eq!(value("updraft_task_tries_finished_total{}"), 4.0);
+    assert!(samples.get("updraft_task_instances{\"state\": \"running\"}").is_some(), "{body}");
+    stop(scheduler);
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod connections;
 pub mod dags;
 pub mod db;
 pub mod meta;
+pub mod metrics;
 pub mod plugins;
 pub mod pools;
 pub mod scheduler;

@@ -40,6 +40,9 @@ pub struct RunArgs {
     pub executor: ExecutorKind,
     #[command(flatten)]
     pub kubernetes: KubernetesArgs,
+    /// Serve `/health` and Prometheus `/metrics` on this port (all interfaces); off by default.
+    #[arg(long, env = "UPDRAFT__SCHEDULER__METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,6 +151,16 @@ impl RunArgs {
 
     /// A scheduler engine with the configured executor (`dags test` always runs locally).
     pub async fn engine(&self, db: &Db, single_run: bool) -> anyhow::Result<(Engine, Arc<dyn Executor>)> {
+        let (engine, executor, _) = self.engine_with_pods(db, single_run).await?;
+        Ok((engine, executor))
+    }
+
+    /// [`Self::engine`], and the kubernetes executor when it is the one configured.
+    pub async fn engine_with_pods(
+        &self,
+        db: &Db,
+        single_run: bool,
+    ) -> anyhow::Result<(Engine, Arc<dyn Executor>, Option<Arc<updraft_executor_kubernetes::KubernetesExecutor>>)> {
         if !self.dags.exists() {
             anyhow::bail!(
                 "DAGs folder `{}` does not exist: pass --dags DIR or set UPDRAFT__CORE__DAGS_FOLDER",
@@ -159,10 +172,14 @@ impl RunArgs {
         let catalog = CatalogSource(Arc::new(move || catalog_of(&catalog_registry)));
         let (sender, receiver) = mpsc::unbounded_channel();
         let scheduler_id = format!("{}-{}", hostname(), std::process::id());
-        let executor: Arc<dyn Executor> = if self.executor == ExecutorKind::Kubernetes && !single_run {
-            self.kubernetes_executor(db, &scheduler_id, sender).await?
+        let pods = if self.executor == ExecutorKind::Kubernetes && !single_run {
+            Some(self.kubernetes_executor(db, &scheduler_id, sender.clone()).await?)
         } else {
-            Arc::new(LocalExecutor::new(registry, sender, 2).context("starting the local executor")?)
+            None
+        };
+        let executor: Arc<dyn Executor> = match &pods {
+            Some(pods) => pods.clone(),
+            None => Arc::new(LocalExecutor::new(registry, sender, 2).context("starting the local executor")?),
         };
         let config = EngineConfig {
             scheduler_id,
@@ -176,7 +193,7 @@ impl RunArgs {
             catalog: Some(catalog),
         };
         let engine = Engine::new(db.clone(), config, executor.clone(), receiver).await?;
-        Ok((engine, executor))
+        Ok((engine, executor, pods))
     }
 
     async fn kubernetes_executor(
@@ -184,7 +201,7 @@ impl RunArgs {
         db: &Db,
         scheduler_id: &str,
         sender: mpsc::UnboundedSender<updraft_scheduler::executor::WorkEvent>,
-    ) -> anyhow::Result<Arc<dyn Executor>> {
+    ) -> anyhow::Result<Arc<updraft_executor_kubernetes::KubernetesExecutor>> {
         use updraft_executor_kubernetes::{KubernetesConfig, KubernetesExecutor, PodTemplate};
         let k = &self.kubernetes;
         let client = match &k.kubeconfig {
@@ -223,7 +240,19 @@ pub fn hostname() -> String {
 pub fn scheduler(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = args.meta.db().await?;
-        let (mut engine, _executor) = args.engine(&db, false).await?;
+        let (mut engine, _executor, pods) = args.engine_with_pods(&db, false).await?;
+        if let Some(port) = args.metrics_port {
+            let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                .await
+                .with_context(|| format!("cannot serve metrics on port {port} (--metrics-port)"))?;
+            let app = super::metrics::router(engine.metrics(), pods);
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    eprintln!("the metrics server stopped: {error}");
+                }
+            });
+            eprintln!("serving /health and /metrics on port {port}");
+        }
         eprintln!("scheduler started: DAGs from {}, parallelism {}", args.dags.display(), args.parallelism);
         engine.run(shutdown_signal()).await?;
         eprintln!("scheduler stopped");

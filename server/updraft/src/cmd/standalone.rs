@@ -55,6 +55,7 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             pending_timeout: 300,
             creates_per_second: 10.0,
         },
+        metrics_port: None,
     };
     runtime()?.block_on(async move {
         let db = Db::connect(&args.meta.url()?).await?;

@@ -1,5 +1,6 @@
 //! Helpers shared by the binary's integration tests: where the workspace is, command output as
-//! text, `psql` on the local PostgreSQL, and polling for a condition.
+//! text, `psql` on the local PostgreSQL, polling for a condition, Python venvs from PyPI, and a
+//! bare HTTP GET.
 // Each test crate includes this module and uses a different part of it.
 #![allow(dead_code)]
 
@@ -30,4 +31,45 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// The python of a venv under the target folder holding `requirements` (created and installed
+/// once; a marker file records success). Fails, never skips, without Python or PyPI.
+pub fn python_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = dir.join("bin/python");
+    let marker = dir.join("installed.txt");
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new("python3").args(["-m", "venv"]).arg(&dir).output().expect("python3 runs");
+    assert!(out.status.success(), "python3 -m venv failed: {}", text(&out.stderr));
+    let out = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(requirements)
+        .output()
+        .expect("pip runs");
+    assert!(out.status.success(), "pip install {wanted} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+    std::fs::write(&marker, wanted).expect("marker");
+    python
+}
+
+/// `GET path` on 127.0.0.1:`port` over plain HTTP/1.1: the status and the body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A TCP port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }

@@ -1,0 +1,206 @@
+//! The scheduler's metrics: atomics the engine updates as it works, rendered in the Prometheus
+//! text format for `/metrics`, plus the small text writer other crates (the kubernetes
+//! executor, the API server) use for their own metrics so that one page holds them all.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::state::TaskState;
+
+/// Bucket bounds (seconds) of latency histograms: loop durations, DAG parses, API requests.
+pub const SECONDS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A cumulative histogram of durations, lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|&b| seconds <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes the histogram `name` with `labels` (`key="value",…`, or empty) in text format;
+    /// the `# HELP`/`# TYPE` lines are the caller's (one per family).
+    pub fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// `# HELP` and `# TYPE` of a metric family.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One counter or gauge family with a single value.
+pub fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// What the scheduler reports about itself.
+#[derive(Debug)]
+pub struct SchedulerMetrics {
+    pub loop_seconds: Histogram,
+    last_loop_unix_ms: AtomicU64,
+    pub parse_seconds: Histogram,
+    pub dags: AtomicU64,
+    pub import_errors: AtomicU64,
+    pub active_runs: AtomicU64,
+    /// Ready task instances waiting for a slot (the queue depth).
+    pub ready: AtomicU64,
+    /// Tries in flight: executor slots in use.
+    pub running: AtomicU64,
+    pub parallelism: AtomicU64,
+    pub tries_dispatched: AtomicU64,
+    pub tries_finished: AtomicU64,
+    pub runs_finished: AtomicU64,
+    /// Task instances of the active runs, by state.
+    task_states: Mutex<Vec<(TaskState, u64)>>,
+}
+
+impl Default for SchedulerMetrics {
+    fn default() -> Self {
+        Self {
+            loop_seconds: Histogram::new(SECONDS_BUCKETS),
+            last_loop_unix_ms: AtomicU64::new(0),
+            parse_seconds: Histogram::new(SECONDS_BUCKETS),
+            dags: AtomicU64::new(0),
+            import_errors: AtomicU64::new(0),
+            active_runs: AtomicU64::new(0),
+            ready: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            parallelism: AtomicU64::new(0),
+            tries_dispatched: AtomicU64::new(0),
+            tries_finished: AtomicU64::new(0),
+            runs_finished: AtomicU64::new(0),
+            task_states: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl SchedulerMetrics {
+    /// One loop of the engine ended after `took`.
+    pub fn loop_done(&self, took: Duration) {
+        self.loop_seconds.observe(took);
+        self.last_loop_unix_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+
+    /// How long ago the last loop ended; `None` before the first.
+    pub fn since_last_loop(&self) -> Option<Duration> {
+        let last = self.last_loop_unix_ms.load(Ordering::Relaxed);
+        (last > 0).then(|| Duration::from_millis(unix_ms().saturating_sub(last)))
+    }
+
+    pub fn set_task_states(&self, counts: Vec<(TaskState, u64)>) {
+        *self.task_states.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        family(out, "updraft_scheduler_loop_duration_seconds", "histogram", "Duration of one scheduler loop.");
+        self.loop_seconds.write(out, "updraft_scheduler_loop_duration_seconds", "");
+        let since = self.since_last_loop().map_or(-1.0, |d| d.as_secs_f64());
+        single(
+            out,
+            "updraft_scheduler_seconds_since_last_loop",
+            "gauge",
+            "Seconds since the scheduler loop last ended (-1 before the first).",
+            since,
+        );
+        family(out, "updraft_dag_parse_duration_seconds", "histogram", "Duration of parsing the DAGs folder.");
+        self.parse_seconds.write(out, "updraft_dag_parse_duration_seconds", "");
+        single(out, "updraft_dags", "gauge", "DAGs loaded from the DAGs folder.", get(&self.dags));
+        single(out, "updraft_dag_import_errors", "gauge", "DAG files that failed to load.", get(&self.import_errors));
+        single(out, "updraft_dag_runs_active", "gauge", "DAG runs this scheduler is running.", get(&self.active_runs));
+        single(
+            out,
+            "updraft_scheduler_queue_depth",
+            "gauge",
+            "Task instances ready to run and waiting for a slot.",
+            get(&self.ready),
+        );
+        single(out, "updraft_executor_running_slots", "gauge", "Task tries in flight.", get(&self.running));
+        single(out, "updraft_executor_open_slots", "gauge", "Task tries that may still start now.", {
+            get(&self.parallelism).saturating_sub(get(&self.running))
+        });
+        single(out, "updraft_executor_parallelism", "gauge", "Most task tries in flight.", get(&self.parallelism));
+        single(
+            out,
+            "updraft_task_tries_dispatched_total",
+            "counter",
+            "Task tries handed to the executor.",
+            get(&self.tries_dispatched),
+        );
+        single(
+            out,
+            "updraft_task_tries_finished_total",
+            "counter",
+            "Task tries that ended.",
+            get(&self.tries_finished),
+        );
+        single(out, "updraft_dag_runs_finished_total", "counter", "DAG runs that ended.", get(&self.runs_finished));
+        family(out, "updraft_task_instances", "gauge", "Task instances of the active DAG runs, by state.");
+        let counts = self.task_states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for state in TaskState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "updraft_task_instances{{state=\"{}\"}} {n}", state.as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_is_cumulative_and_counts_everything() {
+        let h = Histogram::new(&[0.01, 0.1]);
+        h.observe(Duration::from_millis(5));
+        h.observe(Duration::from_millis(50));
+        h.observe(Duration::from_secs(1));
+        let mut out = String::new();
+        h.write(&mut out, "x", "a=\"b\"");
+        assert_eq!(
+            out,
+            "x_bucket{a=\"b\",le=\"0.01\"} 1\nx_bucket{a=\"b\",le=\"0.1\"} 2\nx_bucket{a=\"b\",le=\"+Inf\"} 3\nx_sum{a=\"b\"} 1.055\nx_count{a=\"b\"} 3\n"
+        );
+    }
+}
