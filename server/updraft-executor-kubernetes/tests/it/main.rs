@@ -94,6 +94,17 @@ pub(crate) async fn next_event(events: &mut UnboundedReceiver<WorkEvent>) -> Wor
         .expect("the channel is open")
 }
 
+/// Waits until `key` is reported started.
+pub(crate) async fn started(events: &mut UnboundedReceiver<WorkEvent>, key: &TryKey) {
+    loop {
+        if let WorkEvent::Started { key: k, .. } = next_event(events).await
+            && k == *key
+        {
+            return;
+        }
+    }
+}
+
 /// Waits for the end of `key`, collecting whether it was started first.
 pub(crate) async fn finished(events: &mut UnboundedReceiver<WorkEvent>, key: &TryKey) -> (bool, WorkOutcome) {
     let mut started = false;

@@ -9,6 +9,7 @@ use updraft_scheduler::executor::{Executor, WorkEvent, WorkOutcome};
 
 use crate::{
     NS, config, eventually, executor, failure, finished, item, label, log_of, next_event, pod_name_of, scripted,
+    started,
 };
 
 #[tokio::test]
@@ -98,13 +99,7 @@ async fn a_pod_deleted_while_its_task_runs_fails_the_try_saying_so() {
     let mut h = executor(&fake, dir.path(), config("sched-a"), overrides).await;
     let item = item(dir.path(), "doomed", 0);
     h.executor.submit(item.clone());
-    loop {
-        if let WorkEvent::Started { key, .. } = next_event(&mut h.events).await
-            && key == item.key
-        {
-            break;
-        }
-    }
+    started(&mut h.events, &item.key).await;
     // Someone deletes the pod (kubectl delete, a node drain), as a cluster admin would.
     let admin = dir.path().join("admin.kubeconfig");
     fake.write_admin_kubeconfig(&admin, NS).expect("kubeconfig");
@@ -126,13 +121,7 @@ async fn a_cancelled_try_has_its_pod_deleted_and_reports_nothing_more() {
     let item = item(dir.path(), "cleared", 0);
     let name = pod_name_of(&item);
     h.executor.submit(item.clone());
-    loop {
-        if let WorkEvent::Started { key, .. } = next_event(&mut h.events).await
-            && key == item.key
-        {
-            break;
-        }
-    }
+    started(&mut h.events, &item.key).await;
     h.executor.cancel(&item.key);
     eventually("the cancelled try's pod to be deleted", || fake.pod(NS, &name).is_none()).await;
     let more = tokio::time::timeout(std::time::Duration::from_secs(2), h.events.recv()).await;
