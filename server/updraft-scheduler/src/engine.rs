@@ -314,7 +314,7 @@ impl Engine {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures += 1;
-                    eprintln!("scheduler loop failed ({failures} in a row), retrying: {error}");
+                    tracing::warn!(%error, failures, "the scheduler loop failed; retrying");
                     let pause = Duration::from_millis(200 * u64::from(failures.min(25)));
                     tokio::select! {
                         () = &mut stop => return Ok(()),

@@ -21,6 +21,14 @@ struct Cli {
     /// from `UPDRAFT__SECTION__KEY` (default: ./updraft.toml when it exists).
     #[arg(long, global = true, env = "UPDRAFT_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+    /// How the processes log to standard error: `text` for people, `json` (one object per
+    /// line) for log collectors.
+    #[arg(long, global = true, value_enum, env = "UPDRAFT__LOGGING__FORMAT", default_value = "text")]
+    log_format: cmd::logging::LogFormat,
+    /// The least severe events logged (`error`, `warn`, `info`, `debug`, `trace`), or a filter
+    /// such as `info,kube=warn`; RUST_LOG wins when set.
+    #[arg(long, global = true, env = "UPDRAFT__LOGGING__LEVEL", default_value = "info")]
+    log_level: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    cmd::logging::init(cli.log_format, &cli.log_level);
     let result = match cli.command {
         Command::Dags(command) => cmd::dags::run(command),
         Command::Db(command) => cmd::db::run(command),

@@ -500,3 +500,32 @@ fn tasks_run_runs_one_try_and_records_how_it_ended() {
     let out = meta.run(&["tasks", "run", "clear_mark", "nope", "w", "--try", "1", "--dags", dags]);
     assert!(text(&out.stderr).contains("has no task `nope`"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_scheduler_logs_one_json_object_per_line_when_asked() {
+    use std::io::{BufRead, BufReader};
+    let meta = Meta::new(false, "json");
+    let mut child = meta
+        .command(&["scheduler", "--dags", "tests/fixtures/scheduler/chain.yaml", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts the scheduler");
+    let stderr = child.stderr.take().expect("stderr");
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let line = lines.recv_timeout(Duration::from_secs(60)).expect("a log line within 60 s");
+    child.kill().expect("stop");
+    let _ = child.wait();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(event["message"], "scheduler started", "{line}");
+    assert_eq!(event["level"], "INFO", "{line}");
+    assert_eq!(event["dags"], "tests/fixtures/scheduler/chain.yaml", "{line}");
+    assert!(event["timestamp"].is_string(), "{line}");
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod connections;
 pub mod dags;
 pub mod db;
+pub mod logging;
 pub mod meta;
 pub mod metrics;
 pub mod plugins;

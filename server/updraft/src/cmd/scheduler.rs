@@ -248,14 +248,19 @@ pub fn scheduler(args: RunArgs) -> anyhow::Result<ExitCode> {
             let app = super::metrics::router(engine.metrics(), pods);
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, app).await {
-                    eprintln!("the metrics server stopped: {error}");
+                    tracing::error!(%error, "the metrics server stopped");
                 }
             });
-            eprintln!("serving /health and /metrics on port {port}");
+            tracing::info!(port, "serving /health and /metrics");
         }
-        eprintln!("scheduler started: DAGs from {}, parallelism {}", args.dags.display(), args.parallelism);
+        tracing::info!(
+            dags = %args.dags.display(),
+            parallelism = args.parallelism,
+            executor = ?args.executor,
+            "scheduler started"
+        );
         engine.run(shutdown_signal()).await?;
-        eprintln!("scheduler stopped");
+        tracing::info!("scheduler stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
