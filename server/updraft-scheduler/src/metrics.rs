@@ -1,6 +1,7 @@
 //! The scheduler's metrics: atomics the engine updates as it works, rendered in the Prometheus
-//! text format for `/metrics`, plus the small text writer other crates (the kubernetes
-//! executor, the API server) use for their own metrics so that one page holds them all.
+//! text format for `/metrics` (or as StatsD lines to push), plus the small text writer other
+//! crates (the kubernetes executor, the API server) use for their own metrics so that one page
+//! holds them all.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -186,6 +187,46 @@ impl SchedulerMetrics {
     }
 }
 
+impl SchedulerMetrics {
+    /// The current values as StatsD lines (`updraft.NAME:VALUE|g` gauges, `|c` counter deltas
+    /// since `previous`), for a push to a StatsD server; updates `previous`.
+    pub fn statsd_lines(&self, previous: &mut StatsdCounters) -> Vec<String> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut lines = vec![
+            format!("updraft.scheduler.queue_depth:{}|g", get(&self.ready)),
+            format!("updraft.executor.running_slots:{}|g", get(&self.running)),
+            format!("updraft.executor.open_slots:{}|g", get(&self.parallelism).saturating_sub(get(&self.running))),
+            format!("updraft.dag_runs.active:{}|g", get(&self.active_runs)),
+            format!("updraft.dags:{}|g", get(&self.dags)),
+            format!("updraft.dag.import_errors:{}|g", get(&self.import_errors)),
+        ];
+        if let Some(since) = self.since_last_loop() {
+            lines.push(format!("updraft.scheduler.seconds_since_last_loop:{:.3}|g", since.as_secs_f64()));
+        }
+        for (name, now, before) in [
+            ("updraft.task_tries.dispatched", get(&self.tries_dispatched), &mut previous.dispatched),
+            ("updraft.task_tries.finished", get(&self.tries_finished), &mut previous.finished),
+            ("updraft.dag_runs.finished", get(&self.runs_finished), &mut previous.runs_finished),
+        ] {
+            lines.push(format!("{name}:{}|c", now.saturating_sub(*before)));
+            *before = now;
+        }
+        let counts = self.task_states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (state, n) in counts {
+            lines.push(format!("updraft.task_instances.{}:{n}|g", state.as_str()));
+        }
+        lines
+    }
+}
+
+/// Counter values already sent to StatsD (StatsD counters are deltas).
+#[derive(Debug, Default)]
+pub struct StatsdCounters {
+    dispatched: u64,
+    finished: u64,
+    runs_finished: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +243,17 @@ mod tests {
             out,
             "x_bucket{a=\"b\",le=\"0.01\"} 1\nx_bucket{a=\"b\",le=\"0.1\"} 2\nx_bucket{a=\"b\",le=\"+Inf\"} 3\nx_sum{a=\"b\"} 1.055\nx_count{a=\"b\"} 3\n"
         );
+    }
+
+    #[test]
+    fn statsd_counters_are_sent_as_deltas() {
+        let m = SchedulerMetrics::default();
+        let mut sent = StatsdCounters::default();
+        m.tries_finished.store(5, Ordering::Relaxed);
+        assert!(m.statsd_lines(&mut sent).contains(&"updraft.task_tries.finished:5|c".to_owned()));
+        m.tries_finished.store(7, Ordering::Relaxed);
+        let lines = m.statsd_lines(&mut sent);
+        assert!(lines.contains(&"updraft.task_tries.finished:2|c".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"updraft.scheduler.queue_depth:0|g".to_owned()), "{lines:?}");
     }
 }

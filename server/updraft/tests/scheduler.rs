@@ -529,3 +529,30 @@ fn the_scheduler_logs_one_json_object_per_line_when_asked() {
     assert_eq!(event["dags"], "tests/fixtures/scheduler/chain.yaml", "{line}");
     assert!(event["timestamp"].is_string(), "{line}");
 }
+
+#[test]
+fn the_scheduler_pushes_statsd_metrics_over_udp_when_asked() {
+    let statsd = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    statsd.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let address = statsd.local_addr().expect("address").to_string();
+    let meta = Meta::new(false, "statsd");
+    let mut child = meta
+        .command(&["scheduler", "--dags", "tests/fixtures/scheduler/chain.yaml", "--statsd-address", &address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts the scheduler");
+    let mut buffer = [0u8; 2048];
+    let received = statsd.recv(&mut buffer);
+    child.kill().expect("stop");
+    let _ = child.wait();
+    let datagram = String::from_utf8_lossy(&buffer[..received.expect("a datagram within 60 s")]).into_owned();
+    for line in datagram.lines() {
+        let (name, rest) = line.split_once(':').unwrap_or_else(|| panic!("not StatsD: {line}"));
+        let (value, kind) = rest.split_once('|').unwrap_or_else(|| panic!("not StatsD: {line}"));
+        assert!(name.starts_with("updraft."), "{line}");
+        assert!(value.parse::<f64>().is_ok() && matches!(kind, "g" | "c"), "{line}");
+    }
+    assert!(datagram.contains("updraft.scheduler.queue_depth:"), "{datagram}");
+    assert!(datagram.contains("updraft.dags:1|g"), "{datagram}");
+}

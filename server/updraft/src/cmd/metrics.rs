@@ -1,6 +1,7 @@
 //! The scheduler's small HTTP server (`--metrics-port`): `/health` for Kubernetes probes, 200
 //! while the scheduler loop keeps turning, and `/metrics` in the Prometheus text format (the
-//! scheduler's own metrics, then the kubernetes executor's pod counters when it runs).
+//! scheduler's own metrics, then the kubernetes executor's pod counters when it runs); and the
+//! StatsD push (`--statsd-address`) for setups that collect metrics that way.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use updraft_executor_kubernetes::KubernetesExecutor;
-use updraft_scheduler::metrics::SchedulerMetrics;
+use updraft_scheduler::metrics::{SchedulerMetrics, StatsdCounters};
 
 /// A loop that has not ended for this long means the scheduler is stuck: restart it.
 const STUCK_AFTER: Duration = Duration::from_secs(60);
@@ -51,4 +52,34 @@ pub fn router(metrics: Arc<SchedulerMetrics>, pods: Option<Arc<KubernetesExecuto
                 }
             }),
         )
+}
+
+/// Sends the metrics to the StatsD server `socket` is connected to, every `period`, in
+/// datagrams of at most ~1,400 bytes (one MTU). A send that fails is logged, not fatal.
+pub async fn push_statsd(socket: tokio::net::UdpSocket, metrics: Arc<SchedulerMetrics>, period: Duration) {
+    let mut sent = StatsdCounters::default();
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        let mut datagram = String::new();
+        for line in metrics.statsd_lines(&mut sent) {
+            if !datagram.is_empty() && datagram.len() + line.len() + 1 > 1400 {
+                send(&socket, &datagram).await;
+                datagram.clear();
+            }
+            if !datagram.is_empty() {
+                datagram.push('\n');
+            }
+            datagram.push_str(&line);
+        }
+        if !datagram.is_empty() {
+            send(&socket, &datagram).await;
+        }
+    }
+}
+
+async fn send(socket: &tokio::net::UdpSocket, datagram: &str) {
+    if let Err(error) = socket.send(datagram.as_bytes()).await {
+        tracing::warn!(%error, "sending metrics to StatsD failed");
+    }
 }

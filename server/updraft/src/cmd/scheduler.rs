@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Serve `/health` and Prometheus `/metrics` on this port (all interfaces); off by default.
     #[arg(long, env = "UPDRAFT__SCHEDULER__METRICS_PORT")]
     pub metrics_port: Option<u16>,
+    /// Also push the metrics to a StatsD server (`HOST:PORT`, UDP) every 10 s.
+    #[arg(long, env = "UPDRAFT__METRICS__STATSD_ADDRESS", value_name = "HOST:PORT")]
+    pub statsd_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -252,6 +255,15 @@ pub fn scheduler(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             });
             tracing::info!(port, "serving /health and /metrics");
+        }
+        if let Some(address) = &args.statsd_address {
+            let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await.context("opening a UDP socket for StatsD")?;
+            socket
+                .connect(address)
+                .await
+                .with_context(|| format!("cannot reach the StatsD address {address} (--statsd-address HOST:PORT)"))?;
+            tokio::spawn(super::metrics::push_statsd(socket, engine.metrics(), Duration::from_secs(10)));
+            tracing::info!(%address, "pushing metrics to StatsD");
         }
         tracing::info!(
             dags = %args.dags.display(),

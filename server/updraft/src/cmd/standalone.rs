@@ -56,6 +56,7 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             creates_per_second: 10.0,
         },
         metrics_port: None,
+        statsd_address: None,
     };
     runtime()?.block_on(async move {
         let db = Db::connect(&args.meta.url()?).await?;

@@ -43,7 +43,7 @@ pub enum TasksCommand {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         echo: bool,
         #[command(flatten)]
-        run: RunArgs,
+        run: Box<RunArgs>,
     },
     /// The state and try number of every task instance of a run.
     States {
