@@ -490,6 +490,86 @@ impl Db {
     }
 }
 
+/// Slots taken in a pool by task instances in one state (for the API's pool listing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub pool: String,
+    pub state: String,
+    pub slots: i64,
+}
+
+/// A pool as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRow {
+    pub name: String,
+    pub slots: i32,
+    pub description: Option<String>,
+}
+
+impl Db {
+    /// How many runs a DAG has.
+    pub async fn count_runs(&self, dag_id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM dag_run WHERE dag_id = $1")
+            .bind(dag_id)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Deletes a run with its task instances, logs locations, XComs and requests, if no
+    /// scheduler owns it: finished, or queued and not yet claimed. Returns whether it was
+    /// deleted; a run in progress stays (mark it failed first).
+    pub async fn delete_idle_run(&self, run_pk: i64) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "DELETE FROM dag_run WHERE id = $1 AND (state IN ('success', 'failed') OR (state = 'queued' AND scheduler_id IS NULL))",
+        )
+        .bind(run_pk)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every pool with its description, by name.
+    pub async fn pool_rows(&self) -> Result<Vec<PoolRow>, DbError> {
+        let rows =
+            sqlx::query("SELECT name, slots, description FROM pool ORDER BY name").fetch_all(self.pool()).await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(PoolRow { name: r.try_get(0)?, slots: r.try_get(1)?, description: r.try_get(2)? }))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Deletes a pool; returns whether it existed.
+    pub async fn delete_pool(&self, name: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM pool WHERE name = $1").bind(name).execute(self.pool()).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Slots taken per pool and state, for task instances scheduled, queued or running.
+    pub async fn pool_usage(&self) -> Result<Vec<PoolUsage>, DbError> {
+        let rows = sqlx::query(
+            "SELECT pool, state, CAST(sum(pool_slots) AS BIGINT) FROM task_instance \
+             WHERE state IN ('scheduled', 'queued', 'running') GROUP BY pool, state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(PoolUsage { pool: r.try_get(0)?, state: r.try_get(1)?, slots: r.try_get(2)? }))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The latest heartbeat of any scheduler (µs), if one ever ran.
+    pub async fn latest_scheduler_heartbeat(&self) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar("SELECT max(heartbeat_at) FROM scheduler_job").fetch_one(self.pool()).await?)
+    }
+
+    /// A round trip to the database (health checks).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}
+
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
 const SET_FROM_UPDATE: &str = "state = v.state, try_number = COALESCE(v.try_number, t.try_number), \

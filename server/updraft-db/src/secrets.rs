@@ -149,4 +149,23 @@ impl Db {
         let done = sqlx::query("DELETE FROM connection WHERE conn_id = $1").bind(conn_id).execute(self.pool()).await?;
         Ok(done.rows_affected() > 0)
     }
+
+    /// Replaces every field of an existing connection; returns whether it existed.
+    pub async fn update_connection(&self, key: &EncryptionKey, c: &Connection) -> Result<bool, DbError> {
+        let sql = "UPDATE connection SET conn_type = $2, host = $3, port = $4, schema_name = $5, login = $6, password = $7, \
+                   extra = $8, description = $9 WHERE conn_id = $1";
+        let done = sqlx::query(sql)
+            .bind(&c.conn_id)
+            .bind(&c.conn_type)
+            .bind(&c.host)
+            .bind(c.port)
+            .bind(&c.schema)
+            .bind(&c.login)
+            .bind(c.password.as_deref().map(|p| key.encrypt(p)))
+            .bind(c.extra.as_deref().map(|e| key.encrypt(e)))
+            .bind(&c.description)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -1,0 +1,321 @@
+//! `/dags/{dag_id}/dagRuns`: trigger (200, as Airflow), list, get, patch state, delete,
+//! clear. A trigger inserts a queued run and answers at once; the scheduler picks it up.
+//! State patches and clears are run requests the scheduler carries out, so the response shows
+//! the run as it is when the request is recorded.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use updraft_db::requests::{NewRequest, RequestAction};
+use updraft_db::runs::{NewRun, RunRow};
+use updraft_types::{DagId, RunId};
+
+use crate::auth::{UserRole, Viewer};
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody, Params};
+use crate::format::{self, iso, iso_opt, parse_time};
+use crate::{AppState, dags};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dags/{dag_id}/dagRuns", get(list).post(trigger))
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}", get(one).patch(patch).delete(delete))
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/clear", post(clear))
+}
+
+/// A run of a known DAG, or 404 naming what is missing.
+pub async fn find(state: &AppState, dag_id: &DagId, run_id: &RunId) -> Result<RunRow, ApiError> {
+    dags::find(state, dag_id).await?;
+    state
+        .db()
+        .get_run(dag_id.as_str(), run_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("DAG `{dag_id}` has no run `{run_id}`")))
+}
+
+/// A `DAGRunResponse`.
+pub fn run_json(run: &RunRow) -> Value {
+    let duration = match (run.start_date, run.end_date) {
+        (Some(start), Some(end)) => json!((end - start) as f64 / 1e6),
+        _ => Value::Null,
+    };
+    let conf: Value = serde_json::from_str(&run.conf).unwrap_or_else(|_| json!({}));
+    json!({
+        "dag_run_id": run.run_id,
+        "dag_id": run.dag_id,
+        "dag_display_name": run.dag_id,
+        "logical_date": iso_opt(run.logical_date),
+        "queued_at": iso_opt(run.queued_at),
+        "start_date": iso_opt(run.start_date),
+        "end_date": iso_opt(run.end_date),
+        "duration": duration,
+        "data_interval_start": iso_opt(run.data_interval_start),
+        "data_interval_end": iso_opt(run.data_interval_end),
+        "run_after": iso(run.run_after),
+        "last_scheduling_decision": null,
+        "run_type": format::run_type(&run.run_type),
+        "state": run.state,
+        "triggered_by": format::triggered_by(run.triggered_by.as_deref()),
+        "triggering_user_name": run.triggering_user,
+        "conf": conf,
+        "note": run.note,
+        "dag_versions": [format::dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after))],
+        "bundle_version": null,
+        "partition_key": null,
+        "partition_date": null,
+    })
+}
+
+/// `GET /dags/{dag_id}/dagRuns`: newest first, `limit` and `offset`.
+async fn list(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, offset) = params.page()?;
+    if dag_id.as_str() == "~" {
+        return Err(ApiError::BadRequest("listing the runs of every DAG (`~`) is not supported: name a DAG".into()));
+    }
+    dags::find(&state, &dag_id).await?;
+    let db = state.db();
+    let runs = db.list_runs(dag_id.as_str(), limit as i64, offset as i64).await?;
+    let total = db.count_runs(dag_id.as_str()).await?;
+    Ok(Json(json!({ "dag_runs": runs.iter().map(run_json).collect::<Vec<_>>(), "total_entries": total })))
+}
+
+async fn one(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
+}
+
+/// `TriggerDAGRunPostBody`. `logical_date` may be absent or null (Airflow insists on the key;
+/// Updraft accepts both); unknown keys are refused, as Airflow's strict model does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    #[serde(default)]
+    dag_run_id: Option<String>,
+    #[serde(default)]
+    logical_date: Option<String>,
+    #[serde(default)]
+    run_after: Option<String>,
+    #[serde(default)]
+    data_interval_start: Option<String>,
+    #[serde(default)]
+    data_interval_end: Option<String>,
+    #[serde(default)]
+    conf: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    partition_key: Option<String>,
+}
+
+/// Run ids become folder names of task logs: letters, digits and `_.~:+-` only, as Airflow
+/// allows, never `..`.
+fn check_run_id(run_id: &str) -> Result<(), ApiError> {
+    let ok_chars = run_id.chars().all(|c| c.is_ascii_alphanumeric() || "_.~:+-".contains(c));
+    if run_id.is_empty() || run_id.len() > 250 || !ok_chars || run_id.contains("..") {
+        return Err(ApiError::Unprocessable(format!(
+            "`dag_run_id` `{run_id}` is not allowed: use 1 to 250 letters, digits and _.~:+- (no `..`)"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /dags/{dag_id}/dagRuns`: 200 with the queued run; 409 if the run id is taken.
+async fn trigger(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+    JsonBody(body): JsonBody<TriggerBody>,
+) -> Result<Json<Value>, ApiError> {
+    dags::find(&state, &dag_id).await?;
+    if body.partition_key.is_some() {
+        return Err(ApiError::Unprocessable("`partition_key` is not supported by Updraft".into()));
+    }
+    let now = updraft_db::now_us();
+    let logical_date = body.logical_date.as_deref().map(|t| parse_time("logical_date", t)).transpose()?;
+    let run_after = match body.run_after.as_deref() {
+        Some(t) => parse_time("run_after", t)?,
+        None => logical_date.unwrap_or(now),
+    };
+    let data_interval = match (body.data_interval_start.as_deref(), body.data_interval_end.as_deref()) {
+        (Some(start), Some(end)) => {
+            let interval = (parse_time("data_interval_start", start)?, parse_time("data_interval_end", end)?);
+            if interval.0 > interval.1 {
+                return Err(ApiError::Unprocessable("`data_interval_start` is after `data_interval_end`".into()));
+            }
+            Some(interval)
+        }
+        (None, None) => logical_date.map(|d| (d, d)),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "give both `data_interval_start` and `data_interval_end`, or neither".into(),
+            ));
+        }
+    };
+    let run_id = match body.dag_run_id {
+        Some(id) => id,
+        None => format!("manual__{}", chrono_run_id(run_after)),
+    };
+    check_run_id(&run_id)?;
+    let run = state
+        .db()
+        .insert_run(&NewRun {
+            dag_id: dag_id.to_string(),
+            run_id,
+            run_type: "manual".into(),
+            logical_date,
+            data_interval,
+            run_after,
+            conf: Value::Object(body.conf.unwrap_or_default()).to_string(),
+            triggered_by: "rest_api".into(),
+            triggering_user: Some(user.0.username),
+            note: body.note,
+        })
+        .await?;
+    Ok(Json(run_json(&run)))
+}
+
+/// `2026-11-28T06:40:10.466692+00:00`, the time part of Airflow's default run ids.
+fn chrono_run_id(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `PATCH …/dagRuns/{id}` with `{"state": "success" | "failed"}`: a request to mark the run,
+/// which its scheduler carries out (unfinished tasks succeed, or fail and skip).
+async fn patch(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let run = find(&state, &dag_id, &run_id).await?;
+    if body.note.is_some() {
+        return Err(ApiError::Unprocessable("changing a run's `note` is not supported yet".into()));
+    }
+    let action = match body.state.as_deref() {
+        Some("success") => RequestAction::MarkRunSuccess,
+        Some("failed") => RequestAction::MarkRunFailed,
+        Some("queued") => {
+            return Err(ApiError::Unprocessable(
+                "to run a run again, POST …/dagRuns/{dag_run_id}/clear with {\"dry_run\": false}".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::Unprocessable(format!("`state` must be success or failed, not `{other}`")));
+        }
+        None => return Err(ApiError::Unprocessable("give the new `state`: success or failed".into())),
+    };
+    request(&state, &run, action, Vec::new(), false, false, false, &user.0.username).await?;
+    Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
+}
+
+/// Records a run request for the scheduler that owns the run.
+#[allow(clippy::too_many_arguments)]
+pub async fn request(
+    state: &AppState,
+    run: &RunRow,
+    action: RequestAction,
+    task_ids: Vec<String>,
+    downstream: bool,
+    upstream: bool,
+    only_failed: bool,
+    username: &str,
+) -> Result<i64, ApiError> {
+    Ok(state
+        .db()
+        .request(&NewRequest {
+            run_pk: run.id,
+            action,
+            task_ids,
+            downstream,
+            upstream,
+            only_failed,
+            requested_by: Some(username.to_owned()),
+        })
+        .await?)
+}
+
+/// `DELETE …/dagRuns/{id}`: 204. A run a scheduler is working on is refused with 409 (mark it
+/// failed first): deleting rows under a running scheduler would lose its writes.
+async fn delete(
+    _: UserRole,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
+) -> Result<StatusCode, ApiError> {
+    let run = find(&state, &dag_id, &run_id).await?;
+    if !state.db().delete_idle_run(run.id).await? {
+        return Err(ApiError::Conflict(format!(
+            "run `{run_id}` is {}: mark it failed (PATCH with {{\"state\": \"failed\"}}) and delete it once it has finished",
+            run.state
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct ClearBody {
+    #[serde(default = "yes")]
+    dry_run: bool,
+    #[serde(default)]
+    only_failed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST …/dagRuns/{id}/clear`: with `dry_run` (the default, as Airflow) the task instances
+/// that would be cleared; otherwise a clear request and the run.
+async fn clear(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
+    JsonBody(body): JsonBody<ClearBody>,
+) -> Result<Json<Value>, ApiError> {
+    let run = find(&state, &dag_id, &run_id).await?;
+    if body.dry_run {
+        let tis: Vec<Value> = state
+            .db()
+            .task_instances(run.id)
+            .await?
+            .iter()
+            .filter(|t| !body.only_failed || matches!(t.state.as_str(), "failed" | "upstream_failed"))
+            .map(|t| crate::task_instances::ti_json(t, &run))
+            .collect();
+        return Ok(Json(json!({ "task_instances": tis, "total_entries": tis.len() })));
+    }
+    request(&state, &run, RequestAction::Clear, Vec::new(), false, false, body.only_failed, &user.0.username).await?;
+    Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_cannot_escape_the_log_folder() {
+        assert!(super::check_run_id("manual__2026-01-01T00:00:00.000000+00:00").is_ok());
+        for bad in ["", "a/b", "..", "x..y", "a b", "ü"] {
+            assert!(super::check_run_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `/dags`: list (filters, pagination, order), one DAG, its details, and pausing.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use updraft_db::dags::DagRow;
+use updraft_types::DagId;
+
+use crate::auth::{UserRole, Viewer};
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::format::iso_opt;
+use crate::{AppState, format};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dags", get(list))
+        .route("/dags/{dag_id}", get(one).patch(patch))
+        .route("/dags/{dag_id}/details", get(details))
+}
+
+/// A DAG known to the metadata database, or 404.
+pub async fn find(state: &AppState, dag_id: &DagId) -> Result<DagRow, ApiError> {
+    state.db().get_dag(dag_id.as_str()).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no DAG `{dag_id}`: GET /api/v2/dags lists them (and importErrors the files that failed)"
+        ))
+    })
+}
+
+fn strings(json_text: &str) -> Vec<String> {
+    serde_json::from_str(json_text).unwrap_or_default()
+}
+
+/// A `DAGResponse`.
+pub fn dag_json(dag: &DagRow) -> Value {
+    let r = &dag.record;
+    let tags: Vec<Value> = strings(&r.tags)
+        .into_iter()
+        .map(|name| json!({ "name": name, "dag_id": r.dag_id, "dag_display_name": r.dag_id }))
+        .collect();
+    let mut owners = strings(&r.owners);
+    if owners.is_empty() {
+        owners.push("updraft".into());
+    }
+    let relative = std::path::Path::new(&r.fileloc).file_name().map(|f| f.to_string_lossy().into_owned());
+    json!({
+        "dag_id": r.dag_id,
+        "dag_display_name": r.dag_id,
+        "is_paused": dag.is_paused,
+        "is_stale": dag.is_stale,
+        "last_parsed_time": iso_opt(dag.last_parsed_at),
+        "last_parse_duration": null,
+        "last_expired": null,
+        "bundle_name": "dags-folder",
+        "bundle_version": null,
+        "relative_fileloc": relative,
+        "fileloc": r.fileloc,
+        "description": r.description,
+        "timetable_summary": r.schedule,
+        "timetable_description": match &r.schedule { Some(s) => format!("schedule {s} ({})", r.timezone), None => "Never, external triggers only".into() },
+        "timetable_partitioned": false,
+        "timetable_periodic": r.schedule.is_some(),
+        "tags": tags,
+        "max_active_tasks": r.max_active_tasks,
+        "max_active_runs": r.max_active_runs,
+        "max_consecutive_failed_dag_runs": 0,
+        "has_task_concurrency_limits": false,
+        "has_import_errors": false,
+        "next_dagrun_logical_date": null,
+        "next_dagrun_data_interval_start": null,
+        "next_dagrun_data_interval_end": null,
+        "next_dagrun_run_after": null,
+        "allowed_run_types": null,
+        "owners": owners,
+        "is_backfillable": r.schedule.is_some(),
+        "file_token": base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &r.fileloc),
+    })
+}
+
+/// `GET /dags`: `limit`, `offset`, `paused`, `dag_id_pattern` (SQL `LIKE` style, `%` and `_`),
+/// `tags` (any of them; `tags_match_mode=all` for every one), `exclude_stale` (default true),
+/// `order_by` (`dag_id`, `last_parsed_time`, `is_paused`; `-` for descending).
+async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
+    let paused = params.bool("paused")?;
+    let exclude_stale = params.bool("exclude_stale")?.unwrap_or(true);
+    let pattern = params.get("dag_id_pattern").map(str::to_lowercase);
+    let tags = params.all("tags");
+    let match_all = params.get("tags_match_mode") == Some("all");
+    let order = params.get("order_by").unwrap_or("dag_id").to_owned();
+    let (descending, key) = match order.strip_prefix('-') {
+        Some(key) => (true, key),
+        None => (false, order.as_str()),
+    };
+    if !matches!(key, "dag_id" | "dag_display_name" | "last_parsed_time" | "is_paused") {
+        return Err(ApiError::BadRequest(format!(
+            "ordering with `{key}` is not supported: use dag_id, dag_display_name, last_parsed_time or is_paused"
+        )));
+    }
+    let mut dags: Vec<DagRow> = state
+        .db()
+        .list_all_dags()
+        .await?
+        .into_iter()
+        .filter(|d| !(exclude_stale && d.is_stale))
+        .filter(|d| paused.is_none_or(|p| d.is_paused == p))
+        .filter(|d| pattern.as_deref().is_none_or(|p| like(&d.record.dag_id.to_lowercase(), p)))
+        .filter(|d| {
+            if tags.is_empty() {
+                return true;
+            }
+            let have = strings(&d.record.tags);
+            if match_all { tags.iter().all(|t| have.contains(t)) } else { tags.iter().any(|t| have.contains(t)) }
+        })
+        .collect();
+    match key {
+        "last_parsed_time" => dags.sort_by_key(|d| d.last_parsed_at),
+        "is_paused" => dags.sort_by_key(|d| d.is_paused),
+        _ => {}
+    }
+    if descending {
+        dags.reverse();
+    }
+    let total = dags.len();
+    let page: Vec<Value> = paginate(dags, page).iter().map(dag_json).collect();
+    Ok(Json(json!({ "dags": page, "total_entries": total })))
+}
+
+/// SQL `LIKE` without escapes: `%` any run of characters, `_` one character; a pattern without
+/// either matches as a substring, as Airflow's `dag_id_pattern` does.
+fn like(text: &str, pattern: &str) -> bool {
+    if !pattern.contains(['%', '_']) {
+        return text.contains(pattern);
+    }
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    // Iterative wildcard matching with one backtrack point.
+    let (mut ti, mut pi, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
+            ti += 1;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == '%' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '%')
+}
+
+async fn one(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(dag_json(&find(&state, &dag_id).await?)))
+}
+
+/// `DAGDetailsResponse`: the DAG plus the settings the client requires.
+async fn details(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+) -> Result<Json<Value>, ApiError> {
+    let dag = find(&state, &dag_id).await?;
+    let mut body = dag_json(&dag);
+    if let Value::Object(map) = &mut body {
+        map.insert("concurrency".into(), json!(dag.record.max_active_tasks));
+        // Updraft's DAG rows do not store `catchup`; the DAG file is the truth for it.
+        map.insert("catchup".into(), json!(false));
+        map.insert("render_template_as_native_obj".into(), json!(false));
+        map.insert("timezone".into(), json!(dag.record.timezone));
+        map.insert("latest_dag_version".into(), format::latest_version(&dag));
+        map.insert("is_paused_upon_creation".into(), Value::Null);
+        map.insert("params".into(), json!({}));
+    }
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    is_paused: bool,
+}
+
+/// `PATCH /dags/{dag_id}` with `{"is_paused": bool}` (`update_mask`, if given, must be
+/// `is_paused`, the only field that may change).
+async fn patch(
+    _: UserRole,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+    params: Params,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(field) = params.all("update_mask").into_iter().find(|f| f != "is_paused") {
+        return Err(ApiError::BadRequest(format!("`{field}` cannot be changed: only is_paused can")));
+    }
+    find(&state, &dag_id).await?;
+    state.db().set_paused(dag_id.as_str(), body.is_paused).await?;
+    Ok(Json(dag_json(&find(&state, &dag_id).await?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns() {
+        assert!(super::like("orders_daily", "orders"));
+        assert!(super::like("orders_daily", "%daily"));
+        assert!(super::like("orders_daily", "ord_rs%"));
+        assert!(!super::like("orders_daily", "%weekly"));
+        assert!(super::like("a", "%%"));
+    }
+}

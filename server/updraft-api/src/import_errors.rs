@@ -1,0 +1,49 @@
+//! `/importErrors`: the DAG files that failed to load, with the located messages of the DAG
+//! model (`path:line:col: error: …`) as the stack trace.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Viewer;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, Params, paginate};
+use crate::format::iso;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/importErrors", get(list)).route("/importErrors/{import_error_id}", get(one))
+}
+
+/// Import errors are replaced as a whole at each parse; their ids are positions in the
+/// current list (1-based, by file), stable while the files do not change.
+fn entries(rows: Vec<(String, String, i64)>) -> Vec<Value> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (file, message, at))| {
+            json!({
+                "import_error_id": i + 1,
+                "timestamp": iso(at),
+                "filename": file,
+                "bundle_name": "dags-folder",
+                "stack_trace": message,
+            })
+        })
+        .collect()
+}
+
+async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
+    let all = entries(state.db().import_error_rows().await?);
+    let total = all.len();
+    Ok(Json(json!({ "import_errors": paginate(all, page), "total_entries": total })))
+}
+
+async fn one(_: Viewer, State(state): State<AppState>, ApiPath(id): ApiPath<usize>) -> Result<Json<Value>, ApiError> {
+    let all = entries(state.db().import_error_rows().await?);
+    id.checked_sub(1)
+        .and_then(|i| all.get(i).cloned())
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no import error {id}")))
+}

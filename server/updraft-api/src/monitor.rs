@@ -1,0 +1,36 @@
+//! `/monitor/health` and `/version`: the two endpoints that need no token.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::format::iso_opt;
+
+/// A scheduler whose last heartbeat is older than this counts as unhealthy.
+const HEARTBEAT_GRACE_US: i64 = 30_000_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/monitor/health", get(health)).route("/version", get(version))
+}
+
+/// Always 200 (as Airflow): the body says which part is unhealthy.
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let db_ok = state.db().ping().await.is_ok();
+    let heartbeat = if db_ok { state.db().latest_scheduler_heartbeat().await.ok().flatten() } else { None };
+    let scheduler = match heartbeat {
+        Some(at) if updraft_db::now_us() - at <= HEARTBEAT_GRACE_US => "healthy",
+        _ => "unhealthy",
+    };
+    Json(json!({
+        "metadatabase": { "status": if db_ok { "healthy" } else { "unhealthy" } },
+        "scheduler": { "status": scheduler, "latest_scheduler_heartbeat": iso_opt(heartbeat) },
+        "triggerer": { "status": null, "latest_triggerer_heartbeat": null },
+        "dag_processor": { "status": null, "latest_dag_processor_heartbeat": null },
+    }))
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "git_version": null }))
+}

@@ -1,0 +1,242 @@
+//! Task instances of a run: list, get, patch state and clear. Patching and clearing record a
+//! run request (`updraft_db::requests`); the scheduler owning the run changes the states.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use updraft_db::requests::RequestAction;
+use updraft_db::runs::{RunRow, TaskInstanceRow};
+use updraft_types::{DagId, RunId, TaskId};
+
+use crate::auth::{UserRole, Viewer};
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::format::{self, iso, iso_opt};
+use crate::{AppState, dag_runs};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", get(list))
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", get(one).patch(patch))
+        .route("/dags/{dag_id}/clearTaskInstances", post(clear))
+}
+
+/// A task instance of a run, with the run, or 404.
+pub async fn find(
+    state: &AppState,
+    dag_id: &DagId,
+    run_id: &RunId,
+    task_id: &TaskId,
+) -> Result<(RunRow, TaskInstanceRow), ApiError> {
+    let run = dag_runs::find(state, dag_id, run_id).await?;
+    let ti = state.db().task_instance(run.id, task_id.as_str()).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "run `{run_id}` of `{dag_id}` has no task `{task_id}` (a queued run has no task instances yet)"
+        ))
+    })?;
+    Ok((run, ti))
+}
+
+/// A `TaskInstanceResponse`.
+pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> Value {
+    json!({
+        "id": t.uuid,
+        "task_id": t.task_id,
+        "task_display_name": t.task_id,
+        "dag_id": t.dag_id,
+        "dag_display_name": t.dag_id,
+        "dag_run_id": t.run_id,
+        "map_index": t.map_index,
+        "logical_date": iso_opt(run.logical_date),
+        "run_after": iso(run.run_after),
+        "start_date": iso_opt(t.start_date),
+        "end_date": iso_opt(t.end_date),
+        "duration": t.duration_s,
+        "state": format::ti_state(&t.state),
+        "try_number": t.try_number,
+        "max_tries": t.max_tries,
+        "pool": t.pool,
+        "pool_slots": t.pool_slots,
+        "queue": "default",
+        "priority_weight": t.priority_weight,
+        "operator": t.operator,
+        "operator_name": t.operator,
+        "queued_when": iso_opt(t.queued_at),
+        "scheduled_when": iso_opt(t.scheduled_at),
+        "hostname": t.hostname,
+        "unixname": null,
+        "pid": null,
+        "executor": t.executor,
+        "executor_config": "{}",
+        "note": null,
+        "rendered_map_index": null,
+        "rendered_fields": {},
+        "trigger": null,
+        "triggerer_job": null,
+        "dag_version": format::dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after)),
+    })
+}
+
+/// `GET …/taskInstances`: `limit`, `offset`, `state` and `task_id` filters (repeatable).
+async fn list(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
+    let states = params.all("state");
+    let task_ids = params.all("task_id");
+    let run = dag_runs::find(&state, &dag_id, &run_id).await?;
+    let tis: Vec<TaskInstanceRow> = state
+        .db()
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            states.is_empty() || states.iter().any(|s| *s == t.state || (s == "no_status" && t.state == "none"))
+        })
+        .filter(|t| task_ids.is_empty() || task_ids.contains(&t.task_id))
+        .collect();
+    let total = tis.len();
+    let page: Vec<Value> = paginate(tis, page).iter().map(|t| ti_json(t, &run)).collect();
+    Ok(Json(json!({ "task_instances": page, "total_entries": total })))
+}
+
+async fn one(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id, task_id)): ApiPath<(DagId, RunId, TaskId)>,
+) -> Result<Json<Value>, ApiError> {
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    Ok(Json(ti_json(&ti, &run)))
+}
+
+#[derive(Debug, Deserialize)]
+struct PatchBody {
+    #[serde(default)]
+    new_state: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    include_upstream: bool,
+    #[serde(default)]
+    include_downstream: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `PATCH …/taskInstances/{task_id}` with `{"new_state": "success" | "failed" | "skipped"}`:
+/// a mark request; answers the task instances it covers, as they are now.
+async fn patch(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id, task_id)): ApiPath<(DagId, RunId, TaskId)>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    if body.note.is_some() {
+        return Err(ApiError::Unprocessable("changing a task instance's `note` is not supported yet".into()));
+    }
+    let action = match body.new_state.as_deref() {
+        Some("success") => RequestAction::MarkSuccess,
+        Some("failed") => RequestAction::MarkFailed,
+        Some("skipped") => RequestAction::MarkSkipped,
+        Some(other) => {
+            return Err(ApiError::Unprocessable(format!(
+                "`new_state` must be success, failed or skipped, not `{other}`"
+            )));
+        }
+        None => return Err(ApiError::Unprocessable("give `new_state`: success, failed or skipped".into())),
+    };
+    if !body.dry_run {
+        dag_runs::request(
+            &state,
+            &run,
+            action,
+            vec![ti.task_id.clone()],
+            body.include_downstream,
+            body.include_upstream,
+            false,
+            &user.0.username,
+        )
+        .await?;
+    }
+    Ok(Json(json!({ "task_instances": [ti_json(&ti, &run)], "total_entries": 1 })))
+}
+
+/// `ClearTaskInstancesBody`, for one run (`dag_run_id`); the defaults are Airflow's.
+#[derive(Debug, Deserialize)]
+struct ClearBody {
+    #[serde(default = "yes")]
+    dry_run: bool,
+    #[serde(default)]
+    dag_run_id: Option<String>,
+    #[serde(default)]
+    task_ids: Option<Vec<Value>>,
+    #[serde(default = "yes")]
+    only_failed: bool,
+    #[serde(default)]
+    include_upstream: bool,
+    #[serde(default)]
+    include_downstream: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /dags/{dag_id}/clearTaskInstances`: the task instances to clear (all by default,
+/// only failed ones unless `only_failed` is false); without `dry_run`, a clear request.
+async fn clear(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+    JsonBody(body): JsonBody<ClearBody>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(run_id) = body.dag_run_id else {
+        return Err(ApiError::Unprocessable(
+            "give `dag_run_id`: Updraft clears task instances of one run at a time".into(),
+        ));
+    };
+    let run = dag_runs::find(&state, &dag_id, &RunId::new(run_id)).await?;
+    // Airflow accepts a task id or a [task id, map index] pair.
+    let task_ids: Vec<String> = body
+        .task_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(pair) if pair.first().is_some_and(Value::is_string) => {
+                Ok(pair.first().and_then(Value::as_str).unwrap_or_default().to_owned())
+            }
+            _ => Err(ApiError::Unprocessable("`task_ids` holds task ids (strings)".into())),
+        })
+        .collect::<Result<_, _>>()?;
+    let tis = state.db().task_instances(run.id).await?;
+    if let Some(unknown) = task_ids.iter().find(|id| !tis.is_empty() && !tis.iter().any(|t| &t.task_id == *id)) {
+        return Err(ApiError::NotFound(format!("run `{}` has no task `{unknown}`", run.run_id)));
+    }
+    let covered: Vec<Value> = tis
+        .iter()
+        .filter(|t| task_ids.is_empty() || task_ids.contains(&t.task_id))
+        .filter(|t| !body.only_failed || matches!(t.state.as_str(), "failed" | "upstream_failed"))
+        .map(|t| ti_json(t, &run))
+        .collect();
+    if !body.dry_run {
+        dag_runs::request(
+            &state,
+            &run,
+            RequestAction::Clear,
+            task_ids,
+            body.include_downstream,
+            body.include_upstream,
+            body.only_failed,
+            &user.0.username,
+        )
+        .await?;
+    }
+    Ok(Json(json!({ "task_instances": covered, "total_entries": covered.len() })))
+}

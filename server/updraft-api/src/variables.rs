@@ -1,0 +1,103 @@
+//! `/variables`: create, read, update, delete. Values are encrypted at rest; a listing shows
+//! `***` for every value (only `GET /variables/{key}` returns one), and only `op` and `admin`
+//! may touch variables at all, as in Airflow.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Op;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody, Params, paginate};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/variables", get(list).post(create))
+        .route("/variables/{key}", get(one).patch(update).delete(delete))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    key: String,
+    value: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn variable(key: &str, value: &str, description: Option<&str>) -> Value {
+    json!({ "key": key, "value": value, "description": description, "is_encrypted": true })
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 250 {
+        return Err(ApiError::Unprocessable("a variable `key` has 1 to 250 characters".into()));
+    }
+    Ok(())
+}
+
+async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    let page = params.page()?;
+    let rows = state.db().list_variables().await?;
+    let total = rows.len();
+    let items: Vec<Value> = paginate(rows, page).iter().map(|(k, d)| variable(k, "***", d.as_deref())).collect();
+    Ok(Json(json!({ "variables": items, "total_entries": total })))
+}
+
+async fn description(state: &AppState, key: &str) -> Result<Option<Option<String>>, ApiError> {
+    Ok(state.db().list_variables().await?.into_iter().find(|(k, _)| k == key).map(|(_, d)| d))
+}
+
+async fn one(_: Op, State(state): State<AppState>, ApiPath(key): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+    let value = state
+        .db()
+        .get_variable(state.key(), &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no variable `{key}`")))?;
+    let description = description(&state, &key).await?.flatten();
+    Ok(Json(variable(&key, &value, description.as_deref())))
+}
+
+/// 201, or 409 if the key exists (PATCH changes it).
+async fn create(
+    _: Op,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Body>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_key(&body.key)?;
+    if description(&state, &body.key).await?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "variable `{}` exists: PATCH /api/v2/variables/{} changes it",
+            body.key, body.key
+        )));
+    }
+    state.db().set_variable(state.key(), &body.key, &body.value, body.description.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
+}
+
+async fn update(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    JsonBody(body): JsonBody<Body>,
+) -> Result<Json<Value>, ApiError> {
+    if body.key != key {
+        return Err(ApiError::BadRequest(format!("the body's key `{}` is not the path's `{key}`", body.key)));
+    }
+    if description(&state, &key).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no variable `{key}`")));
+    }
+    state.db().set_variable(state.key(), &key, &body.value, body.description.as_deref()).await?;
+    Ok(Json(variable(&key, &body.value, body.description.as_deref())))
+}
+
+async fn delete(_: Op, State(state): State<AppState>, ApiPath(key): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    if !state.db().delete_variable(&key).await? {
+        return Err(ApiError::NotFound(format!("no variable `{key}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

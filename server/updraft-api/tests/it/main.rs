@@ -1,0 +1,141 @@
+//! The API through `app()`, without a socket: a SQLite metadata database in a temporary folder
+//! with two DAGs, one run and an import error; tokens issued for each role.
+
+mod bad_input;
+mod flow;
+mod permissions;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use serde_json::Value;
+use tower::ServiceExt;
+use updraft_api::{ApiConfig, AppState, Role, app};
+use updraft_db::dags::DagRecord;
+use updraft_db::runs::{NewRun, NewTaskInstance};
+use updraft_db::{Db, EncryptionKey};
+
+/// An API over a fresh database.
+pub struct Api {
+    pub app: Router,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+/// An answer: status, headers and the body as JSON (`Null` when empty or not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+fn record(dag_id: &str, tags: &str) -> DagRecord {
+    DagRecord {
+        dag_id: dag_id.into(),
+        fileloc: format!("/dags/{dag_id}.yaml"),
+        source_hash: "h".into(),
+        description: None,
+        schedule: None,
+        timezone: "UTC".into(),
+        tags: tags.into(),
+        owners: "[]".into(),
+        max_active_runs: 16,
+        max_active_tasks: 16,
+        task_count: 2,
+    }
+}
+
+impl Api {
+    pub async fn new() -> Api {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::connect(&updraft_db::sqlite_url(dir.path())).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        db.sync_dags(
+            &[record("orders", r#"["finance"]"#), record("reports", r#"["bi", "finance"]"#)],
+            &[("/dags/broken.yaml".into(), "/dags/broken.yaml:3:7: error: unknown key `shedule`".into())],
+            false,
+        )
+        .await
+        .expect("sync");
+        let run = db
+            .insert_run(&NewRun {
+                dag_id: "orders".into(),
+                run_id: "r1".into(),
+                run_type: "manual".into(),
+                logical_date: None,
+                data_interval: None,
+                run_after: 1_700_000_000_000_000,
+                conf: "{}".into(),
+                triggered_by: "cli".into(),
+                triggering_user: None,
+                note: None,
+            })
+            .await
+            .expect("run");
+        let tasks: Vec<NewTaskInstance> = ["extract", "load"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| NewTaskInstance {
+                task_id: (*t).into(),
+                uuid: format!("0000000{i}-0000-4000-8000-000000000000"),
+                max_tries: 1,
+                operator: "sql".into(),
+                pool: "default_pool".into(),
+                pool_slots: 1,
+                priority_weight: 1,
+            })
+            .collect();
+        db.create_task_instances(&run, &tasks).await.expect("task instances");
+        let config = ApiConfig {
+            encryption_key: EncryptionKey::from_base64(&EncryptionKey::generate()).expect("key"),
+            jwt_secret: b"test secret".to_vec(),
+            token_lifetime: std::time::Duration::from_secs(3600),
+            log_dir: dir.path().join("logs"),
+        };
+        let state = AppState::new(db, config).expect("state");
+        Api { app: app(state.clone()), state, dir }
+    }
+
+    pub fn token(&self, role: Role) -> String {
+        self.state.tokens().issue(&format!("{}-user", role.as_str()), role)
+    }
+
+    /// Sends a request as `role` (no token for `None`) with a JSON body.
+    pub async fn call(&self, method: Method, path: &str, role: Option<Role>, body: Option<&str>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(role) = role {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {}", self.token(role)));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Body::from(body.unwrap_or_default().to_owned())).expect("request");
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, Some(Role::Admin), None).await
+    }
+}
+
+impl Answer {
+    /// Checks an error is a problem document with this status.
+    pub fn assert_problem(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "{}", self.text);
+        let content_type = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        assert_eq!(content_type, Some("application/problem+json"), "{}", self.text);
+        assert_eq!(self.body["status"], status.as_u16(), "{}", self.text);
+        assert!(self.body["title"].is_string() && self.body["type"].is_string(), "{}", self.text);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", self.text);
+    }
+}
