@@ -120,7 +120,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such endpoint: see /api/v2/openapi.json for the ones Updraft serves".into())
+    ApiError::NotFound("no such endpoint: the README's REST API section lists the ones Updraft serves".into())
 }
 
 async fn method_not_allowed() -> ApiError {

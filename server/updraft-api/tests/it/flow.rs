@@ -1,5 +1,6 @@
 //! What each resource answers, field by field where Airflow's client is strict: tokens, DAGs,
-//! runs, task instances, logs with continuation, variables, connections, pools, import errors.
+//! runs, task instances, logs with continuation, variables, connections, pools, import errors;
+//! each on SQLite and on PostgreSQL.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -9,7 +10,12 @@ use crate::Api;
 
 #[tokio::test]
 async fn token_endpoint_takes_json_or_a_form_and_refuses_bad_passwords() {
-    let api = Api::new().await;
+    for api in Api::both("token_endpoint_takes").await {
+        token_endpoint_takes_json_or_a_form_and_refuses_bad_passwords_on(api).await;
+    }
+}
+
+async fn token_endpoint_takes_json_or_a_form_and_refuses_bad_passwords_on(api: Api) {
     let hash = updraft_api::hash_password("s3cret").expect("hash");
     api.state.db().create_user("ann", &hash, "op").await.expect("user");
     let json = Request::post("/auth/token")
@@ -39,7 +45,12 @@ async fn token_endpoint_takes_json_or_a_form_and_refuses_bad_passwords() {
 
 #[tokio::test]
 async fn dags_filter_order_and_pause() {
-    let api = Api::new().await;
+    for api in Api::both("dags_filter_order_an").await {
+        dags_filter_order_and_pause_on(api).await;
+    }
+}
+
+async fn dags_filter_order_and_pause_on(api: Api) {
     let all = api.get("/api/v2/dags").await;
     assert_eq!(all.status, StatusCode::OK);
     assert_eq!(all.body["total_entries"], 2);
@@ -98,7 +109,12 @@ async fn dags_filter_order_and_pause() {
 
 #[tokio::test]
 async fn trigger_list_get_patch_clear_and_delete_runs() {
-    let api = Api::new().await;
+    for api in Api::both("trigger_list_get_pat").await {
+        trigger_list_get_patch_clear_and_delete_runs_on(api).await;
+    }
+}
+
+async fn trigger_list_get_patch_clear_and_delete_runs_on(api: Api) {
     let user = Some(Role::User);
     let body = r#"{"logical_date": null, "conf": {"region": "eu"}, "note": "from a test"}"#;
     let run = api.call(Method::POST, "/api/v2/dags/orders/dagRuns", user, Some(body)).await;
@@ -196,7 +212,12 @@ async fn claim_and_finish_r1(db: &updraft_db::Db) {
 
 #[tokio::test]
 async fn task_instances_and_logs_with_continuation() {
-    let api = Api::new().await;
+    for api in Api::both("task_instances_and_l").await {
+        task_instances_and_logs_with_continuation_on(api).await;
+    }
+}
+
+async fn task_instances_and_logs_with_continuation_on(api: Api) {
     let tis = api.get("/api/v2/dags/orders/dagRuns/r1/taskInstances").await;
     assert_eq!(tis.status, StatusCode::OK, "{}", tis.text);
     let ti = &tis.body["task_instances"][0];
@@ -256,7 +277,12 @@ async fn task_instances_and_logs_with_continuation() {
 
 #[tokio::test]
 async fn variables_connections_and_pools() {
-    let api = Api::new().await;
+    for api in Api::both("variables_connection").await {
+        variables_connections_and_pools_on(api).await;
+    }
+}
+
+async fn variables_connections_and_pools_on(api: Api) {
     let op = Some(Role::Op);
     let created = api
         .call(Method::POST, "/api/v2/variables", op, Some(r#"{"key": "region", "value": "eu", "description": "d"}"#))

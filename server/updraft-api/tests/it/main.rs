@@ -1,5 +1,7 @@
-//! The API through `app()`, without a socket: a SQLite metadata database in a temporary folder
-//! with two DAGs, one run and an import error; tokens issued for each role.
+//! The API through `app()`, without a socket, on a metadata database with two DAGs, one run
+//! and an import error, and tokens issued for each role. The database is SQLite in a temporary
+//! folder, or for the tests that run on both (`Api::both`) also a PostgreSQL database of the
+//! test's own at 127.0.0.1:5432, dropped afterwards.
 
 mod bad_input;
 mod flow;
@@ -20,6 +22,23 @@ pub struct Api {
     pub app: Router,
     pub state: AppState,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database to drop, if any.
+    postgres: Option<String>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres {
+            let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+fn psql(sql: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc", sql])
+        .output()
+        .expect("psql runs")
 }
 
 /// An answer: status, headers and the body as JSON (`Null` when empty or not JSON).
@@ -47,9 +66,30 @@ fn record(dag_id: &str, tags: &str) -> DagRecord {
 }
 
 impl Api {
+    /// On SQLite.
     pub async fn new() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::connect(&updraft_db::sqlite_url(dir.path())).await.expect("connect");
+        let url = updraft_db::sqlite_url(dir.path());
+        Api::on(dir, &url, None).await
+    }
+
+    /// On SQLite, then on a fresh PostgreSQL database named after `test`.
+    pub async fn both(test: &str) -> [Api; 2] {
+        let name = format!("updraft_api_{test}_{}", std::process::id());
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {name}"));
+        let out = psql(&format!("CREATE DATABASE {name}"));
+        assert!(
+            out.status.success(),
+            "PostgreSQL must run at 127.0.0.1:5432: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        [Api::new().await, Api::on(dir, &url, Some(name)).await]
+    }
+
+    async fn on(dir: tempfile::TempDir, url: &str, postgres: Option<String>) -> Api {
+        let db = Db::connect(url).await.expect("connect");
         db.migrate().await.expect("migrate");
         db.sync_dags(
             &[record("orders", r#"["finance"]"#), record("reports", r#"["bi", "finance"]"#)],
@@ -94,7 +134,7 @@ impl Api {
             log_dir: dir.path().join("logs"),
         };
         let state = AppState::new(db, config).expect("state");
-        Api { app: app(state.clone()), state, dir }
+        Api { app: app(state.clone()), state, dir, postgres }
     }
 
     pub fn token(&self, role: Role) -> String {
