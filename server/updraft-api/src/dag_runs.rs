@@ -162,26 +162,35 @@ async fn trigger(
             ));
         }
     };
-    let run_id = match body.dag_run_id {
-        Some(id) => id,
-        None => format!("manual__{}", chrono_run_id(run_after)),
+    let generated = body.dag_run_id.is_none();
+    if let Some(id) = &body.dag_run_id {
+        check_run_id(id)?;
+    }
+    let mut new = NewRun {
+        dag_id: dag_id.to_string(),
+        run_id: body.dag_run_id.unwrap_or_else(|| format!("manual__{}", chrono_run_id(run_after))),
+        run_type: "manual".into(),
+        logical_date,
+        data_interval,
+        run_after,
+        conf: Value::Object(body.conf.unwrap_or_default()).to_string(),
+        triggered_by: "rest_api".into(),
+        triggering_user: Some(user.0.username),
+        note: body.note,
     };
-    check_run_id(&run_id)?;
-    let run = state
-        .db()
-        .insert_run(&NewRun {
-            dag_id: dag_id.to_string(),
-            run_id,
-            run_type: "manual".into(),
-            logical_date,
-            data_interval,
-            run_after,
-            conf: Value::Object(body.conf.unwrap_or_default()).to_string(),
-            triggered_by: "rest_api".into(),
-            triggering_user: Some(user.0.username),
-            note: body.note,
-        })
-        .await?;
+    // Two triggers in the same microsecond would generate the same id: a generated id moves on
+    // by a microsecond instead of failing; an id the caller chose is a 409.
+    let mut attempts = 0;
+    let run = loop {
+        match state.db().insert_run(&new).await {
+            Err(updraft_db::DbError::Conflict(_)) if generated && attempts < 16 => {
+                attempts += 1;
+                new.run_after += 1;
+                new.run_id = format!("manual__{}", chrono_run_id(new.run_after));
+            }
+            other => break other?,
+        }
+    };
     Ok(Json(run_json(&run)))
 }
 
