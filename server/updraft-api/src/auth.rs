@@ -1,7 +1,8 @@
 //! Who is calling and what they may do: users with a role, argon2 password hashes, HS512 JWT
-//! bearer tokens with an expiry (`POST /auth/token`, the official client's flow), and the
-//! extractors that turn a request into a [`Caller`] (401 without a valid token) and check its
-//! role (403).
+//! bearer tokens with an expiry (`POST /auth/token`, the official client's flow), a session
+//! cookie for the web app (`POST /auth/login`: HttpOnly, SameSite=Strict, with a CSRF token
+//! that every change must repeat in `X-CSRF-Token`), and the extractors that turn a request
+//! into a [`Caller`] (401 without a valid token) and check its role (403).
 //!
 //! Roles have the meanings of Airflow's simple auth manager, each including the one before:
 //! `viewer` reads DAGs, runs, task instances, logs, XComs, pools and import errors; `user`
@@ -13,8 +14,8 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Form, Json, Router};
 use base64::Engine;
@@ -106,6 +107,10 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// Session tokens (the web app's cookie) only: the CSRF token that unsafe requests must
+    /// repeat in `X-CSRF-Token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
 }
 
 const AUDIENCE: &str = "updraft";
@@ -135,8 +140,17 @@ impl Tokens {
         Hmac::new_from_slice(&self.secret).expect("HMAC accepts any key length")
     }
 
-    /// A token for `username` with `role`, valid from now for the configured lifetime.
+    /// A bearer token for `username` with `role`, valid from now for the configured lifetime.
     pub fn issue(&self, username: &str, role: Role) -> String {
+        self.sign(username, role, None)
+    }
+
+    /// A session token for the web app's cookie, bound to a CSRF token.
+    pub fn issue_session(&self, username: &str, role: Role, csrf: &str) -> String {
+        self.sign(username, role, Some(csrf.to_owned()))
+    }
+
+    fn sign(&self, username: &str, role: Role, csrf: Option<String>) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: username.to_owned(),
@@ -146,6 +160,7 @@ impl Tokens {
             nbf: now,
             exp: now + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2),
             jti: hex(&random_bytes(16)),
+            csrf,
         };
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
         let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
@@ -179,6 +194,26 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The web app's session cookie (HttpOnly, SameSite=Strict) holding a session token.
+pub const SESSION_COOKIE: &str = "updraft_session";
+/// The header that unsafe requests authenticated by the cookie must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The authenticated user of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -189,14 +224,33 @@ pub struct Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// A bearer token (API clients), else the session cookie (the web app); with the cookie,
+    /// a request that changes something must also carry the session's CSRF token in
+    /// `X-CSRF-Token`, which a page of another site cannot read.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or(ApiError::Unauthenticated)?;
-        let claims = state.tokens().verify(token.trim()).ok_or(ApiError::Unauthenticated)?;
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        if let Some(token) = bearer {
+            let claims = state.tokens().verify(token.trim()).ok_or(ApiError::Unauthenticated)?;
+            // A session token is for the cookie only, where CSRF is checked.
+            if claims.csrf.is_some() {
+                return Err(ApiError::Unauthenticated);
+            }
+            return Ok(Caller { username: claims.sub, role: claims.role });
+        }
+        let token = cookie(parts, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
+        let claims = state.tokens().verify(token).ok_or(ApiError::Unauthenticated)?;
+        let Some(csrf) = claims.csrf else { return Err(ApiError::Unauthenticated) };
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        if !safe && !same(sent, csrf.as_bytes()) {
+            return Err(ApiError::Forbidden(
+                "a request made with the session cookie must repeat the session's CSRF token in X-CSRF-Token".into(),
+            ));
+        }
         Ok(Caller { username: claims.sub, role: claims.role })
     }
 }
@@ -228,9 +282,12 @@ impl<const MIN: u8> FromRequestParts<AppState> for Allowed<MIN> {
     }
 }
 
-/// `/auth/token`.
+/// `/auth/token` (API clients), `/auth/login` and `/auth/logout` (the web app's session).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/auth/token", post(token))
+    Router::new()
+        .route("/auth/token", post(token))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,22 +296,25 @@ struct Credentials {
     password: String,
 }
 
-/// `POST /auth/token` with `{"username", "password"}` as JSON or a form: 201
-/// `{"access_token": …}`, or 401 for a wrong username or password.
-async fn token(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
+/// Reads credentials from a JSON or form body.
+async fn credentials(state: &AppState, req: Request) -> Result<Credentials, ApiError> {
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let credentials = if form {
-        Form::<Credentials>::from_request(req, &state)
+    if form {
+        Form::<Credentials>::from_request(req, state)
             .await
             .map(|Form(c)| c)
-            .map_err(|r| ApiError::Rejected { status: r.status(), detail: r.body_text() })?
+            .map_err(|r| ApiError::Rejected { status: r.status(), detail: r.body_text() })
     } else {
-        crate::extract::JsonBody::<Credentials>::from_request(req, &state).await?.0
-    };
+        Ok(crate::extract::JsonBody::<Credentials>::from_request(req, state).await?.0)
+    }
+}
+
+/// The role of a user whose password matches; 401 otherwise.
+async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Role, ApiError> {
     let user = state.db().get_user(&credentials.username).await?;
     // Hash checks are slow on purpose: off the async workers. An unknown user is checked
     // against a fixed hash so that the answer takes as long as for a known one.
@@ -266,11 +326,46 @@ async fn token(State(state): State<AppState>, req: Request) -> Result<impl IntoR
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
-    let Some(role) = role.filter(|_| matches) else {
-        return Err(ApiError::InvalidCredentials);
-    };
-    let token = state.tokens().issue(&credentials.username, role);
+    role.filter(|_| matches).ok_or(ApiError::InvalidCredentials)
+}
+
+/// `POST /auth/token` with `{"username", "password"}` as JSON or a form: 201
+/// `{"access_token": …}`, or 401 for a wrong username or password.
+async fn token(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
+    let credentials = credentials(&state, req).await?;
+    let username = credentials.username.clone();
+    let role = authenticate(&state, credentials).await?;
+    let token = state.tokens().issue(&username, role);
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "access_token": token }))))
+}
+
+/// `POST /auth/login`: the session cookie (HttpOnly, SameSite=Strict) and, in the body, the
+/// CSRF token the web app sends back in `X-CSRF-Token` with every change.
+async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let credentials = credentials(&state, req).await?;
+    let username = credentials.username.clone();
+    let role = authenticate(&state, credentials).await?;
+    let csrf = hex(&random_bytes(32));
+    let token = state.tokens().issue_session(&username, role, &csrf);
+    let max_age = state.tokens().lifetime.as_secs();
+    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}");
+    let body = serde_json::json!({ "username": username, "role": role, "csrf_token": csrf });
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(format!("cookie: {e}")))?,
+    );
+    Ok(response)
+}
+
+/// `POST /auth/logout`: clears the session cookie (the token itself lasts until it expires).
+async fn logout() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -339,3 +339,43 @@ async fn variables_connections_and_pools_on(api: Api) {
     assert!(health.body["triggerer"].is_object() && health.body["scheduler"].is_object());
     assert!(api.call(Method::GET, "/api/v2/version", None, None).await.body["version"].is_string());
 }
+
+#[tokio::test]
+async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
+    let api = Api::new().await;
+    let hash = updraft_api::hash_password("s3cret-pass").expect("hash");
+    api.state.db().create_user("web", &hash, "user").await.expect("user");
+    let login = Request::post("/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"username": "web", "password": "s3cret-pass"}"#))
+        .expect("request");
+    let answer = api.send(login).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let set_cookie = answer.headers.get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let session = set_cookie.split(';').next().expect("pair").to_owned();
+    let csrf = answer.body["csrf_token"].as_str().expect("csrf").to_owned();
+    assert!(!answer.text.contains(session.trim_start_matches("updraft_session=")), "the token stays in the cookie");
+
+    let with_cookie = |method: Method, path: &str, csrf: Option<&str>, body: &str| {
+        let mut request = Request::builder().method(method).uri(path).header("cookie", &session);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        request.header("content-type", "application/json").body(Body::from(body.to_owned())).expect("request")
+    };
+    assert_eq!(api.send(with_cookie(Method::GET, "/api/v2/dags", None, "")).await.status, StatusCode::OK);
+    let trigger = "/api/v2/dags/orders/dagRuns";
+    api.send(with_cookie(Method::POST, trigger, None, "{}")).await.assert_problem(StatusCode::FORBIDDEN);
+    api.send(with_cookie(Method::POST, trigger, Some("wrong"), "{}")).await.assert_problem(StatusCode::FORBIDDEN);
+    assert_eq!(api.send(with_cookie(Method::POST, trigger, Some(&csrf), "{}")).await.status, StatusCode::OK);
+    // A session token is not a bearer token (it would skip the CSRF check).
+    let as_bearer = Request::get("/api/v2/dags")
+        .header("authorization", format!("Bearer {}", session.trim_start_matches("updraft_session=")))
+        .body(Body::empty())
+        .expect("request");
+    api.send(as_bearer).await.assert_problem(StatusCode::UNAUTHORIZED);
+    let logout = api.send(Request::post("/auth/logout").body(Body::empty()).expect("request")).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert!(logout.headers.get("set-cookie").and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("Max-Age=0")));
+}
