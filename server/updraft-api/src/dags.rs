@@ -174,15 +174,22 @@ async fn details(
 ) -> Result<Json<Value>, ApiError> {
     let dag = find(&state, &dag_id).await?;
     let mut body = dag_json(&dag);
+    // The settings the DAG rows do not store come from the DAG's file, when it loads.
+    let loaded = crate::dag_files::load(&dag).await.ok();
+    let file = loaded.as_ref().map(|l| &l.dag);
     if let Value::Object(map) = &mut body {
         map.insert("concurrency".into(), json!(dag.record.max_active_tasks));
-        // Updraft's DAG rows do not store `catchup`; the DAG file is the truth for it.
-        map.insert("catchup".into(), json!(false));
+        map.insert("catchup".into(), json!(file.is_some_and(|d| d.catchup)));
+        map.insert("doc_md".into(), json!(file.and_then(|d| d.doc.clone())));
+        map.insert(
+            "start_date".into(),
+            json!(file.and_then(|d| d.start).map(|t| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
+        );
         map.insert("render_template_as_native_obj".into(), json!(false));
         map.insert("timezone".into(), json!(dag.record.timezone));
         map.insert("latest_dag_version".into(), format::latest_version(&dag));
         map.insert("is_paused_upon_creation".into(), Value::Null);
-        map.insert("params".into(), json!({}));
+        map.insert("params".into(), json!(file.map(|d| d.params.clone()).unwrap_or_default()));
     }
     Ok(Json(body))
 }

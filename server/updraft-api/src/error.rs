@@ -26,6 +26,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A DAG file that does not validate: 422 with every located diagnostic in `errors`.
+    #[error("{detail}")]
+    InvalidSource { detail: String, errors: serde_json::Value },
     /// An extractor's rejection (malformed JSON, wrong types, body too large, …) with the
     /// status it chose.
     #[error("{detail}")]
@@ -43,7 +46,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::InvalidSource { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Rejected { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -63,6 +66,9 @@ impl From<DbError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::InvalidSource { detail, errors } = &self {
+            return problem_with(status, detail, Some(errors));
+        }
         let detail = match &self {
             ApiError::Internal(message) => {
                 tracing::error!(%message, "API request failed");
@@ -76,12 +82,20 @@ impl IntoResponse for ApiError {
 
 /// An `application/problem+json` response.
 pub fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
+    problem_with(status, detail, None)
+}
+
+/// A problem document, with an `errors` member when there is one.
+fn problem_with(status: StatusCode, detail: &str, errors: Option<&serde_json::Value>) -> Response {
+    let mut body = serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": detail,
     });
+    if let (Some(errors), Some(map)) = (errors, body.as_object_mut()) {
+        map.insert("errors".into(), errors.clone());
+    }
     let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

@@ -6,20 +6,25 @@
 //! official `apache-airflow-client` needs. One module per resource, each with its router; one
 //! error type ([`ApiError`]), rendered as `application/problem+json`. Handlers never change a
 //! task instance themselves: clear, mark and state patches are run requests
-//! (`updraft_db::requests`) that the scheduler owning the run carries out.
+//! (`updraft_db::requests`) that the scheduler owning the run carries out. Under
+//! `/api/updraft` are Updraft's own endpoints: DAG sources for the editor and the graph JSON.
 
 mod auth;
 mod connections;
+mod dag_files;
 mod dag_runs;
 mod dags;
 mod error;
 mod extract;
 mod format;
+mod graph;
 mod import_errors;
 mod logs;
 mod monitor;
 mod pools;
+mod sources;
 mod task_instances;
+mod tasks;
 mod variables;
 mod xcom;
 
@@ -97,7 +102,7 @@ impl AppState {
     }
 }
 
-/// The whole API: `/auth/token` and `/api/v2/…`.
+/// The whole API: `/auth/…`, `/api/v2/…` and `/api/updraft/…`.
 pub fn app(state: AppState) -> Router {
     let v2 = Router::new()
         .merge(monitor::router())
@@ -109,9 +114,12 @@ pub fn app(state: AppState) -> Router {
         .merge(variables::router())
         .merge(connections::router())
         .merge(pools::router())
-        .merge(import_errors::router());
+        .merge(import_errors::router())
+        .merge(tasks::router());
+    let updraft = Router::new().merge(sources::router()).merge(graph::router());
     Router::new()
         .nest("/api/v2", v2)
+        .nest("/api/updraft", updraft)
         .merge(auth::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -6,6 +6,7 @@
 mod bad_input;
 mod flow;
 mod permissions;
+mod sources;
 
 use axum::Router;
 use axum::body::Body;

@@ -53,6 +53,11 @@ fn routes() -> Vec<(Method, &'static str, Option<&'static str>, Option<Role>)> {
         (M::GET, "/api/v2/connections/c", None, Some(Op)),
         (M::PATCH, "/api/v2/connections/c", Some(r#"{"connection_id": "c", "conn_type": "mysql"}"#), Some(Op)),
         (M::DELETE, "/api/v2/connections/c", None, Some(Op)),
+        (M::GET, "/api/v2/dags/orders/tasks", None, Some(Viewer)),
+        (M::GET, "/api/v2/dags/orders/tasks/load", None, Some(Viewer)),
+        (M::GET, "/api/updraft/dags/orders/graph", None, Some(Viewer)),
+        (M::GET, "/api/updraft/dags/orders/source", None, Some(Viewer)),
+        (M::PUT, "/api/updraft/dags/orders/source", Some(r#"{"content": "dag: orders"}"#), Some(Op)),
         (M::DELETE, "/api/v2/dags/orders/dagRuns/r1", None, Some(User)),
     ]
 }
