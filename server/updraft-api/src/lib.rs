@@ -7,7 +7,8 @@
 //! error type ([`ApiError`]), rendered as `application/problem+json`. Handlers never change a
 //! task instance themselves: clear, mark and state patches are run requests
 //! (`updraft_db::requests`) that the scheduler owning the run carries out. Under
-//! `/api/updraft` are Updraft's own endpoints: DAG sources for the editor and the graph JSON.
+//! `/api/updraft` are Updraft's own endpoints: DAG sources for the editor, the graph JSON and
+//! a Server-Sent Events stream of state changes.
 
 mod auth;
 mod connections;
@@ -15,6 +16,7 @@ mod dag_files;
 mod dag_runs;
 mod dags;
 mod error;
+mod events;
 mod extract;
 mod format;
 mod graph;
@@ -67,6 +69,7 @@ struct Inner {
     tokens: Tokens,
     log_dir: PathBuf,
     dummy_hash: String,
+    events: Arc<events::Events>,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ impl AppState {
             tokens: Tokens::new(&config.jwt_secret, config.token_lifetime),
             log_dir: config.log_dir,
             dummy_hash,
+            events: Arc::default(),
         })))
     }
 
@@ -95,6 +99,10 @@ impl AppState {
 
     fn log_dir(&self) -> &std::path::Path {
         &self.0.log_dir
+    }
+
+    fn events(&self) -> &Arc<events::Events> {
+        &self.0.events
     }
 
     fn dummy_hash(&self) -> &str {
@@ -116,7 +124,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pools::router())
         .merge(import_errors::router())
         .merge(tasks::router());
-    let updraft = Router::new().merge(sources::router()).merge(graph::router());
+    let updraft = Router::new().merge(sources::router()).merge(graph::router()).merge(events::router());
     Router::new()
         .nest("/api/v2", v2)
         .nest("/api/updraft", updraft)

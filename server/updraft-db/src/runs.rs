@@ -515,6 +515,16 @@ impl Db {
             .await?)
     }
 
+    /// The runs queued or running, and those that ended at or after `since` (µs): what a
+    /// watcher of state changes looks at.
+    pub async fn runs_in_progress_or_ended_since(&self, since: i64) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE state IN ('queued', 'running') OR end_date >= $1 ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
     /// Deletes a run with its task instances, logs locations, XComs and requests, if no
     /// scheduler owns it: finished, or queued and not yet claimed. Returns whether it was
     /// deleted; a run in progress stays (mark it failed first).

@@ -4,6 +4,7 @@
 //! test's own at 127.0.0.1:5432, dropped afterwards.
 
 mod bad_input;
+mod events;
 mod flow;
 mod permissions;
 mod sources;
