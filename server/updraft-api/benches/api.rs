@@ -119,6 +119,7 @@ fn bench(backend: &str, url: &str, triggers: usize) {
             jwt_secret: b"benchmark secret".to_vec(),
             token_lifetime: Duration::from_secs(3600),
             log_dir: dir.join("logs"),
+            plugins: None,
         };
         let state = AppState::new(db, config).expect("state");
         let token = state.tokens().issue("bench", Role::Admin);

@@ -263,6 +263,7 @@ pub struct Allowed<const MIN: u8>(pub Caller);
 pub type Viewer = Allowed<0>;
 pub type UserRole = Allowed<1>;
 pub type Op = Allowed<2>;
+pub type Admin = Allowed<3>;
 
 impl<const MIN: u8> FromRequestParts<AppState> for Allowed<MIN> {
     type Rejection = ApiError;

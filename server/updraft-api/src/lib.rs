@@ -8,7 +8,7 @@
 //! task instance themselves: clear, mark and state patches are run requests
 //! (`updraft_db::requests`) that the scheduler owning the run carries out. Under
 //! `/api/updraft` are Updraft's own endpoints: DAG sources for the editor, the graph JSON and
-//! a Server-Sent Events stream of state changes.
+//! a Server-Sent Events stream of state changes, and the operator plugins.
 
 mod auth;
 mod connections;
@@ -23,6 +23,7 @@ mod graph;
 mod import_errors;
 mod logs;
 mod monitor;
+mod plugins;
 mod pools;
 mod sources;
 mod task_instances;
@@ -41,6 +42,7 @@ use updraft_db::{Db, EncryptionKey};
 
 pub use auth::{Caller, Claims, Role, Tokens, generate_password, generate_secret, hash_password, verify_password};
 pub use error::ApiError;
+pub use plugins::{PluginError, PluginStore};
 
 /// Largest request body accepted (413 above it): DAG runs' `conf` and variables are small.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -56,6 +58,8 @@ pub struct ApiConfig {
     pub token_lifetime: Duration,
     /// The task logs folder (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`).
     pub log_dir: PathBuf,
+    /// The operator plugins, for `/api/updraft/plugins` (absent: those routes answer 404).
+    pub plugins: Option<Arc<dyn PluginStore>>,
 }
 
 /// The state every handler shares: cheap to clone.
@@ -70,6 +74,7 @@ struct Inner {
     log_dir: PathBuf,
     dummy_hash: String,
     events: Arc<events::Events>,
+    plugins: Option<Arc<dyn PluginStore>>,
 }
 
 impl AppState {
@@ -82,6 +87,7 @@ impl AppState {
             log_dir: config.log_dir,
             dummy_hash,
             events: Arc::default(),
+            plugins: config.plugins,
         })))
     }
 
@@ -99,6 +105,10 @@ impl AppState {
 
     fn log_dir(&self) -> &std::path::Path {
         &self.0.log_dir
+    }
+
+    fn plugins(&self) -> Option<&Arc<dyn PluginStore>> {
+        self.0.plugins.as_ref()
     }
 
     fn events(&self) -> &Arc<events::Events> {
@@ -124,7 +134,8 @@ pub fn app(state: AppState) -> Router {
         .merge(pools::router())
         .merge(import_errors::router())
         .merge(tasks::router());
-    let updraft = Router::new().merge(sources::router()).merge(graph::router()).merge(events::router());
+    let updraft =
+        Router::new().merge(sources::router()).merge(graph::router()).merge(events::router()).merge(plugins::router());
     Router::new()
         .nest("/api/v2", v2)
         .nest("/api/updraft", updraft)

@@ -134,3 +134,15 @@ async fn random_json_at_the_trigger_endpoint_never_gets_a_500() {
     }
     assert!(seen.contains_key(&200) && seen.contains_key(&422), "the generator reaches both sides: {seen:?}");
 }
+
+#[tokio::test]
+async fn plugin_uploads_are_validated_and_may_exceed_the_json_body_limit() {
+    let api = Api::new().await;
+    let admin = Some(Role::Admin);
+    let bad = api.call(Method::POST, "/api/updraft/plugins", admin, Some("nope")).await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let big = format!("\0asm{}", "x".repeat(2 * updraft_api::BODY_LIMIT));
+    let ok = api.call(Method::POST, "/api/updraft/plugins", admin, Some(&big)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    api.call(Method::DELETE, "/api/updraft/plugins/nope", admin, None).await.assert_problem(StatusCode::NOT_FOUND);
+}

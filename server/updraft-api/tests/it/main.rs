@@ -134,6 +134,7 @@ impl Api {
             jwt_secret: b"test secret".to_vec(),
             token_lifetime: std::time::Duration::from_secs(3600),
             log_dir: dir.path().join("logs"),
+            plugins: Some(std::sync::Arc::new(FakePlugins)),
         };
         let state = AppState::new(db, config).expect("state");
         Api { app: app(state.clone()), state, dir, postgres }
@@ -167,6 +168,35 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> Answer {
         self.call(Method::GET, path, Some(Role::Admin), None).await
+    }
+}
+
+/// A plugin store that accepts anything starting with the wasm magic number.
+#[derive(Debug)]
+struct FakePlugins;
+
+impl updraft_api::PluginStore for FakePlugins {
+    fn list(&self) -> futures_util::future::BoxFuture<'_, Result<Value, updraft_api::PluginError>> {
+        Box::pin(async { Ok(serde_json::json!({ "operators": [{ "name": "noop" }], "invalid": [] })) })
+    }
+
+    fn install(&self, bytes: Vec<u8>) -> futures_util::future::BoxFuture<'_, Result<Value, updraft_api::PluginError>> {
+        Box::pin(async move {
+            if bytes.starts_with(b"\0asm") {
+                Ok(serde_json::json!({ "name": "x", "size": bytes.len() }))
+            } else {
+                Err(updraft_api::PluginError::Invalid("not a WebAssembly component".into()))
+            }
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), updraft_api::PluginError>> {
+        Box::pin(async move {
+            if name == "x" { Ok(()) } else { Err(updraft_api::PluginError::NotFound(format!("no plugin `{name}`"))) }
+        })
     }
 }
 
