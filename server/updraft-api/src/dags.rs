@@ -34,8 +34,18 @@ fn strings(json_text: &str) -> Vec<String> {
     serde_json::from_str(json_text).unwrap_or_default()
 }
 
+/// The files that failed to load at the last parse.
+async fn broken_files(state: &AppState) -> Result<std::collections::HashSet<String>, ApiError> {
+    Ok(state.db().import_error_rows().await?.into_iter().map(|(file, _, _)| file).collect())
+}
+
+/// A DAG whose file now fails to load keeps its row (stale) and has an import error.
+async fn dag_response(state: &AppState, dag: &DagRow) -> Result<Value, ApiError> {
+    Ok(dag_json(dag, broken_files(state).await?.contains(&dag.record.fileloc)))
+}
+
 /// A `DAGResponse`.
-pub fn dag_json(dag: &DagRow) -> Value {
+pub fn dag_json(dag: &DagRow, has_import_errors: bool) -> Value {
     let r = &dag.record;
     let tags: Vec<Value> = strings(&r.tags)
         .into_iter()
@@ -68,7 +78,7 @@ pub fn dag_json(dag: &DagRow) -> Value {
         "max_active_runs": r.max_active_runs,
         "max_consecutive_failed_dag_runs": 0,
         "has_task_concurrency_limits": false,
-        "has_import_errors": false,
+        "has_import_errors": has_import_errors,
         "next_dagrun_logical_date": null,
         "next_dagrun_data_interval_start": null,
         "next_dagrun_data_interval_end": null,
@@ -125,7 +135,9 @@ async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Resul
         dags.reverse();
     }
     let total = dags.len();
-    let page: Vec<Value> = paginate(dags, page).iter().map(dag_json).collect();
+    let broken = broken_files(&state).await?;
+    let page: Vec<Value> =
+        paginate(dags, page).iter().map(|d| dag_json(d, broken.contains(&d.record.fileloc))).collect();
     Ok(Json(json!({ "dags": page, "total_entries": total })))
 }
 
@@ -163,7 +175,7 @@ async fn one(
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(dag_json(&find(&state, &dag_id).await?)))
+    Ok(Json(dag_response(&state, &find(&state, &dag_id).await?).await?))
 }
 
 /// `DAGDetailsResponse`: the DAG plus the settings the client requires.
@@ -173,7 +185,7 @@ async fn details(
     ApiPath(dag_id): ApiPath<DagId>,
 ) -> Result<Json<Value>, ApiError> {
     let dag = find(&state, &dag_id).await?;
-    let mut body = dag_json(&dag);
+    let mut body = dag_response(&state, &dag).await?;
     // The settings the DAG rows do not store come from the DAG's file, when it loads.
     let loaded = crate::dag_files::load(&dag).await.ok();
     let file = loaded.as_ref().map(|l| &l.dag);
@@ -214,7 +226,7 @@ async fn patch(
     }
     find(&state, &dag_id).await?;
     state.db().set_paused(dag_id.as_str(), body.is_paused).await?;
-    Ok(Json(dag_json(&find(&state, &dag_id).await?)))
+    Ok(Json(dag_response(&state, &find(&state, &dag_id).await?).await?))
 }
 
 #[cfg(test)]

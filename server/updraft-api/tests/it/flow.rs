@@ -379,3 +379,21 @@ async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     assert!(logout.headers.get("set-cookie").and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("Max-Age=0")));
 }
+
+#[tokio::test]
+async fn a_dag_whose_file_broke_is_stale_with_import_errors() {
+    let api = Api::new().await;
+    let db = api.state.db();
+    let reports = db.get_dag("reports").await.expect("db").expect("reports").record;
+    let broken = vec![(reports.fileloc.clone(), format!("{}:1:1: error: bad", reports.fileloc))];
+    let orders = db.get_dag("orders").await.expect("db").expect("orders").record;
+    db.sync_dags(&[orders], &broken, false).await.expect("sync");
+    let dag = api.get("/api/v2/dags/reports").await;
+    assert_eq!(
+        (&dag.body["is_stale"], &dag.body["has_import_errors"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
+    let listed = api.get("/api/v2/dags?exclude_stale=false").await;
+    assert_eq!(listed.body["total_entries"], 2);
+    assert_eq!(api.get("/api/v2/dags").await.body["total_entries"], 1, "stale DAGs are left out by default");
+}
