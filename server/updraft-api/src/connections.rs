@@ -21,9 +21,10 @@ pub fn router() -> Router<AppState> {
         .route("/connections/{connection_id}", get(one).patch(update).delete(delete))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ConnectionBody)]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub(crate) struct Body {
     connection_id: String,
     conn_type: String,
     #[serde(default)]
@@ -71,7 +72,8 @@ fn check(body: &Body) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/connections", tag = "connections", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "passwords and extras are never returned", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
     let page = params.page()?;
     let rows = state.db().list_connections().await?;
     let total = rows.len();
@@ -83,11 +85,17 @@ async fn find(state: &AppState, id: &str) -> Result<Connection, ApiError> {
     state.db().get_connection(state.key(), id).await?.ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
 }
 
-async fn one(_: Op, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn one(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(connection(&find(&state, &id).await?)))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v2/connections", tag = "connections", request_body = Body, responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Body>,
@@ -108,7 +116,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(connection(&c))))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), request_body = Body, responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -139,7 +148,12 @@ async fn update(
     Ok(Json(connection(&c)))
 }
 
-async fn delete(_: Op, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+#[utoipa::path(delete, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn delete(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     if !state.db().delete_connection(&id).await? {
         return Err(ApiError::NotFound(format!("no connection `{id}`")));
     }

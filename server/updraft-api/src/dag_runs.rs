@@ -12,11 +12,13 @@ use serde_json::{Value, json};
 use updraft_db::requests::{NewRequest, RequestAction};
 use updraft_db::runs::{NewRun, RunRow};
 use updraft_types::{DagId, RunId};
+use utoipa::ToSchema;
 
 use crate::auth::{UserRole, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params};
 use crate::format::{self, iso, iso_opt, parse_time};
+use crate::models::{ClearRunResponse, DagRunCollection, DagRunResponse, TaskInstanceCollection};
 use crate::{AppState, dags};
 
 pub fn router() -> Router<AppState> {
@@ -37,45 +39,45 @@ pub async fn find(state: &AppState, dag_id: &DagId, run_id: &RunId) -> Result<Ru
 }
 
 /// A `DAGRunResponse`.
-pub fn run_json(run: &RunRow) -> Value {
+pub fn run_json(run: &RunRow) -> DagRunResponse {
     let duration = match (run.start_date, run.end_date) {
-        (Some(start), Some(end)) => json!((end - start) as f64 / 1e6),
-        _ => Value::Null,
+        (Some(start), Some(end)) => Some((end - start) as f64 / 1e6),
+        _ => None,
     };
-    let conf: Value = serde_json::from_str(&run.conf).unwrap_or_else(|_| json!({}));
-    json!({
-        "dag_run_id": run.run_id,
-        "dag_id": run.dag_id,
-        "dag_display_name": run.dag_id,
-        "logical_date": iso_opt(run.logical_date),
-        "queued_at": iso_opt(run.queued_at),
-        "start_date": iso_opt(run.start_date),
-        "end_date": iso_opt(run.end_date),
-        "duration": duration,
-        "data_interval_start": iso_opt(run.data_interval_start),
-        "data_interval_end": iso_opt(run.data_interval_end),
-        "run_after": iso(run.run_after),
-        "last_scheduling_decision": null,
-        "run_type": format::run_type(&run.run_type),
-        "state": run.state,
-        "triggered_by": format::triggered_by(run.triggered_by.as_deref()),
-        "triggering_user_name": run.triggering_user,
-        "conf": conf,
-        "note": run.note,
-        "dag_versions": [format::dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after))],
-        "bundle_version": null,
-        "partition_key": null,
-        "partition_date": null,
-    })
+    DagRunResponse {
+        dag_run_id: run.run_id.clone(),
+        dag_id: run.dag_id.clone(),
+        dag_display_name: run.dag_id.clone(),
+        logical_date: iso_opt(run.logical_date),
+        queued_at: iso_opt(run.queued_at),
+        start_date: iso_opt(run.start_date),
+        end_date: iso_opt(run.end_date),
+        duration,
+        data_interval_start: iso_opt(run.data_interval_start),
+        data_interval_end: iso_opt(run.data_interval_end),
+        run_after: iso(run.run_after),
+        last_scheduling_decision: None,
+        run_type: format::run_type(&run.run_type).to_owned(),
+        state: run.state.clone(),
+        triggered_by: format::triggered_by(run.triggered_by.as_deref()),
+        triggering_user_name: run.triggering_user.clone(),
+        conf: serde_json::from_str(&run.conf).unwrap_or_else(|_| json!({})),
+        note: run.note.clone(),
+        dag_versions: vec![format::dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after))],
+        bundle_version: None,
+        partition_key: None,
+        partition_date: None,
+    }
 }
 
 /// `GET /dags/{dag_id}/dagRuns`: newest first, `limit` and `offset`.
-async fn list(
+#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = DagRunCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagRunCollection>, ApiError> {
     let (limit, offset) = params.page()?;
     if dag_id.as_str() == "~" {
         return Err(ApiError::BadRequest("listing the runs of every DAG (`~`) is not supported: name a DAG".into()));
@@ -84,22 +86,24 @@ async fn list(
     let db = state.db();
     let runs = db.list_runs(dag_id.as_str(), limit as i64, offset as i64).await?;
     let total = db.count_runs(dag_id.as_str()).await?;
-    Ok(Json(json!({ "dag_runs": runs.iter().map(run_json).collect::<Vec<_>>(), "total_entries": total })))
+    Ok(Json(DagRunCollection { dag_runs: runs.iter().map(run_json).collect(), total_entries: total }))
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), responses((status = 200, body = DagRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagRunResponse>, ApiError> {
     Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
 }
 
 /// `TriggerDAGRunPostBody`. `logical_date` may be absent or null (Airflow insists on the key;
 /// Updraft accepts both); unknown keys are refused, as Airflow's strict model does.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TriggerDagRunPostBody)]
 #[serde(deny_unknown_fields)]
-struct TriggerBody {
+pub(crate) struct TriggerBody {
     #[serde(default)]
     dag_run_id: Option<String>,
     #[serde(default)]
@@ -111,6 +115,7 @@ struct TriggerBody {
     #[serde(default)]
     data_interval_end: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     conf: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     note: Option<String>,
@@ -131,12 +136,13 @@ fn check_run_id(run_id: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /dags/{dag_id}/dagRuns`: 200 with the queued run; 409 if the run id is taken.
-async fn trigger(
+#[utoipa::path(post, path = "/api/v2/dags/{dag_id}/dagRuns", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id")), request_body = TriggerBody, responses((status = 200, description = "the queued run", body = DagRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn trigger(
     user: UserRole,
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
     JsonBody(body): JsonBody<TriggerBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagRunResponse>, ApiError> {
     dags::find(&state, &dag_id).await?;
     if body.partition_key.is_some() {
         return Err(ApiError::Unprocessable("`partition_key` is not supported by Updraft".into()));
@@ -201,9 +207,10 @@ fn chrono_run_id(us: i64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DagRunPatchBody)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub(crate) struct PatchBody {
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
@@ -212,12 +219,13 @@ struct PatchBody {
 
 /// `PATCH …/dagRuns/{id}` with `{"state": "success" | "failed"}`: a request to mark the run,
 /// which its scheduler carries out (unfinished tasks succeed, or fail and skip).
-async fn patch(
+#[utoipa::path(patch, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), request_body = PatchBody, responses((status = 200, description = "the run; the scheduler marks it", body = DagRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn patch(
     user: UserRole,
     State(state): State<AppState>,
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
     JsonBody(body): JsonBody<PatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagRunResponse>, ApiError> {
     let run = find(&state, &dag_id, &run_id).await?;
     if body.note.is_some() {
         return Err(ApiError::Unprocessable("changing a run's `note` is not supported yet".into()));
@@ -267,7 +275,8 @@ pub async fn request(
 
 /// `DELETE …/dagRuns/{id}`: 204. A run a scheduler is working on is refused with 409 (mark it
 /// failed first): deleting rows under a running scheduler would lose its writes.
-async fn delete(
+#[utoipa::path(delete, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn delete(
     _: UserRole,
     State(state): State<AppState>,
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
@@ -282,8 +291,9 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-struct ClearBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DagRunClearBody)]
+pub(crate) struct ClearBody {
     #[serde(default = "yes")]
     dry_run: bool,
     #[serde(default)]
@@ -296,15 +306,16 @@ fn yes() -> bool {
 
 /// `POST …/dagRuns/{id}/clear`: with `dry_run` (the default, as Airflow) the task instances
 /// that would be cleared; otherwise a clear request and the run.
-async fn clear(
+#[utoipa::path(post, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), request_body = ClearBody, responses((status = 200, body = ClearRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn clear(
     user: UserRole,
     State(state): State<AppState>,
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
     JsonBody(body): JsonBody<ClearBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ClearRunResponse>, ApiError> {
     let run = find(&state, &dag_id, &run_id).await?;
     if body.dry_run {
-        let tis: Vec<Value> = state
+        let tis: Vec<_> = state
             .db()
             .task_instances(run.id)
             .await?
@@ -312,10 +323,11 @@ async fn clear(
             .filter(|t| !body.only_failed || matches!(t.state.as_str(), "failed" | "upstream_failed"))
             .map(|t| crate::task_instances::ti_json(t, &run))
             .collect();
-        return Ok(Json(json!({ "task_instances": tis, "total_entries": tis.len() })));
+        let total_entries = tis.len();
+        return Ok(Json(ClearRunResponse::DryRun(TaskInstanceCollection { task_instances: tis, total_entries })));
     }
     request(&state, &run, RequestAction::Clear, Vec::new(), false, false, body.only_failed, &user.0.username).await?;
-    Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
+    Ok(Json(ClearRunResponse::Run(Box::new(run_json(&find(&state, &dag_id, &run_id).await?)))))
 }
 
 #[cfg(test)]

@@ -4,14 +4,16 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use updraft_db::dags::DagRow;
 use updraft_types::DagId;
+use utoipa::ToSchema;
 
 use crate::auth::{UserRole, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
 use crate::format::iso_opt;
+use crate::models::{DagCollection, DagDetailsResponse, DagResponse, DagTag};
 use crate::{AppState, format};
 
 pub fn router() -> Router<AppState> {
@@ -40,60 +42,68 @@ async fn broken_files(state: &AppState) -> Result<std::collections::HashSet<Stri
 }
 
 /// A DAG whose file now fails to load keeps its row (stale) and has an import error.
-async fn dag_response(state: &AppState, dag: &DagRow) -> Result<Value, ApiError> {
+async fn dag_response(state: &AppState, dag: &DagRow) -> Result<DagResponse, ApiError> {
     Ok(dag_json(dag, broken_files(state).await?.contains(&dag.record.fileloc)))
 }
 
 /// A `DAGResponse`.
-pub fn dag_json(dag: &DagRow, has_import_errors: bool) -> Value {
+pub fn dag_json(dag: &DagRow, has_import_errors: bool) -> DagResponse {
     let r = &dag.record;
-    let tags: Vec<Value> = strings(&r.tags)
+    let tags = strings(&r.tags)
         .into_iter()
-        .map(|name| json!({ "name": name, "dag_id": r.dag_id, "dag_display_name": r.dag_id }))
+        .map(|name| DagTag { name, dag_id: r.dag_id.clone(), dag_display_name: r.dag_id.clone() })
         .collect();
     let mut owners = strings(&r.owners);
     if owners.is_empty() {
         owners.push("updraft".into());
     }
     let relative = std::path::Path::new(&r.fileloc).file_name().map(|f| f.to_string_lossy().into_owned());
-    json!({
-        "dag_id": r.dag_id,
-        "dag_display_name": r.dag_id,
-        "is_paused": dag.is_paused,
-        "is_stale": dag.is_stale,
-        "last_parsed_time": iso_opt(dag.last_parsed_at),
-        "last_parse_duration": null,
-        "last_expired": null,
-        "bundle_name": "dags-folder",
-        "bundle_version": null,
-        "relative_fileloc": relative,
-        "fileloc": r.fileloc,
-        "description": r.description,
-        "timetable_summary": r.schedule,
-        "timetable_description": match &r.schedule { Some(s) => format!("schedule {s} ({})", r.timezone), None => "Never, external triggers only".into() },
-        "timetable_partitioned": false,
-        "timetable_periodic": r.schedule.is_some(),
-        "tags": tags,
-        "max_active_tasks": r.max_active_tasks,
-        "max_active_runs": r.max_active_runs,
-        "max_consecutive_failed_dag_runs": 0,
-        "has_task_concurrency_limits": false,
-        "has_import_errors": has_import_errors,
-        "next_dagrun_logical_date": null,
-        "next_dagrun_data_interval_start": null,
-        "next_dagrun_data_interval_end": null,
-        "next_dagrun_run_after": null,
-        "allowed_run_types": null,
-        "owners": owners,
-        "is_backfillable": r.schedule.is_some(),
-        "file_token": base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &r.fileloc),
-    })
+    DagResponse {
+        dag_id: r.dag_id.clone(),
+        dag_display_name: r.dag_id.clone(),
+        is_paused: dag.is_paused,
+        is_stale: dag.is_stale,
+        last_parsed_time: iso_opt(dag.last_parsed_at),
+        last_parse_duration: None,
+        last_expired: None,
+        bundle_name: Some("dags-folder".into()),
+        bundle_version: None,
+        relative_fileloc: relative,
+        fileloc: r.fileloc.clone(),
+        description: r.description.clone(),
+        timetable_summary: r.schedule.clone(),
+        timetable_description: Some(match &r.schedule {
+            Some(s) => format!("schedule {s} ({})", r.timezone),
+            None => "Never, external triggers only".into(),
+        }),
+        timetable_partitioned: false,
+        timetable_periodic: r.schedule.is_some(),
+        tags,
+        max_active_tasks: r.max_active_tasks,
+        max_active_runs: Some(r.max_active_runs),
+        max_consecutive_failed_dag_runs: 0,
+        has_task_concurrency_limits: false,
+        has_import_errors,
+        next_dagrun_logical_date: None,
+        next_dagrun_data_interval_start: None,
+        next_dagrun_data_interval_end: None,
+        next_dagrun_run_after: None,
+        allowed_run_types: None,
+        owners,
+        is_backfillable: r.schedule.is_some(),
+        file_token: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &r.fileloc),
+    }
 }
 
 /// `GET /dags`: `limit`, `offset`, `paused`, `dag_id_pattern` (SQL `LIKE` style, `%` and `_`),
 /// `tags` (any of them; `tags_match_mode=all` for every one), `exclude_stale` (default true),
 /// `order_by` (`dag_id`, `last_parsed_time`, `is_paused`; `-` for descending).
-async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/dags", tag = "dags", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query), ("paused" = Option<bool>, Query), ("dag_id_pattern" = Option<String>, Query, description = "SQL LIKE pattern, or a substring"), ("tags" = Option<Vec<String>>, Query), ("tags_match_mode" = Option<String>, Query, description = "any (default) or all"), ("exclude_stale" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "dag_id, dag_display_name, last_parsed_time, is_paused; - for descending")), responses((status = 200, body = DagCollection), (status = 400, description = "malformed request", body = crate::models::Problem), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(
+    _: Viewer,
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<DagCollection>, ApiError> {
     let page = params.page()?;
     let paused = params.bool("paused")?;
     let exclude_stale = params.bool("exclude_stale")?.unwrap_or(true);
@@ -136,9 +146,8 @@ async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Resul
     }
     let total = dags.len();
     let broken = broken_files(&state).await?;
-    let page: Vec<Value> =
-        paginate(dags, page).iter().map(|d| dag_json(d, broken.contains(&d.record.fileloc))).collect();
-    Ok(Json(json!({ "dags": page, "total_entries": total })))
+    let dags = paginate(dags, page).iter().map(|d| dag_json(d, broken.contains(&d.record.fileloc))).collect();
+    Ok(Json(DagCollection { dags, total_entries: total }))
 }
 
 /// SQL `LIKE` without escapes: `%` any run of characters, `_` one character; a pattern without
@@ -170,57 +179,60 @@ fn like(text: &str, pattern: &str) -> bool {
     p[pi..].iter().all(|c| *c == '%')
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v2/dags/{dag_id}", tag = "dags", params(("dag_id" = String, Path, description = "DAG id")), responses((status = 200, body = DagResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagResponse>, ApiError> {
     Ok(Json(dag_response(&state, &find(&state, &dag_id).await?).await?))
 }
 
 /// `DAGDetailsResponse`: the DAG plus the settings the client requires.
-async fn details(
+#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/details", tag = "dags", params(("dag_id" = String, Path, description = "DAG id")), responses((status = 200, body = DagDetailsResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn details(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagDetailsResponse>, ApiError> {
     let dag = find(&state, &dag_id).await?;
-    let mut body = dag_response(&state, &dag).await?;
     // The settings the DAG rows do not store come from the DAG's file, when it loads.
     let loaded = crate::dag_files::load(&dag).await.ok();
     let file = loaded.as_ref().map(|l| &l.dag);
-    if let Value::Object(map) = &mut body {
-        map.insert("concurrency".into(), json!(dag.record.max_active_tasks));
-        map.insert("catchup".into(), json!(file.is_some_and(|d| d.catchup)));
-        map.insert("doc_md".into(), json!(file.and_then(|d| d.doc.clone())));
-        map.insert(
-            "start_date".into(),
-            json!(file.and_then(|d| d.start).map(|t| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
-        );
-        map.insert("render_template_as_native_obj".into(), json!(false));
-        map.insert("timezone".into(), json!(dag.record.timezone));
-        map.insert("latest_dag_version".into(), format::latest_version(&dag));
-        map.insert("is_paused_upon_creation".into(), Value::Null);
-        map.insert("params".into(), json!(file.map(|d| d.params.clone()).unwrap_or_default()));
-    }
-    Ok(Json(body))
+    Ok(Json(DagDetailsResponse {
+        concurrency: dag.record.max_active_tasks,
+        catchup: file.is_some_and(|d| d.catchup),
+        doc_md: file.and_then(|d| d.doc.clone()),
+        start_date: file
+            .and_then(|d| d.start)
+            .map(|t| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        render_template_as_native_obj: false,
+        timezone: dag.record.timezone.clone(),
+        latest_dag_version: format::latest_version(&dag),
+        is_paused_upon_creation: None,
+        params: Value::Object(file.map(|d| d.params.clone()).unwrap_or_default()),
+        dag: dag_response(&state, &dag).await?,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `DAGPatchBody`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DagPatchBody)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub(crate) struct PatchBody {
     is_paused: bool,
 }
 
 /// `PATCH /dags/{dag_id}` with `{"is_paused": bool}` (`update_mask`, if given, must be
 /// `is_paused`, the only field that may change).
-async fn patch(
+#[utoipa::path(patch, path = "/api/v2/dags/{dag_id}", tag = "dags", params(("dag_id" = String, Path, description = "DAG id"), ("update_mask" = Option<String>, Query, description = "is_paused")), request_body = PatchBody, responses((status = 200, body = DagResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn patch(
     _: UserRole,
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
     params: Params,
     JsonBody(body): JsonBody<PatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DagResponse>, ApiError> {
     if let Some(field) = params.all("update_mask").into_iter().find(|f| f != "is_paused") {
         return Err(ApiError::BadRequest(format!("`{field}` cannot be changed: only is_paused can")));
     }

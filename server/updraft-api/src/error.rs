@@ -87,16 +87,15 @@ pub fn problem(status: StatusCode, detail: &str) -> Response {
 
 /// A problem document, with an `errors` member when there is one.
 fn problem_with(status: StatusCode, detail: &str, errors: Option<&serde_json::Value>) -> Response {
-    let mut body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    if let (Some(errors), Some(map)) = (errors, body.as_object_mut()) {
-        map.insert("errors".into(), errors.clone());
-    }
-    let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
+    let body = crate::models::Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: detail.into(),
+        errors: errors.cloned(),
+    };
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], text).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     }

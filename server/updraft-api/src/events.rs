@@ -133,7 +133,11 @@ fn changes(before: &Seen, now: &Seen, names: &RunNames) -> Vec<serde_json::Value
 
 /// `GET /api/updraft/events`: `event: state` messages with a JSON body; `event: lagged` when
 /// this subscriber fell behind (re-read the states over REST).
-async fn events(_: Viewer, State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+#[utoipa::path(get, path = "/api/updraft/events", tag = "updraft", responses((status = 200, description = "Server-Sent Events: `state` events with a JSON body", content_type = "text/event-stream", body = String), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn events(
+    _: Viewer,
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = state.events().subscribe(state.db());
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {

@@ -3,8 +3,9 @@
 //! breaking a strict client), and the `dag_versions` entries the client requires.
 
 use hmac_sha2::Digest;
-use serde_json::{Value, json};
 use updraft_db::dags::DagRow;
+
+use crate::models::DagVersion;
 
 /// `2026-11-28T06:40:10.473394Z` from microseconds since the epoch.
 pub fn iso(us: i64) -> String {
@@ -13,8 +14,8 @@ pub fn iso(us: i64) -> String {
         .unwrap_or_default()
 }
 
-pub fn iso_opt(us: Option<i64>) -> Value {
-    us.map_or(Value::Null, |us| Value::String(iso(us)))
+pub fn iso_opt(us: Option<i64>) -> Option<String> {
+    us.map(iso)
 }
 
 /// Microseconds from an ISO-8601 time (`2026-01-31T03:00:00Z`, with any offset) or a date.
@@ -33,7 +34,7 @@ pub fn parse_time(field: &str, text: &str) -> Result<i64, crate::ApiError> {
 }
 
 /// A task instance's state as Airflow names it; Updraft's `none` is Airflow's `null`.
-pub fn ti_state(state: &str) -> Value {
+pub fn ti_state(state: &str) -> Option<String> {
     const KNOWN: [&str; 13] = [
         "removed",
         "scheduled",
@@ -49,7 +50,7 @@ pub fn ti_state(state: &str) -> Value {
         "deferred",
         "awaiting_input",
     ];
-    if KNOWN.contains(&state) { Value::String(state.to_owned()) } else { Value::Null }
+    KNOWN.contains(&state).then(|| state.to_owned())
 }
 
 pub fn run_type(run_type: &str) -> &str {
@@ -59,10 +60,12 @@ pub fn run_type(run_type: &str) -> &str {
     }
 }
 
-pub fn triggered_by(by: Option<&str>) -> Value {
+pub fn triggered_by(by: Option<&str>) -> Option<String> {
     match by {
-        Some(b @ ("cli" | "operator" | "rest_api" | "ui" | "test" | "timetable" | "asset" | "backfill")) => json!(b),
-        _ => Value::Null,
+        Some(b @ ("cli" | "operator" | "rest_api" | "ui" | "test" | "timetable" | "asset" | "backfill")) => {
+            Some(b.to_owned())
+        }
+        _ => None,
     }
 }
 
@@ -78,20 +81,20 @@ pub fn version_uuid(dag_id: &str, version: i32) -> String {
 }
 
 /// A `DagVersionResponse`.
-pub fn dag_version(dag_id: &str, version: i32, created_at: i64) -> Value {
-    json!({
-        "id": version_uuid(dag_id, version),
-        "version_number": version,
-        "dag_id": dag_id,
-        "dag_display_name": dag_id,
-        "bundle_name": "dags-folder",
-        "bundle_version": null,
-        "bundle_url": null,
-        "created_at": iso(created_at),
-    })
+pub fn dag_version(dag_id: &str, version: i32, created_at: i64) -> DagVersion {
+    DagVersion {
+        id: version_uuid(dag_id, version),
+        version_number: version,
+        dag_id: dag_id.to_owned(),
+        dag_display_name: dag_id.to_owned(),
+        bundle_name: Some("dags-folder".into()),
+        bundle_version: None,
+        bundle_url: None,
+        created_at: iso(created_at),
+    }
 }
 
 /// The latest version of a stored DAG.
-pub fn latest_version(dag: &DagRow) -> Value {
+pub fn latest_version(dag: &DagRow) -> DagVersion {
     dag_version(&dag.record.dag_id, dag.version, dag.last_parsed_at.unwrap_or(0))
 }

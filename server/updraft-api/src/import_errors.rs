@@ -33,14 +33,20 @@ fn entries(rows: Vec<(String, String, i64)>) -> Vec<Value> {
         .collect()
 }
 
-async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/importErrors", tag = "import errors", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
     let page = params.page()?;
     let all = entries(state.db().import_error_rows().await?);
     let total = all.len();
     Ok(Json(json!({ "import_errors": paginate(all, page), "total_entries": total })))
 }
 
-async fn one(_: Viewer, State(state): State<AppState>, ApiPath(id): ApiPath<usize>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/importErrors/{import_error_id}", tag = "import errors", params(("import_error_id" = usize, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn one(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<usize>,
+) -> Result<Json<Value>, ApiError> {
     let all = entries(state.db().import_error_rows().await?);
     id.checked_sub(1)
         .and_then(|i| all.get(i).cloned())

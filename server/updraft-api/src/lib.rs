@@ -22,7 +22,9 @@ mod format;
 mod graph;
 mod import_errors;
 mod logs;
+mod models;
 mod monitor;
+mod openapi;
 mod plugins;
 mod pools;
 mod sources;
@@ -42,6 +44,7 @@ use updraft_db::{Db, EncryptionKey};
 
 pub use auth::{Caller, Claims, Role, Tokens, generate_password, generate_secret, hash_password, verify_password};
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 pub use plugins::{PluginError, PluginStore};
 
 /// Largest request body accepted (413 above it): DAG runs' `conf` and variables are small.
@@ -124,6 +127,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let v2 = Router::new()
         .merge(monitor::router())
+        .merge(openapi::router())
         .merge(dags::router())
         .merge(dag_runs::router())
         .merge(task_instances::router())
@@ -147,7 +151,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such endpoint: the README's REST API section lists the ones Updraft serves".into())
+    ApiError::NotFound("no such endpoint: /api/v2/openapi.json lists the ones Updraft serves".into())
 }
 
 async fn method_not_allowed() -> ApiError {

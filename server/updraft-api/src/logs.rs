@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, Params};
+use crate::models::{LogMessage, LogResponse};
 
 /// Most bytes one response carries; the token continues from there.
 const CHUNK: u64 = 4 * 1024 * 1024;
@@ -49,7 +50,8 @@ fn decode(token: &str) -> Result<Position, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("`token` is not a continuation token this server gave".into()))
 }
 
-async fn log(
+#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", tag = "task instances", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("task_id" = String, Path, description = "task id"), ("try_number" = u32, Path), ("full_content" = Option<bool>, Query), ("token" = Option<String>, Query, description = "continuation token of the previous call")), responses((status = 200, body = LogResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 400, description = "malformed request", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn log(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath((dag_id, run_id, task_id, try_number)): ApiPath<(DagId, RunId, TaskId, u32)>,
@@ -92,9 +94,9 @@ async fn log(
         let body: String = lines.iter().map(|l| format!("{}\n", json!({ "timestamp": null, "event": l }))).collect();
         return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
     }
-    let content: Vec<serde_json::Value> = lines.iter().map(|l| json!({ "event": l })).collect();
-    let token = encode(Position { log_pos: end.0, end_of_log });
-    Ok(Json(json!({ "content": content, "continuation_token": token })).into_response())
+    let content = lines.iter().map(|l| LogMessage { event: (*l).to_owned() }).collect();
+    let continuation_token = encode(Position { log_pos: end.0, end_of_log });
+    Ok(Json(LogResponse { content, continuation_token }).into_response())
 }
 
 /// The text from byte `start`, at most [`CHUNK`] bytes, cut after the last newline when the try

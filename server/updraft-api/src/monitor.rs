@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::format::iso_opt;
+use crate::models::VersionInfo;
 
 /// A scheduler whose last heartbeat is older than this counts as unhealthy.
 const HEARTBEAT_GRACE_US: i64 = 30_000_000;
@@ -16,7 +17,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Always 200 (as Airflow): the body says which part is unhealthy.
-async fn health(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/api/v2/monitor/health", tag = "monitor", responses((status = 200, description = "health of the metadata database and the schedulers", body = Object)))]
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     let db_ok = state.db().ping().await.is_ok();
     let heartbeat = if db_ok { state.db().latest_scheduler_heartbeat().await.ok().flatten() } else { None };
     let scheduler = match heartbeat {
@@ -31,6 +33,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-async fn version() -> Json<Value> {
-    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "git_version": null }))
+#[utoipa::path(get, path = "/api/v2/version", tag = "monitor", responses((status = 200, description = "the server version", body = VersionInfo)))]
+pub(crate) async fn version() -> Json<VersionInfo> {
+    Json(VersionInfo { version: env!("CARGO_PKG_VERSION").into(), git_version: None })
 }

@@ -38,7 +38,8 @@ fn pool(p: &PoolRow, usage: &[PoolUsage]) -> Value {
     })
 }
 
-async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/pools", tag = "pools", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
     let page = params.page()?;
     let rows = state.db().pool_rows().await?;
     let usage = state.db().pool_usage().await?;
@@ -57,7 +58,8 @@ async fn find(state: &AppState, name: &str) -> Result<PoolRow, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no pool `{name}`")))
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -66,9 +68,10 @@ async fn one(
     Ok(Json(pool(&p, &state.db().pool_usage().await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = PoolBody)]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub(crate) struct Body {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -80,7 +83,8 @@ struct Body {
     _include_deferred: Option<bool>,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v2/pools", tag = "pools", request_body = Body, responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Body>,
@@ -99,7 +103,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(pool(&p, &state.db().pool_usage().await?))))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), request_body = Body, responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -119,7 +124,12 @@ async fn update(
     Ok(Json(pool(&p, &state.db().pool_usage().await?)))
 }
 
-async fn delete(_: Op, State(state): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
+#[utoipa::path(delete, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 400, description = "malformed request", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn delete(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     if name == "default_pool" {
         return Err(ApiError::BadRequest("`default_pool` cannot be deleted".into()));
     }

@@ -20,9 +20,10 @@ pub fn router() -> Router<AppState> {
         .route("/variables/{key}", get(one).patch(update).delete(delete))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = VariableBody)]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub(crate) struct Body {
     key: String,
     value: String,
     #[serde(default)]
@@ -40,7 +41,8 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/variables", tag = "variables", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "values shown as ***", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
     let page = params.page()?;
     let rows = state.db().list_variables().await?;
     let total = rows.len();
@@ -52,7 +54,12 @@ async fn description(state: &AppState, key: &str) -> Result<Option<Option<String
     Ok(state.db().list_variables().await?.into_iter().find(|(k, _)| k == key).map(|(_, d)| d))
 }
 
-async fn one(_: Op, State(state): State<AppState>, ApiPath(key): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn one(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let value = state
         .db()
         .get_variable(state.key(), &key)
@@ -63,7 +70,8 @@ async fn one(_: Op, State(state): State<AppState>, ApiPath(key): ApiPath<String>
 }
 
 /// 201, or 409 if the key exists (PATCH changes it).
-async fn create(
+#[utoipa::path(post, path = "/api/v2/variables", tag = "variables", request_body = Body, responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Body>,
@@ -79,7 +87,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), request_body = Body, responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -95,7 +104,12 @@ async fn update(
     Ok(Json(variable(&key, &body.value, body.description.as_deref())))
 }
 
-async fn delete(_: Op, State(state): State<AppState>, ApiPath(key): ApiPath<String>) -> Result<StatusCode, ApiError> {
+#[utoipa::path(delete, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn delete(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     if !state.db().delete_variable(&key).await? {
         return Err(ApiError::NotFound(format!("no variable `{key}`")));
     }

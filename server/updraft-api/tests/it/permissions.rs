@@ -112,3 +112,36 @@ async fn bad_expired_and_foreign_tokens_are_401() {
         api.send(request).await.assert_problem(StatusCode::UNAUTHORIZED);
     }
 }
+
+/// Whether a concrete path fits an OpenAPI path template (`{name}` matches one segment).
+fn fits(template: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let api = Api::new().await;
+    let doc = api.call(Method::GET, "/api/v2/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+    let paths = doc.body["paths"].as_object().expect("paths");
+    let mut routes = routes();
+    routes.push((Method::POST, "/auth/token", None, None));
+    routes.push((Method::GET, "/api/updraft/events", None, Some(Role::Viewer)));
+    for (method, path, _, least) in routes {
+        let operation = paths
+            .iter()
+            .find(|(template, _)| fits(template, path))
+            .and_then(|(_, item)| item.get(method.as_str().to_lowercase()))
+            .unwrap_or_else(|| panic!("{method} {path} is not in the OpenAPI document"));
+        assert_eq!(operation.get("security").is_some(), least.is_some(), "{method} {path}: security");
+    }
+    let schemas = &doc.body["components"]["schemas"];
+    let dag_required = schemas["DagResponse"]["required"].as_array().expect("DagResponse is described");
+    for field in ["dag_id", "is_paused", "tags", "owners", "file_token"] {
+        assert!(dag_required.iter().any(|f| f == field), "DagResponse requires {field}");
+    }
+    assert!(schemas["TriggerDagRunPostBody"].is_object() && schemas["Problem"].is_object());
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -1,0 +1,219 @@
+//! The response bodies the official Airflow client deserializes strictly, as typed structs:
+//! the handlers build these, and the OpenAPI document (`openapi`) is generated from the same
+//! types, so the document and the answers cannot drift apart. Every field is always sent
+//! (`None` as `null`), as Airflow does.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// An error: RFC 9457 problem details, as Airflow's API answers (`detail` is what to do).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Located errors of a DAG file (422 from the source editor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub errors: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagTag {
+    pub name: String,
+    pub dag_id: String,
+    pub dag_display_name: String,
+}
+
+/// `DAGResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagResponse {
+    pub dag_id: String,
+    pub dag_display_name: String,
+    pub is_paused: bool,
+    pub is_stale: bool,
+    pub last_parsed_time: Option<String>,
+    pub last_parse_duration: Option<f64>,
+    pub last_expired: Option<String>,
+    pub bundle_name: Option<String>,
+    pub bundle_version: Option<String>,
+    pub relative_fileloc: Option<String>,
+    pub fileloc: String,
+    pub description: Option<String>,
+    pub timetable_summary: Option<String>,
+    pub timetable_description: Option<String>,
+    pub timetable_partitioned: bool,
+    pub timetable_periodic: bool,
+    pub tags: Vec<DagTag>,
+    pub max_active_tasks: i32,
+    pub max_active_runs: Option<i32>,
+    pub max_consecutive_failed_dag_runs: i32,
+    pub has_task_concurrency_limits: bool,
+    pub has_import_errors: bool,
+    pub next_dagrun_logical_date: Option<String>,
+    pub next_dagrun_data_interval_start: Option<String>,
+    pub next_dagrun_data_interval_end: Option<String>,
+    pub next_dagrun_run_after: Option<String>,
+    pub allowed_run_types: Option<Vec<String>>,
+    pub owners: Vec<String>,
+    pub is_backfillable: bool,
+    pub file_token: String,
+}
+
+/// `DAGDetailsResponse`: a DAG with the settings of its file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagDetailsResponse {
+    #[serde(flatten)]
+    pub dag: DagResponse,
+    pub concurrency: i32,
+    pub catchup: bool,
+    pub doc_md: Option<String>,
+    pub start_date: Option<String>,
+    pub render_template_as_native_obj: bool,
+    pub timezone: String,
+    pub latest_dag_version: DagVersion,
+    pub is_paused_upon_creation: Option<bool>,
+    #[schema(value_type = Object)]
+    pub params: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagCollection {
+    pub dags: Vec<DagResponse>,
+    pub total_entries: usize,
+}
+
+/// `DagVersionResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagVersion {
+    /// A UUID derived from the DAG id and version number.
+    pub id: String,
+    pub version_number: i32,
+    pub dag_id: String,
+    pub dag_display_name: String,
+    pub bundle_name: Option<String>,
+    pub bundle_version: Option<String>,
+    pub bundle_url: Option<String>,
+    pub created_at: String,
+}
+
+/// `DAGRunResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagRunResponse {
+    pub dag_run_id: String,
+    pub dag_id: String,
+    pub dag_display_name: String,
+    pub logical_date: Option<String>,
+    pub queued_at: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub duration: Option<f64>,
+    pub data_interval_start: Option<String>,
+    pub data_interval_end: Option<String>,
+    pub run_after: String,
+    pub last_scheduling_decision: Option<String>,
+    /// `scheduled`, `manual` or `backfill`.
+    pub run_type: String,
+    /// `queued`, `running`, `success` or `failed`.
+    pub state: String,
+    pub triggered_by: Option<String>,
+    pub triggering_user_name: Option<String>,
+    #[schema(value_type = Object)]
+    pub conf: Value,
+    pub note: Option<String>,
+    pub dag_versions: Vec<DagVersion>,
+    pub bundle_version: Option<String>,
+    pub partition_key: Option<String>,
+    pub partition_date: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagRunCollection {
+    pub dag_runs: Vec<DagRunResponse>,
+    pub total_entries: i64,
+}
+
+/// `TaskInstanceResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstanceResponse {
+    /// A UUID.
+    pub id: String,
+    pub task_id: String,
+    pub task_display_name: String,
+    pub dag_id: String,
+    pub dag_display_name: String,
+    pub dag_run_id: String,
+    pub map_index: i32,
+    pub logical_date: Option<String>,
+    pub run_after: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub duration: Option<f64>,
+    /// Airflow's task instance state; `null` is "no status".
+    pub state: Option<String>,
+    pub try_number: i32,
+    pub max_tries: i32,
+    pub pool: String,
+    pub pool_slots: i32,
+    pub queue: Option<String>,
+    pub priority_weight: Option<i32>,
+    pub operator: Option<String>,
+    pub operator_name: Option<String>,
+    pub queued_when: Option<String>,
+    pub scheduled_when: Option<String>,
+    pub hostname: Option<String>,
+    pub unixname: Option<String>,
+    pub pid: Option<i32>,
+    pub executor: Option<String>,
+    pub executor_config: String,
+    pub note: Option<String>,
+    pub rendered_map_index: Option<String>,
+    #[schema(value_type = Object)]
+    pub rendered_fields: Value,
+    #[schema(value_type = Option<Object>)]
+    pub trigger: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub triggerer_job: Option<Value>,
+    pub dag_version: DagVersion,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstanceCollection {
+    pub task_instances: Vec<TaskInstanceResponse>,
+    pub total_entries: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogMessage {
+    pub event: String,
+}
+
+/// `TaskInstancesLogResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogResponse {
+    pub content: Vec<LogMessage>,
+    /// Pass it back as `token` to read what the try wrote since.
+    pub continuation_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionInfo {
+    pub version: String,
+    pub git_version: Option<String>,
+}
+
+/// What `…/dagRuns/{id}/clear` answers: the task instances a dry run would clear, or the run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ClearRunResponse {
+    DryRun(TaskInstanceCollection),
+    Run(Box<DagRunResponse>),
+}
