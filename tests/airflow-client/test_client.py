@@ -3,7 +3,10 @@
 task instances, a task log. Run by server/updraft/tests/airflow_client.rs; exits non-zero on
 the first failed check.
 
-Usage: test_client.py HOST USERNAME PASSWORD DAG_ID
+Then, with a second account of role `op`, the other resources through the same client:
+variables, connections (the password never comes back), pools, import errors, tasks, XComs.
+
+Usage: test_client.py HOST USERNAME PASSWORD DAG_ID [OP_USERNAME OP_PASSWORD]
 """
 
 import json
@@ -17,8 +20,18 @@ from airflow_client.client.api.dag_run_api import DagRunApi
 from airflow_client.client.api.monitor_api import MonitorApi
 from airflow_client.client.api.task_instance_api import TaskInstanceApi
 from airflow_client.client.api.version_api import VersionApi
+from airflow_client.client.api.connection_api import ConnectionApi
+from airflow_client.client.api.import_error_api import ImportErrorApi
+from airflow_client.client.api.pool_api import PoolApi
+from airflow_client.client.api.task_api import TaskApi
+from airflow_client.client.api.variable_api import VariableApi
+from airflow_client.client.api.x_com_api import XComApi
+from airflow_client.client.models.connection_body import ConnectionBody
 from airflow_client.client.models.dag_patch_body import DAGPatchBody
+from airflow_client.client.models.pool_body import PoolBody
+from airflow_client.client.models.pool_patch_body import PoolPatchBody
 from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
+from airflow_client.client.models.variable_body import VariableBody
 
 
 def check(condition, message):
@@ -88,7 +101,47 @@ def main():
         lines = [getattr(entry, "event", entry) for entry in content]
         print("\n".join(f"  log: {line}" for line in lines), flush=True)
         check(len(lines) > 0, f"get_log returns the task's log ({len(lines)} lines)")
+    if len(sys.argv) > 6:
+        operations(host, sys.argv[5], sys.argv[6], dag_id, run.dag_run_id, first.task_id)
     print("all checks passed", flush=True)
+
+
+def operations(host, username, password, dag_id, run_id, task_id):
+    """What an `op` account manages, and the remaining read endpoints."""
+    configuration = client.Configuration(host=host, access_token=token(host, username, password))
+    with client.ApiClient(configuration) as api_client:
+        variables = VariableApi(api_client)
+        created = variables.post_variable(VariableBody(key="region", value="eu", description="where"))
+        check(created.key == "region", "post_variable")
+        check(variables.get_variable("region").value == "eu", "get_variable")
+        variables.patch_variable("region", VariableBody(key="region", value="us"))
+        check(variables.get_variable("region").value == "us", "patch_variable")
+        listed = variables.get_variables()
+        check(listed.total_entries == 1 and listed.variables[0].value == "***", "get_variables hides values")
+        variables.delete_variable("region")
+        check(variables.get_variables().total_entries == 0, "delete_variable")
+
+        connections = ConnectionApi(api_client)
+        body = ConnectionBody(connection_id="wh", conn_type="postgres", host="db", login="etl", password="hunter2")
+        created = connections.post_connection(body)
+        check(created.password is None, "post_connection does not return the password")
+        got = connections.get_connection("wh")
+        check(got.host == "db" and got.password is None, "get_connection never returns the password")
+        check(any(c.connection_id == "wh" for c in connections.get_connections().connections), "get_connections")
+        connections.delete_connection("wh")
+
+        pools = PoolApi(api_client)
+        check(pools.post_pool(PoolBody(name="etl", slots=4)).open_slots == 4, "post_pool")
+        pools.patch_pool("etl", PoolPatchBody(slots=8))
+        check(pools.get_pool("etl").slots == 8, "patch_pool")
+        check(pools.get_pools().total_entries == 2, "get_pools (default_pool and etl)")
+        pools.delete_pool("etl")
+
+        check(ImportErrorApi(api_client).get_import_errors().total_entries == 0, "get_import_errors")
+        tasks = TaskApi(api_client).get_tasks(dag_id)
+        check(tasks.total_entries == 3, f"get_tasks ({[t.task_id for t in tasks.tasks]})")
+        xcoms = XComApi(api_client).get_xcom_entries(dag_id, run_id, task_id)
+        check(xcoms.total_entries == 0, "get_xcom_entries")
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use updraft_db::secrets::Connection;
 
 use crate::AppState;
 use crate::auth::Op;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::models::{ConnectionCollection, ConnectionResponse};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,18 +44,18 @@ pub(crate) struct Body {
     extra: Option<String>,
 }
 
-fn connection(c: &Connection) -> Value {
-    json!({
-        "connection_id": c.conn_id,
-        "conn_type": c.conn_type,
-        "description": c.description,
-        "host": c.host,
-        "login": c.login,
-        "schema": c.schema,
-        "port": c.port,
-        "password": null,
-        "extra": null,
-    })
+fn connection(c: &Connection) -> ConnectionResponse {
+    ConnectionResponse {
+        connection_id: c.conn_id.clone(),
+        conn_type: c.conn_type.clone(),
+        description: c.description.clone(),
+        host: c.host.clone(),
+        login: c.login.clone(),
+        schema: c.schema.clone(),
+        port: c.port,
+        password: None,
+        extra: None,
+    }
 }
 
 fn check(body: &Body) -> Result<(), ApiError> {
@@ -72,34 +73,38 @@ fn check(body: &Body) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v2/connections", tag = "connections", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "passwords and extras are never returned", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
-pub(crate) async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/connections", tag = "connections", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "passwords and extras are never returned", body = ConnectionCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(
+    _: Op,
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<ConnectionCollection>, ApiError> {
     let page = params.page()?;
     let rows = state.db().list_connections().await?;
     let total = rows.len();
-    let items: Vec<Value> = paginate(rows, page).iter().map(connection).collect();
-    Ok(Json(json!({ "connections": items, "total_entries": total })))
+    let connections = paginate(rows, page).iter().map(connection).collect();
+    Ok(Json(ConnectionCollection { connections, total_entries: total }))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Connection, ApiError> {
     state.db().get_connection(state.key(), id).await?.ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
 }
 
-#[utoipa::path(get, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), responses((status = 200, body = ConnectionResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn one(
     _: Op,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionResponse>, ApiError> {
     Ok(Json(connection(&find(&state, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v2/connections", tag = "connections", request_body = Body, responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v2/connections", tag = "connections", request_body = Body, responses((status = 201, body = ConnectionResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Body>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ConnectionResponse>), ApiError> {
     check(&body)?;
     let c = Connection {
         conn_id: body.connection_id,
@@ -116,13 +121,13 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(connection(&c))))
 }
 
-#[utoipa::path(patch, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), request_body = Body, responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(patch, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), request_body = Body, responses((status = 200, body = ConnectionResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<Body>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionResponse>, ApiError> {
     check(&body)?;
     if body.connection_id != id {
         return Err(ApiError::BadRequest(format!(

@@ -217,3 +217,99 @@ pub enum ClearRunResponse {
     DryRun(TaskInstanceCollection),
     Run(Box<DagRunResponse>),
 }
+
+/// `XComResponse`; `value` only when one entry is asked for (`XComResponseNative`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct XcomResponse {
+    pub key: String,
+    pub timestamp: String,
+    pub logical_date: Option<String>,
+    pub run_after: String,
+    pub map_index: i32,
+    pub task_id: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub dag_display_name: String,
+    pub task_display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct XcomCollection {
+    pub xcom_entries: Vec<XcomResponse>,
+    pub total_entries: usize,
+}
+
+/// `VariableResponse`; listings show `***` as the value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariableResponse {
+    pub key: String,
+    pub value: String,
+    pub description: Option<String>,
+    pub is_encrypted: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariableCollection {
+    pub variables: Vec<VariableResponse>,
+    pub total_entries: usize,
+}
+
+/// `ConnectionResponse`: `password` and `extra` are always `null`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionResponse {
+    pub connection_id: String,
+    pub conn_type: String,
+    pub description: Option<String>,
+    pub host: Option<String>,
+    pub login: Option<String>,
+    pub schema: Option<String>,
+    pub port: Option<i32>,
+    pub password: Option<String>,
+    pub extra: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionCollection {
+    pub connections: Vec<ConnectionResponse>,
+    pub total_entries: usize,
+}
+
+/// `PoolResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolResponse {
+    pub name: String,
+    pub slots: i32,
+    pub description: Option<String>,
+    pub include_deferred: bool,
+    pub occupied_slots: i64,
+    pub running_slots: i64,
+    pub queued_slots: i64,
+    pub scheduled_slots: i64,
+    pub deferred_slots: i64,
+    pub open_slots: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolCollection {
+    pub pools: Vec<PoolResponse>,
+    pub total_entries: usize,
+}
+
+/// `ImportErrorResponse`: a DAG file that failed to load, with its located messages.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportErrorResponse {
+    pub import_error_id: usize,
+    pub timestamp: String,
+    pub filename: String,
+    pub bundle_name: Option<String>,
+    pub stack_trace: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportErrorCollection {
+    pub import_errors: Vec<ImportErrorResponse>,
+    pub total_entries: usize,
+}

@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use updraft_db::runs::{PoolRow, PoolUsage};
 
 use crate::AppState;
 use crate::auth::{Op, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::models::{PoolCollection, PoolResponse};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,32 +20,36 @@ pub fn router() -> Router<AppState> {
         .route("/pools/{pool_name}", get(one).patch(update).delete(delete))
 }
 
-fn pool(p: &PoolRow, usage: &[PoolUsage]) -> Value {
+fn pool(p: &PoolRow, usage: &[PoolUsage]) -> PoolResponse {
     let used =
         |state: &str| -> i64 { usage.iter().filter(|u| u.pool == p.name && u.state == state).map(|u| u.slots).sum() };
     let (running, queued, scheduled) = (used("running"), used("queued"), used("scheduled"));
-    json!({
-        "name": p.name,
-        "slots": p.slots,
-        "description": p.description,
-        "include_deferred": false,
-        "occupied_slots": running + queued,
-        "running_slots": running,
-        "queued_slots": queued,
-        "scheduled_slots": scheduled,
-        "deferred_slots": 0,
-        "open_slots": i64::from(p.slots) - running - queued,
-    })
+    PoolResponse {
+        name: p.name.clone(),
+        slots: p.slots,
+        description: p.description.clone(),
+        include_deferred: false,
+        occupied_slots: running + queued,
+        running_slots: running,
+        queued_slots: queued,
+        scheduled_slots: scheduled,
+        deferred_slots: 0,
+        open_slots: i64::from(p.slots) - running - queued,
+    }
 }
 
-#[utoipa::path(get, path = "/api/v2/pools", tag = "pools", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
-pub(crate) async fn list(_: Viewer, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/pools", tag = "pools", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = PoolCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(
+    _: Viewer,
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<PoolCollection>, ApiError> {
     let page = params.page()?;
     let rows = state.db().pool_rows().await?;
     let usage = state.db().pool_usage().await?;
     let total = rows.len();
-    let items: Vec<Value> = paginate(rows, page).iter().map(|p| pool(p, &usage)).collect();
-    Ok(Json(json!({ "pools": items, "total_entries": total })))
+    let pools = paginate(rows, page).iter().map(|p| pool(p, &usage)).collect();
+    Ok(Json(PoolCollection { pools, total_entries: total }))
 }
 
 async fn find(state: &AppState, name: &str) -> Result<PoolRow, ApiError> {
@@ -58,12 +62,12 @@ async fn find(state: &AppState, name: &str) -> Result<PoolRow, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no pool `{name}`")))
 }
 
-#[utoipa::path(get, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), responses((status = 200, body = PoolResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PoolResponse>, ApiError> {
     let p = find(&state, &name).await?;
     Ok(Json(pool(&p, &state.db().pool_usage().await?)))
 }
@@ -72,7 +76,8 @@ pub(crate) async fn one(
 #[schema(as = PoolBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Body {
-    #[serde(default)]
+    /// `pool` in Airflow's `PoolPatchBody`.
+    #[serde(default, alias = "pool")]
     name: Option<String>,
     #[serde(default)]
     slots: Option<i32>,
@@ -83,12 +88,12 @@ pub(crate) struct Body {
     _include_deferred: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v2/pools", tag = "pools", request_body = Body, responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v2/pools", tag = "pools", request_body = Body, responses((status = 201, body = PoolResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Body>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PoolResponse>), ApiError> {
     let (Some(name), Some(slots)) = (body.name, body.slots) else {
         return Err(ApiError::Unprocessable("a pool needs a `name` and `slots`".into()));
     };
@@ -103,13 +108,13 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(pool(&p, &state.db().pool_usage().await?))))
 }
 
-#[utoipa::path(patch, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), request_body = Body, responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(patch, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), request_body = Body, responses((status = 200, body = PoolResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<Body>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PoolResponse>, ApiError> {
     let old = find(&state, &name).await?;
     if body.name.as_deref().is_some_and(|n| n != name) {
         return Err(ApiError::BadRequest("a pool cannot be renamed".into()));

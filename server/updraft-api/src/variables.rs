@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Op;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::models::{VariableCollection, VariableResponse};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,8 +30,13 @@ pub(crate) struct Body {
     description: Option<String>,
 }
 
-fn variable(key: &str, value: &str, description: Option<&str>) -> Value {
-    json!({ "key": key, "value": value, "description": description, "is_encrypted": true })
+fn variable(key: &str, value: &str, description: Option<&str>) -> VariableResponse {
+    VariableResponse {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        description: description.map(str::to_owned),
+        is_encrypted: true,
+    }
 }
 
 fn check_key(key: &str) -> Result<(), ApiError> {
@@ -41,25 +46,29 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v2/variables", tag = "variables", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "values shown as ***", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
-pub(crate) async fn list(_: Op, State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v2/variables", tag = "variables", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "values shown as ***", body = VariableCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn list(
+    _: Op,
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<VariableCollection>, ApiError> {
     let page = params.page()?;
     let rows = state.db().list_variables().await?;
     let total = rows.len();
-    let items: Vec<Value> = paginate(rows, page).iter().map(|(k, d)| variable(k, "***", d.as_deref())).collect();
-    Ok(Json(json!({ "variables": items, "total_entries": total })))
+    let variables = paginate(rows, page).iter().map(|(k, d)| variable(k, "***", d.as_deref())).collect();
+    Ok(Json(VariableCollection { variables, total_entries: total }))
 }
 
 async fn description(state: &AppState, key: &str) -> Result<Option<Option<String>>, ApiError> {
     Ok(state.db().list_variables().await?.into_iter().find(|(k, _)| k == key).map(|(_, d)| d))
 }
 
-#[utoipa::path(get, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), responses((status = 200, body = VariableResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn one(
     _: Op,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VariableResponse>, ApiError> {
     let value = state
         .db()
         .get_variable(state.key(), &key)
@@ -70,12 +79,12 @@ pub(crate) async fn one(
 }
 
 /// 201, or 409 if the key exists (PATCH changes it).
-#[utoipa::path(post, path = "/api/v2/variables", tag = "variables", request_body = Body, responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v2/variables", tag = "variables", request_body = Body, responses((status = 201, body = VariableResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Body>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<VariableResponse>), ApiError> {
     check_key(&body.key)?;
     if description(&state, &body.key).await?.is_some() {
         return Err(ApiError::Conflict(format!(
@@ -87,13 +96,13 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
 }
 
-#[utoipa::path(patch, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), request_body = Body, responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(patch, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), request_body = Body, responses((status = 200, body = VariableResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
     JsonBody(body): JsonBody<Body>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VariableResponse>, ApiError> {
     if body.key != key {
         return Err(ApiError::BadRequest(format!("the body's key `{}` is not the path's `{key}`", body.key)));
     }

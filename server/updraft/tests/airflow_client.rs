@@ -1,7 +1,8 @@
 //! The official Airflow client against Updraft: `apache-airflow-client==3.3.2`, installed
 //! from PyPI into a venv under the target folder (kept between runs), drives `updraft
 //! api-server` while `updraft scheduler` runs the DAG, both on a PostgreSQL database of the
-//! test's own. The Python side is `tests/airflow-client/test_client.py`. The test never skips
+//! test's own: the basic workflow as a `user`, then variables, connections, pools, import
+//! errors, tasks and XComs as an `op`. The Python side is `tests/airflow-client/test_client.py`. The test never skips
 //! itself: without Python, PyPI or PostgreSQL it fails.
 
 mod common;
@@ -104,8 +105,10 @@ fn the_official_airflow_client_triggers_a_run_and_reads_its_log() {
     let mut setup = Setup::new();
     setup.run(&["db", "migrate"]);
     setup.run(&["users", "create", "--username", "ci", "--password", "ci-password", "--role", "user"]);
+    setup.run(&["users", "create", "--username", "ops", "--password", "ops-password", "--role", "op"]);
     let listed = setup.command(&["users", "list"]).output().expect("users list");
-    assert!(text(&listed.stdout).starts_with("ci\tuser\t"), "{}", text(&listed.stdout));
+    let listed = text(&listed.stdout);
+    assert!(listed.starts_with("ci\tuser\t") && listed.contains("\nops\top\t"), "{listed}");
 
     let dags = "tests/fixtures/api/client.yaml";
     setup.spawn(&["scheduler", "--dags", dags], "scheduler.log");
@@ -122,7 +125,7 @@ fn the_official_airflow_client_triggers_a_run_and_reads_its_log() {
     let host = format!("http://127.0.0.1:{port}");
     let out = Command::new(&python)
         .arg(&script)
-        .args([host.as_str(), "ci", "ci-password", "api_client"])
+        .args([host.as_str(), "ci", "ci-password", "api_client", "ops", "ops-password"])
         .output()
         .expect("the client script runs");
     let report = format!(
