@@ -1,6 +1,7 @@
 """Drives a running Updraft API server with the unmodified official Airflow client
 (apache-airflow-client==3.3.2): token, DAGs, unpause, trigger with conf, poll to success,
-task instances, a task log. Run by server/updraft/tests/airflow_client.rs; exits non-zero on
+task instances, a task log; then clear the run (every task runs again, as try 2), mark a task
+failed (the run fails), and delete the run: the scheduler carries out clear and mark. Run by server/updraft/tests/airflow_client.rs; exits non-zero on
 the first failed check.
 
 Then, with a second account of role `op`, the other resources through the same client:
@@ -27,7 +28,10 @@ from airflow_client.client.api.task_api import TaskApi
 from airflow_client.client.api.variable_api import VariableApi
 from airflow_client.client.api.x_com_api import XComApi
 from airflow_client.client.models.connection_body import ConnectionBody
+from airflow_client.client.exceptions import ApiException
 from airflow_client.client.models.dag_patch_body import DAGPatchBody
+from airflow_client.client.models.dag_run_clear_body import DAGRunClearBody
+from airflow_client.client.models.patch_task_instance_body import PatchTaskInstanceBody
 from airflow_client.client.models.pool_body import PoolBody
 from airflow_client.client.models.pool_patch_body import PoolPatchBody
 from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
@@ -39,6 +43,18 @@ def check(condition, message):
         print(f"FAILED: {message}", flush=True)
         sys.exit(1)
     print(f"ok: {message}", flush=True)
+
+
+def wait_for_run(api_client, dag_id, run_id, wanted):
+    """Polls a run until it ends; checks it ended in `wanted`."""
+    deadline = time.time() + 120
+    state = None
+    while time.time() < deadline:
+        state = DagRunApi(api_client).get_dag_run(dag_id, run_id).state.value
+        if state in ("success", "failed"):
+            break
+        time.sleep(0.5)
+    check(state == wanted, f"the run ends in {wanted} (last state {state})")
 
 
 def token(host, username, password):
@@ -78,14 +94,7 @@ def main():
         check(run.conf == conf, f"the run carries its conf ({run.conf})")
         check(str(run.state.value) in ("queued", "running"), f"a new run is queued ({run.state})")
 
-        deadline = time.time() + 120
-        state = None
-        while time.time() < deadline:
-            state = DagRunApi(api_client).get_dag_run(dag_id, run.dag_run_id).state.value
-            if state in ("success", "failed"):
-                break
-            time.sleep(0.5)
-        check(state == "success", f"the run ends in success (last state {state})")
+        wait_for_run(api_client, dag_id, run.dag_run_id, "success")
         runs = DagRunApi(api_client).get_dag_runs(dag_id, limit=10)
         check(any(r.dag_run_id == run.dag_run_id for r in runs.dag_runs), "get_dag_runs lists the run")
 
@@ -101,12 +110,35 @@ def main():
         lines = [getattr(entry, "event", entry) for entry in content]
         print("\n".join(f"  log: {line}" for line in lines), flush=True)
         check(len(lines) > 0, f"get_log returns the task's log ({len(lines)} lines)")
+
+        cleared = DagRunApi(api_client).clear_dag_run(dag_id, run.dag_run_id, DAGRunClearBody(dry_run=False))
+        check(cleared.actual_instance is not None, "clear_dag_run")
+        wait_for_run(api_client, dag_id, run.dag_run_id, "success")
+        tis = TaskInstanceApi(api_client).get_task_instances(dag_id, run.dag_run_id).task_instances
+        tries = {t.task_id: t.try_number for t in tis}
+        check(all(n == 2 for n in tries.values()), f"after the clear every task ran again: {tries}")
+        log = TaskInstanceApi(api_client).get_log(dag_id, run.dag_run_id, first.task_id, 2, full_content=True)
+        check(len(log.content.actual_instance) > 0, "get_log of try 2")
+
+        TaskInstanceApi(api_client).patch_task_instance(
+            dag_id, run.dag_run_id, "load", PatchTaskInstanceBody(new_state="failed")
+        )
+        wait_for_run(api_client, dag_id, run.dag_run_id, "failed")
+        load = TaskInstanceApi(api_client).get_task_instance(dag_id, run.dag_run_id, "load")
+        check(load.state.value == "failed", f"patch_task_instance marked load failed ({load.state})")
+
+        DagRunApi(api_client).delete_dag_run(dag_id, run.dag_run_id)
+        try:
+            DagRunApi(api_client).get_dag_run(dag_id, run.dag_run_id)
+            check(False, "a deleted run is gone")
+        except ApiException as error:
+            check(error.status == 404, f"delete_dag_run: the run is gone ({error.status})")
     if len(sys.argv) > 6:
-        operations(host, sys.argv[5], sys.argv[6], dag_id, run.dag_run_id, first.task_id)
+        operations(host, sys.argv[5], sys.argv[6], dag_id)
     print("all checks passed", flush=True)
 
 
-def operations(host, username, password, dag_id, run_id, task_id):
+def operations(host, username, password, dag_id):
     """What an `op` account manages, and the remaining read endpoints."""
     configuration = client.Configuration(host=host, access_token=token(host, username, password))
     with client.ApiClient(configuration) as api_client:
@@ -140,7 +172,9 @@ def operations(host, username, password, dag_id, run_id, task_id):
         check(ImportErrorApi(api_client).get_import_errors().total_entries == 0, "get_import_errors")
         tasks = TaskApi(api_client).get_tasks(dag_id)
         check(tasks.total_entries == 3, f"get_tasks ({[t.task_id for t in tasks.tasks]})")
-        xcoms = XComApi(api_client).get_xcom_entries(dag_id, run_id, task_id)
+        run = DagRunApi(api_client).trigger_dag_run(dag_id, TriggerDAGRunPostBody(logical_date=None))
+        wait_for_run(api_client, dag_id, run.dag_run_id, "success")
+        xcoms = XComApi(api_client).get_xcom_entries(dag_id, run.dag_run_id, "extract")
         check(xcoms.total_entries == 0, "get_xcom_entries")
 
 
