@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_db::requests::{NewRequest, RequestAction};
-use updraft_db::runs::{NewRun, RunRow};
+use updraft_db::runs::{NewRun, RunOrder, RunRow};
 use updraft_types::{DagId, RunId};
 use utoipa::ToSchema;
 
@@ -70,8 +70,9 @@ pub fn run_json(run: &RunRow) -> DagRunResponse {
     }
 }
 
-/// `GET /dags/{dag_id}/dagRuns`: newest first, `limit` and `offset`.
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = DagRunCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+/// `GET /dags/{dag_id}/dagRuns` (`~` for every DAG): `limit`, `offset`, `state` (repeatable)
+/// and `order_by` (default `id`, oldest first, as Airflow).
+#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id, or ~ for every DAG"), ("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query), ("state" = Option<Vec<String>>, Query), ("order_by" = Option<String>, Query, description = "id (default), run_after, start_date, …; - for descending")), responses((status = 200, body = DagRunCollection), (status = 400, description = "malformed request", body = crate::models::Problem), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -79,13 +80,28 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<DagRunCollection>, ApiError> {
     let (limit, offset) = params.page()?;
-    if dag_id.as_str() == "~" {
-        return Err(ApiError::BadRequest("listing the runs of every DAG (`~`) is not supported: name a DAG".into()));
+    let states = params.all("state");
+    if let Some(bad) = states.iter().find(|s| !matches!(s.as_str(), "queued" | "running" | "success" | "failed")) {
+        return Err(ApiError::BadRequest(format!(
+            "`state` `{bad}` is not a run state: queued, running, success or failed"
+        )));
     }
-    dags::find(&state, &dag_id).await?;
-    let db = state.db();
-    let runs = db.list_runs(dag_id.as_str(), limit as i64, offset as i64).await?;
-    let total = db.count_runs(dag_id.as_str()).await?;
+    let order = match params.get("order_by") {
+        None => RunOrder::DEFAULT,
+        Some(text) => RunOrder::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "ordering with `{text}` is not supported: use id, dag_id, run_id, state, logical_date, run_after, start_date, end_date, queued_at or run_type (- for descending)"
+            ))
+        })?,
+    };
+    // `~` is every DAG, as in Airflow.
+    let dag = if dag_id.as_str() == "~" {
+        None
+    } else {
+        dags::find(&state, &dag_id).await?;
+        Some(dag_id.as_str())
+    };
+    let (runs, total) = state.db().find_runs(dag, &states, order, limit as i64, offset as i64).await?;
     Ok(Json(DagRunCollection { dag_runs: runs.iter().map(run_json).collect(), total_entries: total }))
 }
 

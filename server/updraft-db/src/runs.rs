@@ -78,6 +78,46 @@ fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
     })
 }
 
+/// How [`Db::find_runs`] orders runs: a column, ascending or descending; ties by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOrder {
+    column: &'static str,
+    descending: bool,
+}
+
+impl RunOrder {
+    /// Airflow's default: by id, oldest first.
+    pub const DEFAULT: RunOrder = RunOrder { column: "id", descending: false };
+
+    /// Reads Airflow's `order_by` value (`run_after`, `-start_date`, …); `None` for a field
+    /// runs cannot be ordered by.
+    pub fn parse(text: &str) -> Option<RunOrder> {
+        let (descending, field) = match text.strip_prefix('-') {
+            Some(field) => (true, field),
+            None => (false, text),
+        };
+        let column = match field {
+            "id" => "id",
+            "dag_id" => "dag_id",
+            "run_id" | "dag_run_id" => "run_id",
+            "state" => "state",
+            "logical_date" => "logical_date",
+            "run_after" => "run_after",
+            "start_date" => "start_date",
+            "end_date" => "end_date",
+            "queued_at" => "queued_at",
+            "run_type" => "run_type",
+            _ => return None,
+        };
+        Some(RunOrder { column, descending })
+    }
+
+    fn sql(self) -> String {
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        format!("{} {direction}, id {direction}", self.column)
+    }
+}
+
 /// A task instance to create with its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTaskInstance {
@@ -225,6 +265,52 @@ impl Db {
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dag_id).bind(limit).bind(offset).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
+    /// A page of runs (of one DAG, or of every DAG) in the given states (any state when empty),
+    /// ordered by `order` (a [`RunOrder`]), with how many match in all.
+    pub async fn find_runs(
+        &self,
+        dag_id: Option<&str>,
+        states: &[String],
+        order: RunOrder,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<RunRow>, i64), DbError> {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if dag_id.is_some() {
+            conditions.push(format!("dag_id = {}", next()));
+        }
+        if !states.is_empty() {
+            let marks: Vec<String> = states.iter().map(|_| next()).collect();
+            conditions.push(format!("state IN ({})", marks.join(", ")));
+        }
+        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let (limit_mark, offset_mark) = (next(), next());
+        // The filter holds only placeholders and the order one of `RunOrder`'s columns.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run {filter} ORDER BY {} LIMIT {limit_mark} OFFSET {offset_mark}",
+            order.sql()
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut count =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM dag_run {filter}")));
+        if let Some(dag_id) = dag_id {
+            query = query.bind(dag_id);
+            count = count.bind(dag_id);
+        }
+        for state in states {
+            query = query.bind(state);
+            count = count.bind(state);
+        }
+        let rows = query.bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        let total = count.fetch_one(self.pool()).await?;
+        Ok((rows.iter().map(run_row).collect::<Result<_, _>>()?, total))
     }
 
     /// The runs of a DAG with this logical date (µs).

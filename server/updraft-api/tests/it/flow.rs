@@ -144,6 +144,27 @@ async fn trigger_list_get_patch_clear_and_delete_runs_on(api: Api) {
     assert_eq!(runs.body["total_entries"], 3, "{}", runs.text);
     assert_eq!(runs.body["dag_runs"].as_array().map(Vec::len), Some(2));
     assert_eq!(api.get("/api/v2/dags/orders/dagRuns/d1").await.body["dag_run_id"], "d1");
+    let ids = |answer: &crate::Answer| -> Vec<String> {
+        answer.body["dag_runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .map(|r| r["dag_run_id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&api.get("/api/v2/dags/orders/dagRuns?limit=1").await),
+        ["r1"],
+        "oldest first by default, as Airflow"
+    );
+    assert_eq!(ids(&api.get("/api/v2/dags/orders/dagRuns?order_by=-run_after&limit=1").await).len(), 1);
+    let newest = api.get("/api/v2/dags/orders/dagRuns?order_by=-id").await;
+    assert_eq!(ids(&newest).first().map(String::as_str), Some("d1"), "{}", newest.text);
+    assert_eq!(api.get("/api/v2/dags/~/dagRuns").await.body["total_entries"], 3);
+    assert_eq!(api.get("/api/v2/dags/orders/dagRuns?state=running").await.body["total_entries"], 0);
+    assert_eq!(api.get("/api/v2/dags/orders/dagRuns?state=queued&state=failed").await.body["total_entries"], 3);
+    api.get("/api/v2/dags/orders/dagRuns?state=bogus").await.assert_problem(StatusCode::BAD_REQUEST);
+    api.get("/api/v2/dags/orders/dagRuns?order_by=conf").await.assert_problem(StatusCode::BAD_REQUEST);
 
     // State changes are requests for the scheduler, never direct writes.
     let db = api.state.db().clone();
