@@ -332,7 +332,17 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Role
 
 /// `POST /auth/token` with `{"username", "password"}` as JSON or a form: 201
 /// `{"access_token": …}`, or 401 for a wrong username or password.
-#[utoipa::path(post, path = "/auth/token", tag = "auth", request_body = Credentials, responses((status = 201, description = "a bearer token", body = crate::models::TokenResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)))]
+#[utoipa::path(
+    post,
+    path = "/auth/token",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "a bearer token", body = crate::models::TokenResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    )
+)]
 pub(crate) async fn token(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
     let credentials = credentials(&state, req).await?;
     let username = credentials.username.clone();
@@ -343,7 +353,17 @@ pub(crate) async fn token(State(state): State<AppState>, req: Request) -> Result
 
 /// `POST /auth/login`: the session cookie (HttpOnly, SameSite=Strict) and, in the body, the
 /// CSRF token the web app sends back in `X-CSRF-Token` with every change.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials, responses((status = 200, description = "the session cookie is set; the body holds the CSRF token", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)))]
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "the session cookie is set; the body holds the CSRF token", body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    )
+)]
 pub(crate) async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let credentials = credentials(&state, req).await?;
     let username = credentials.username.clone();
@@ -362,7 +382,14 @@ pub(crate) async fn login(State(state): State<AppState>, req: Request) -> Result
 }
 
 /// `POST /auth/logout`: clears the session cookie (the token itself lasts until it expires).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204, description = "the session cookie is cleared")))]
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "the session cookie is cleared"),
+    )
+)]
 pub(crate) async fn logout() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");

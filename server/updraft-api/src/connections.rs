@@ -73,7 +73,22 @@ fn check(body: &Body) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v2/connections", tag = "connections", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "passwords and extras are never returned", body = ConnectionCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/connections",
+    tag = "connections",
+    params(
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, description = "passwords and extras are never returned", body = ConnectionCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Op,
     State(state): State<AppState>,
@@ -90,7 +105,21 @@ async fn find(state: &AppState, id: &str) -> Result<Connection, ApiError> {
     state.db().get_connection(state.key(), id).await?.ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
 }
 
-#[utoipa::path(get, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), responses((status = 200, body = ConnectionResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/connections/{connection_id}",
+    tag = "connections",
+    params(
+        ("connection_id" = String, Path),
+    ),
+    responses(
+        (status = 200, body = ConnectionResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Op,
     State(state): State<AppState>,
@@ -99,7 +128,20 @@ pub(crate) async fn one(
     Ok(Json(connection(&find(&state, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v2/connections", tag = "connections", request_body = Body, responses((status = 201, body = ConnectionResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v2/connections",
+    tag = "connections",
+    request_body = Body,
+    responses(
+        (status = 201, body = ConnectionResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 409, description = "conflict", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
@@ -121,7 +163,23 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(connection(&c))))
 }
 
-#[utoipa::path(patch, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), request_body = Body, responses((status = 200, body = ConnectionResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v2/connections/{connection_id}",
+    tag = "connections",
+    params(
+        ("connection_id" = String, Path),
+    ),
+    request_body = Body,
+    responses(
+        (status = 200, body = ConnectionResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
@@ -153,7 +211,21 @@ pub(crate) async fn update(
     Ok(Json(connection(&c)))
 }
 
-#[utoipa::path(delete, path = "/api/v2/connections/{connection_id}", tag = "connections", params(("connection_id" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v2/connections/{connection_id}",
+    tag = "connections",
+    params(
+        ("connection_id" = String, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn delete(
     _: Op,
     State(state): State<AppState>,

@@ -72,7 +72,26 @@ pub fn run_json(run: &RunRow) -> DagRunResponse {
 
 /// `GET /dags/{dag_id}/dagRuns` (`~` for every DAG): `limit`, `offset`, `state` (repeatable)
 /// and `order_by` (default `id`, oldest first, as Airflow).
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id, or ~ for every DAG"), ("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query), ("state" = Option<Vec<String>>, Query), ("order_by" = Option<String>, Query, description = "id (default), run_after, start_date, …; - for descending")), responses((status = 200, body = DagRunCollection), (status = 400, description = "malformed request", body = crate::models::Problem), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns",
+    tag = "dag runs",
+    params(
+        ("dag_id" = String, Path, description = "DAG id, or ~ for every DAG"),
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+        ("state" = Option<Vec<String>>, Query),
+        ("order_by" = Option<String>, Query, description = "id (default), run_after, start_date, …; - for descending"),
+    ),
+    responses(
+        (status = 200, body = DagRunCollection),
+        (status = 400, description = "malformed request", body = crate::models::Problem),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -105,7 +124,22 @@ pub(crate) async fn list(
     Ok(Json(DagRunCollection { dag_runs: runs.iter().map(run_json).collect(), total_entries: total }))
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), responses((status = 200, body = DagRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}",
+    tag = "dag runs",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+    ),
+    responses(
+        (status = 200, body = DagRunResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
@@ -152,7 +186,24 @@ fn check_run_id(run_id: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /dags/{dag_id}/dagRuns`: 200 with the queued run; 409 if the run id is taken.
-#[utoipa::path(post, path = "/api/v2/dags/{dag_id}/dagRuns", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id")), request_body = TriggerBody, responses((status = 200, description = "the queued run", body = DagRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v2/dags/{dag_id}/dagRuns",
+    tag = "dag runs",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    request_body = TriggerBody,
+    responses(
+        (status = 200, description = "the queued run", body = DagRunResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 409, description = "conflict", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn trigger(
     user: UserRole,
     State(state): State<AppState>,
@@ -235,7 +286,24 @@ pub(crate) struct PatchBody {
 
 /// `PATCH …/dagRuns/{id}` with `{"state": "success" | "failed"}`: a request to mark the run,
 /// which its scheduler carries out (unfinished tasks succeed, or fail and skip).
-#[utoipa::path(patch, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), request_body = PatchBody, responses((status = 200, description = "the run; the scheduler marks it", body = DagRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}",
+    tag = "dag runs",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+    ),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "the run; the scheduler marks it", body = DagRunResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn patch(
     user: UserRole,
     State(state): State<AppState>,
@@ -291,7 +359,23 @@ pub async fn request(
 
 /// `DELETE …/dagRuns/{id}`: 204. A run a scheduler is working on is refused with 409 (mark it
 /// failed first): deleting rows under a running scheduler would lose its writes.
-#[utoipa::path(delete, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), responses((status = 204, description = "deleted"), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}",
+    tag = "dag runs",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 409, description = "conflict", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn delete(
     _: UserRole,
     State(state): State<AppState>,
@@ -322,7 +406,24 @@ fn yes() -> bool {
 
 /// `POST …/dagRuns/{id}/clear`: with `dry_run` (the default, as Airflow) the task instances
 /// that would be cleared; otherwise a clear request and the run.
-#[utoipa::path(post, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tag = "dag runs", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id")), request_body = ClearBody, responses((status = 200, body = ClearRunResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear",
+    tag = "dag runs",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+    ),
+    request_body = ClearBody,
+    responses(
+        (status = 200, body = ClearRunResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn clear(
     user: UserRole,
     State(state): State<AppState>,

@@ -98,7 +98,28 @@ pub fn dag_json(dag: &DagRow, has_import_errors: bool) -> DagResponse {
 /// `GET /dags`: `limit`, `offset`, `paused`, `dag_id_pattern` (SQL `LIKE` style, `%` and `_`),
 /// `tags` (any of them; `tags_match_mode=all` for every one), `exclude_stale` (default true),
 /// `order_by` (`dag_id`, `last_parsed_time`, `is_paused`; `-` for descending).
-#[utoipa::path(get, path = "/api/v2/dags", tag = "dags", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query), ("paused" = Option<bool>, Query), ("dag_id_pattern" = Option<String>, Query, description = "SQL LIKE pattern, or a substring"), ("tags" = Option<Vec<String>>, Query), ("tags_match_mode" = Option<String>, Query, description = "any (default) or all"), ("exclude_stale" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "dag_id, dag_display_name, last_parsed_time, is_paused; - for descending")), responses((status = 200, body = DagCollection), (status = 400, description = "malformed request", body = crate::models::Problem), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags",
+    tag = "dags",
+    params(
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+        ("paused" = Option<bool>, Query),
+        ("dag_id_pattern" = Option<String>, Query, description = "SQL LIKE pattern, or a substring"),
+        ("tags" = Option<Vec<String>>, Query),
+        ("tags_match_mode" = Option<String>, Query, description = "any (default) or all"),
+        ("exclude_stale" = Option<bool>, Query),
+        ("order_by" = Option<String>, Query, description = "dag_id, dag_display_name, last_parsed_time, is_paused; - for descending"),
+    ),
+    responses(
+        (status = 200, body = DagCollection),
+        (status = 400, description = "malformed request", body = crate::models::Problem),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -179,7 +200,21 @@ fn like(text: &str, pattern: &str) -> bool {
     p[pi..].iter().all(|c| *c == '%')
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}", tag = "dags", params(("dag_id" = String, Path, description = "DAG id")), responses((status = 200, body = DagResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}",
+    tag = "dags",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    responses(
+        (status = 200, body = DagResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
@@ -189,7 +224,21 @@ pub(crate) async fn one(
 }
 
 /// `DAGDetailsResponse`: the DAG plus the settings the client requires.
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/details", tag = "dags", params(("dag_id" = String, Path, description = "DAG id")), responses((status = 200, body = DagDetailsResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/details",
+    tag = "dags",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    responses(
+        (status = 200, body = DagDetailsResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn details(
     _: Viewer,
     State(state): State<AppState>,
@@ -225,7 +274,24 @@ pub(crate) struct PatchBody {
 
 /// `PATCH /dags/{dag_id}` with `{"is_paused": bool}` (`update_mask`, if given, must be
 /// `is_paused`, the only field that may change).
-#[utoipa::path(patch, path = "/api/v2/dags/{dag_id}", tag = "dags", params(("dag_id" = String, Path, description = "DAG id"), ("update_mask" = Option<String>, Query, description = "is_paused")), request_body = PatchBody, responses((status = 200, body = DagResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v2/dags/{dag_id}",
+    tag = "dags",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("update_mask" = Option<String>, Query, description = "is_paused"),
+    ),
+    request_body = PatchBody,
+    responses(
+        (status = 200, body = DagResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn patch(
     _: UserRole,
     State(state): State<AppState>,

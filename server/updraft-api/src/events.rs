@@ -133,7 +133,17 @@ fn changes(before: &Seen, now: &Seen, names: &RunNames) -> Vec<serde_json::Value
 
 /// `GET /api/updraft/events`: `event: state` messages with a JSON body; `event: lagged` when
 /// this subscriber fell behind (re-read the states over REST).
-#[utoipa::path(get, path = "/api/updraft/events", tag = "updraft", responses((status = 200, description = "Server-Sent Events: `state` events with a JSON body", content_type = "text/event-stream", body = String), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/updraft/events",
+    tag = "updraft",
+    responses(
+        (status = 200, description = "Server-Sent Events: `state` events with a JSON body", content_type = "text/event-stream", body = String),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn events(
     _: Viewer,
     State(state): State<AppState>,

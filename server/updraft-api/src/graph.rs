@@ -17,7 +17,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/graph", get(graph))
 }
 
-#[utoipa::path(get, path = "/api/updraft/dags/{dag_id}/graph", tag = "updraft", params(("dag_id" = String, Path, description = "DAG id")), responses((status = 200, description = "nodes, edges, layers, external tables and the latest run's states", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/updraft/dags/{dag_id}/graph",
+    tag = "updraft",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    responses(
+        (status = 200, description = "nodes, edges, layers, external tables and the latest run's states", body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn graph(
     _: Viewer,
     State(state): State<AppState>,

@@ -31,7 +31,22 @@ fn entries(rows: Vec<(String, String, i64)>) -> Vec<ImportErrorResponse> {
         .collect()
 }
 
-#[utoipa::path(get, path = "/api/v2/importErrors", tag = "import errors", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = ImportErrorCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/importErrors",
+    tag = "import errors",
+    params(
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, body = ImportErrorCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -43,7 +58,21 @@ pub(crate) async fn list(
     Ok(Json(ImportErrorCollection { import_errors: paginate(all, page), total_entries: total }))
 }
 
-#[utoipa::path(get, path = "/api/v2/importErrors/{import_error_id}", tag = "import errors", params(("import_error_id" = usize, Path)), responses((status = 200, body = ImportErrorResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/importErrors/{import_error_id}",
+    tag = "import errors",
+    params(
+        ("import_error_id" = usize, Path),
+    ),
+    responses(
+        (status = 200, body = ImportErrorResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,

@@ -50,7 +50,27 @@ fn decode(token: &str) -> Result<Position, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("`token` is not a continuation token this server gave".into()))
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", tag = "task instances", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("task_id" = String, Path, description = "task id"), ("try_number" = u32, Path), ("full_content" = Option<bool>, Query), ("token" = Option<String>, Query, description = "continuation token of the previous call")), responses((status = 200, body = LogResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 400, description = "malformed request", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+        ("try_number" = u32, Path),
+        ("full_content" = Option<bool>, Query),
+        ("token" = Option<String>, Query, description = "continuation token of the previous call"),
+    ),
+    responses(
+        (status = 200, body = LogResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 400, description = "malformed request", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn log(
     _: Viewer,
     State(state): State<AppState>,

@@ -17,7 +17,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Always 200 (as Airflow): the body says which part is unhealthy.
-#[utoipa::path(get, path = "/api/v2/monitor/health", tag = "monitor", responses((status = 200, description = "health of the metadata database and the schedulers", body = Object)))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/monitor/health",
+    tag = "monitor",
+    responses(
+        (status = 200, description = "health of the metadata database and the schedulers", body = Object),
+    )
+)]
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     let db_ok = state.db().ping().await.is_ok();
     let heartbeat = if db_ok { state.db().latest_scheduler_heartbeat().await.ok().flatten() } else { None };
@@ -33,7 +40,14 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-#[utoipa::path(get, path = "/api/v2/version", tag = "monitor", responses((status = 200, description = "the server version", body = VersionInfo)))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/version",
+    tag = "monitor",
+    responses(
+        (status = 200, description = "the server version", body = VersionInfo),
+    )
+)]
 pub(crate) async fn version() -> Json<VersionInfo> {
     Json(VersionInfo { version: env!("CARGO_PKG_VERSION").into(), git_version: None })
 }

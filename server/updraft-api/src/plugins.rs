@@ -67,13 +67,37 @@ fn store(state: &AppState) -> Result<&Arc<dyn PluginStore>, ApiError> {
     state.plugins().ok_or_else(|| ApiError::NotFound("this server does not manage plugins".into()))
 }
 
-#[utoipa::path(get, path = "/api/updraft/plugins", tag = "updraft", responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/updraft/plugins",
+    tag = "updraft",
+    responses(
+        (status = 200, body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(_: Viewer, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(store(&state)?.list().await?))
 }
 
 /// `POST /plugins` with the component's bytes as the body: 201 with the operator's entry.
-#[utoipa::path(post, path = "/api/updraft/plugins", tag = "updraft", request_body(content = Vec<u8>, content_type = "application/wasm"), responses((status = 201, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/updraft/plugins",
+    tag = "updraft",
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 201, body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn upload(
     _: Admin,
     State(state): State<AppState>,
@@ -85,7 +109,21 @@ pub(crate) async fn upload(
     Ok((StatusCode::CREATED, Json(store(&state)?.install(body.to_vec()).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/updraft/plugins/{name}", tag = "updraft", params(("name" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/updraft/plugins/{name}",
+    tag = "updraft",
+    params(
+        ("name" = String, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn remove(
     _: Admin,
     State(state): State<AppState>,

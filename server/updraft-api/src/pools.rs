@@ -38,7 +38,22 @@ fn pool(p: &PoolRow, usage: &[PoolUsage]) -> PoolResponse {
     }
 }
 
-#[utoipa::path(get, path = "/api/v2/pools", tag = "pools", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = PoolCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/pools",
+    tag = "pools",
+    params(
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, body = PoolCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -62,7 +77,21 @@ async fn find(state: &AppState, name: &str) -> Result<PoolRow, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no pool `{name}`")))
 }
 
-#[utoipa::path(get, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), responses((status = 200, body = PoolResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/pools/{pool_name}",
+    tag = "pools",
+    params(
+        ("pool_name" = String, Path),
+    ),
+    responses(
+        (status = 200, body = PoolResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
@@ -88,7 +117,20 @@ pub(crate) struct Body {
     _include_deferred: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v2/pools", tag = "pools", request_body = Body, responses((status = 201, body = PoolResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v2/pools",
+    tag = "pools",
+    request_body = Body,
+    responses(
+        (status = 201, body = PoolResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 409, description = "conflict", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
@@ -108,7 +150,23 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(pool(&p, &state.db().pool_usage().await?))))
 }
 
-#[utoipa::path(patch, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), request_body = Body, responses((status = 200, body = PoolResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v2/pools/{pool_name}",
+    tag = "pools",
+    params(
+        ("pool_name" = String, Path),
+    ),
+    request_body = Body,
+    responses(
+        (status = 200, body = PoolResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
@@ -129,7 +187,22 @@ pub(crate) async fn update(
     Ok(Json(pool(&p, &state.db().pool_usage().await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v2/pools/{pool_name}", tag = "pools", params(("pool_name" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 400, description = "malformed request", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v2/pools/{pool_name}",
+    tag = "pools",
+    params(
+        ("pool_name" = String, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 400, description = "malformed request", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn delete(
     _: Op,
     State(state): State<AppState>,

@@ -23,7 +23,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/source", get(read).put(write))
 }
 
-#[utoipa::path(get, path = "/api/updraft/dags/{dag_id}/source", tag = "updraft", params(("dag_id" = String, Path, description = "DAG id")), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/updraft/dags/{dag_id}/source",
+    tag = "updraft",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    responses(
+        (status = 200, body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn read(
     _: Viewer,
     State(state): State<AppState>,
@@ -92,7 +106,23 @@ fn replace(file: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// `PUT` with `{"content": "…"}`: 200 with the warnings, or 422 with every located error.
-#[utoipa::path(put, path = "/api/updraft/dags/{dag_id}/source", tag = "updraft", params(("dag_id" = String, Path, description = "DAG id")), request_body = Body, responses((status = 200, description = "written; the warnings", body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "the file does not validate: every located error in `errors`", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/updraft/dags/{dag_id}/source",
+    tag = "updraft",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    request_body = Body,
+    responses(
+        (status = 200, description = "written; the warnings", body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "the file does not validate: every located error in `errors`", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn write(
     _: Op,
     State(state): State<AppState>,

@@ -82,7 +82,26 @@ pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> TaskInstanceResponse {
 }
 
 /// `GET …/taskInstances`: `limit`, `offset`, `state` and `task_id` filters (repeatable).
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", tag = "task instances", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query), ("state" = Option<Vec<String>>, Query), ("task_id" = Option<Vec<String>>, Query)), responses((status = 200, body = TaskInstanceCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+        ("state" = Option<Vec<String>>, Query),
+        ("task_id" = Option<Vec<String>>, Query),
+    ),
+    responses(
+        (status = 200, body = TaskInstanceCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -108,7 +127,23 @@ pub(crate) async fn list(
     Ok(Json(TaskInstanceCollection { task_instances, total_entries: total }))
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", tag = "task instances", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("task_id" = String, Path, description = "task id")), responses((status = 200, body = TaskInstanceResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+    ),
+    responses(
+        (status = 200, body = TaskInstanceResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
@@ -135,7 +170,25 @@ pub(crate) struct PatchBody {
 
 /// `PATCH …/taskInstances/{task_id}` with `{"new_state": "success" | "failed" | "skipped"}`:
 /// a mark request; answers the task instances it covers, as they are now.
-#[utoipa::path(patch, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", tag = "task instances", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("task_id" = String, Path, description = "task id")), request_body = PatchBody, responses((status = 200, description = "the task instance; the scheduler marks it", body = TaskInstanceCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+    ),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "the task instance; the scheduler marks it", body = TaskInstanceCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn patch(
     user: UserRole,
     State(state): State<AppState>,
@@ -199,7 +252,23 @@ fn yes() -> bool {
 
 /// `POST /dags/{dag_id}/clearTaskInstances`: the task instances to clear (all by default,
 /// only failed ones unless `only_failed` is false); without `dry_run`, a clear request.
-#[utoipa::path(post, path = "/api/v2/dags/{dag_id}/clearTaskInstances", tag = "task instances", params(("dag_id" = String, Path, description = "DAG id")), request_body = ClearBody, responses((status = 200, body = TaskInstanceCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v2/dags/{dag_id}/clearTaskInstances",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    request_body = ClearBody,
+    responses(
+        (status = 200, body = TaskInstanceCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn clear(
     user: UserRole,
     State(state): State<AppState>,

@@ -57,7 +57,22 @@ fn task_json(dag: &Dag, t: u32) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/tasks", tag = "tasks", params(("dag_id" = String, Path, description = "DAG id"), ("order_by" = Option<String>, Query)), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/tasks",
+    tag = "tasks",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("order_by" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -77,7 +92,22 @@ pub(crate) async fn list(
     Ok(Json(json!({ "tasks": tasks, "total_entries": dag.tasks.len() })))
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/tasks/{task_id}", tag = "tasks", params(("dag_id" = String, Path, description = "DAG id"), ("task_id" = String, Path, description = "task id")), responses((status = 200, body = Object), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/tasks/{task_id}",
+    tag = "tasks",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("task_id" = String, Path, description = "task id"),
+    ),
+    responses(
+        (status = 200, body = Object),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,

@@ -46,7 +46,22 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v2/variables", tag = "variables", params(("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "values shown as ***", body = VariableCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/variables",
+    tag = "variables",
+    params(
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, description = "values shown as ***", body = VariableCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Op,
     State(state): State<AppState>,
@@ -63,7 +78,21 @@ async fn description(state: &AppState, key: &str) -> Result<Option<Option<String
     Ok(state.db().list_variables().await?.into_iter().find(|(k, _)| k == key).map(|(_, d)| d))
 }
 
-#[utoipa::path(get, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), responses((status = 200, body = VariableResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/variables/{key}",
+    tag = "variables",
+    params(
+        ("key" = String, Path),
+    ),
+    responses(
+        (status = 200, body = VariableResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Op,
     State(state): State<AppState>,
@@ -79,7 +108,20 @@ pub(crate) async fn one(
 }
 
 /// 201, or 409 if the key exists (PATCH changes it).
-#[utoipa::path(post, path = "/api/v2/variables", tag = "variables", request_body = Body, responses((status = 201, body = VariableResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 409, description = "conflict", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v2/variables",
+    tag = "variables",
+    request_body = Body,
+    responses(
+        (status = 201, body = VariableResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 409, description = "conflict", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn create(
     _: Op,
     State(state): State<AppState>,
@@ -96,7 +138,23 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
 }
 
-#[utoipa::path(patch, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), request_body = Body, responses((status = 200, body = VariableResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem), (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v2/variables/{key}",
+    tag = "variables",
+    params(
+        ("key" = String, Path),
+    ),
+    request_body = Body,
+    responses(
+        (status = 200, body = VariableResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn update(
     _: Op,
     State(state): State<AppState>,
@@ -113,7 +171,21 @@ pub(crate) async fn update(
     Ok(Json(variable(&key, &body.value, body.description.as_deref())))
 }
 
-#[utoipa::path(delete, path = "/api/v2/variables/{key}", tag = "variables", params(("key" = String, Path)), responses((status = 204), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v2/variables/{key}",
+    tag = "variables",
+    params(
+        ("key" = String, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn delete(
     _: Op,
     State(state): State<AppState>,

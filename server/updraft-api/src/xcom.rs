@@ -36,7 +36,25 @@ fn entry(x: &XcomRow, run: &updraft_db::runs::RunRow) -> XcomResponse {
     }
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries", tag = "xcom", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("task_id" = String, Path, description = "task id"), ("limit" = Option<i64>, Query, description = "at most 100; default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, body = XcomCollection), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries",
+    tag = "xcom",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, body = XcomCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn list(
     _: Viewer,
     State(state): State<AppState>,
@@ -51,7 +69,24 @@ pub(crate) async fn list(
     Ok(Json(XcomCollection { xcom_entries, total_entries: total }))
 }
 
-#[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", tag = "xcom", params(("dag_id" = String, Path, description = "DAG id"), ("dag_run_id" = String, Path, description = "run id"), ("task_id" = String, Path, description = "task id"), ("xcom_key" = String, Path)), responses((status = 200, body = XcomResponse), (status = 401, description = "no valid token", body = crate::models::Problem), (status = 403, description = "the role may not", body = crate::models::Problem), (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+    tag = "xcom",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+        ("xcom_key" = String, Path),
+    ),
+    responses(
+        (status = 200, body = XcomResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
