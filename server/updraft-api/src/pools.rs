@@ -142,10 +142,7 @@ pub(crate) async fn create(
     if name.is_empty() || name.len() > 250 || slots < 0 {
         return Err(ApiError::Unprocessable("a pool has a name of 1 to 250 characters and 0 or more slots".into()));
     }
-    if find(&state, &name).await.is_ok() {
-        return Err(ApiError::Conflict(format!("pool `{name}` exists: PATCH /api/v2/pools/{name} changes it")));
-    }
-    state.db().set_pool(&name, slots, body.description.as_deref()).await?;
+    state.db().create_pool(&name, slots, body.description.as_deref()).await?;
     let p = find(&state, &name).await?;
     Ok((StatusCode::CREATED, Json(pool(&p, &state.db().pool_usage().await?))))
 }

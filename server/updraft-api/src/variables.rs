@@ -128,13 +128,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<Body>,
 ) -> Result<(StatusCode, Json<VariableResponse>), ApiError> {
     check_key(&body.key)?;
-    if description(&state, &body.key).await?.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "variable `{}` exists: PATCH /api/v2/variables/{} changes it",
-            body.key, body.key
-        )));
-    }
-    state.db().set_variable(state.key(), &body.key, &body.value, body.description.as_deref()).await?;
+    state.db().create_variable(state.key(), &body.key, &body.value, body.description.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
 }
 

@@ -634,6 +634,22 @@ impl Db {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
+    /// Creates a pool; an existing name is a conflict (unlike [`Db::set_pool`]).
+    pub async fn create_pool(&self, name: &str, slots: i32, description: Option<&str>) -> Result<(), DbError> {
+        let result = sqlx::query("INSERT INTO pool (name, slots, description) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(slots)
+            .bind(description)
+            .execute(self.pool())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::Conflict(format!("pool `{name}` exists: change it instead")))
+            }
+            other => other.map(|_| ()).map_err(DbError::from),
+        }
+    }
+
     /// Deletes a pool; returns whether it existed.
     pub async fn delete_pool(&self, name: &str) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM pool WHERE name = $1").bind(name).execute(self.pool()).await?;

@@ -49,6 +49,28 @@ impl Db {
         Ok(())
     }
 
+    /// Creates a variable; an existing name is a conflict (unlike [`Db::set_variable`]).
+    pub async fn create_variable(
+        &self,
+        key: &EncryptionKey,
+        name: &str,
+        value: &str,
+        description: Option<&str>,
+    ) -> Result<(), DbError> {
+        let result = sqlx::query("INSERT INTO variable (key, value, description, is_encrypted) VALUES ($1, $2, $3, 1)")
+            .bind(name)
+            .bind(key.encrypt(value))
+            .bind(description)
+            .execute(self.pool())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::Conflict(format!("variable `{name}` exists: change it instead")))
+            }
+            other => other.map(|_| ()).map_err(DbError::from),
+        }
+    }
+
     pub async fn get_variable(&self, key: &EncryptionKey, name: &str) -> Result<Option<String>, DbError> {
         let row = sqlx::query("SELECT value, is_encrypted FROM variable WHERE key = $1")
             .bind(name)
