@@ -120,6 +120,7 @@ fn bench(backend: &str, url: &str, triggers: usize) {
             token_lifetime: Duration::from_secs(3600),
             log_dir: dir.join("logs"),
             plugins: None,
+            secure_cookies: false,
         };
         let state = AppState::new(db, config).expect("state");
         let token = state.tokens().issue("bench", Role::Admin);

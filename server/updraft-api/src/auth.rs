@@ -371,7 +371,8 @@ pub(crate) async fn login(State(state): State<AppState>, req: Request) -> Result
     let csrf = hex(&random_bytes(32));
     let token = state.tokens().issue_session(&username, role, &csrf);
     let max_age = state.tokens().lifetime.as_secs();
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}");
+    let secure = if state.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}");
     let body = serde_json::json!({ "username": username, "role": role, "csrf_token": csrf });
     let mut response = Json(body).into_response();
     response.headers_mut().insert(

@@ -63,6 +63,8 @@ pub struct ApiConfig {
     pub log_dir: PathBuf,
     /// The operator plugins, for `/api/updraft/plugins` (absent: those routes answer 404).
     pub plugins: Option<Arc<dyn PluginStore>>,
+    /// Mark the session cookie `Secure` (the web app is served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 /// The state every handler shares: cheap to clone.
@@ -78,6 +80,7 @@ struct Inner {
     dummy_hash: String,
     events: Arc<events::Events>,
     plugins: Option<Arc<dyn PluginStore>>,
+    secure_cookies: bool,
 }
 
 impl AppState {
@@ -91,6 +94,7 @@ impl AppState {
             dummy_hash,
             events: Arc::default(),
             plugins: config.plugins,
+            secure_cookies: config.secure_cookies,
         })))
     }
 
@@ -108,6 +112,10 @@ impl AppState {
 
     fn log_dir(&self) -> &std::path::Path {
         &self.0.log_dir
+    }
+
+    fn secure_cookies(&self) -> bool {
+        self.0.secure_cookies
     }
 
     fn plugins(&self) -> Option<&Arc<dyn PluginStore>> {

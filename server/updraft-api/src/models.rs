@@ -313,3 +313,74 @@ pub struct ImportErrorCollection {
     pub import_errors: Vec<ImportErrorResponse>,
     pub total_entries: usize,
 }
+
+/// `TimeDelta`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimeDelta {
+    #[serde(rename = "__type")]
+    pub kind: String,
+    pub days: u64,
+    pub seconds: u64,
+    pub microseconds: u32,
+}
+
+/// `TaskResponse`: a task as its DAG file defines it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskResponse {
+    pub task_id: String,
+    pub task_display_name: String,
+    pub owner: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub trigger_rule: String,
+    pub depends_on_past: bool,
+    pub wait_for_downstream: bool,
+    pub retries: u32,
+    pub queue: String,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub execution_timeout: Option<TimeDelta>,
+    pub retry_delay: TimeDelta,
+    pub retry_exponential_backoff: f64,
+    pub priority_weight: i32,
+    pub weight_rule: String,
+    pub ui_color: Option<String>,
+    pub ui_fgcolor: Option<String>,
+    pub template_fields: Vec<String>,
+    pub downstream_task_ids: Vec<String>,
+    pub doc_md: Option<String>,
+    pub operator_name: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    #[schema(value_type = Option<Object>)]
+    pub class_ref: Option<Value>,
+    pub is_mapped: bool,
+    pub extra_links: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskCollection {
+    pub tasks: Vec<TaskResponse>,
+    pub total_entries: usize,
+}
+
+/// One part's health: `status` is `healthy`, `unhealthy` or `null` (not run by Updraft).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComponentHealth {
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_scheduler_heartbeat: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_triggerer_heartbeat: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_dag_processor_heartbeat: Option<Option<String>>,
+}
+
+/// `HealthInfoResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthInfo {
+    pub metadatabase: ComponentHealth,
+    pub scheduler: ComponentHealth,
+    pub triggerer: ComponentHealth,
+    pub dag_processor: ComponentHealth,
+}

@@ -3,11 +3,10 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::format::iso_opt;
-use crate::models::VersionInfo;
+use crate::models::{ComponentHealth, HealthInfo, VersionInfo};
 
 /// A scheduler whose last heartbeat is older than this counts as unhealthy.
 const HEARTBEAT_GRACE_US: i64 = 30_000_000;
@@ -22,22 +21,28 @@ pub fn router() -> Router<AppState> {
     path = "/api/v2/monitor/health",
     tag = "monitor",
     responses(
-        (status = 200, description = "health of the metadata database and the schedulers", body = Object),
+        (status = 200, description = "health of the metadata database and the schedulers", body = HealthInfo),
     )
 )]
-pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn health(State(state): State<AppState>) -> Json<HealthInfo> {
     let db_ok = state.db().ping().await.is_ok();
     let heartbeat = if db_ok { state.db().latest_scheduler_heartbeat().await.ok().flatten() } else { None };
     let scheduler = match heartbeat {
         Some(at) if updraft_db::now_us() - at <= HEARTBEAT_GRACE_US => "healthy",
         _ => "unhealthy",
     };
-    Json(json!({
-        "metadatabase": { "status": if db_ok { "healthy" } else { "unhealthy" } },
-        "scheduler": { "status": scheduler, "latest_scheduler_heartbeat": iso_opt(heartbeat) },
-        "triggerer": { "status": null, "latest_triggerer_heartbeat": null },
-        "dag_processor": { "status": null, "latest_dag_processor_heartbeat": null },
-    }))
+    let part = |status: Option<&str>| ComponentHealth {
+        status: status.map(str::to_owned),
+        latest_scheduler_heartbeat: None,
+        latest_triggerer_heartbeat: None,
+        latest_dag_processor_heartbeat: None,
+    };
+    Json(HealthInfo {
+        metadatabase: part(Some(if db_ok { "healthy" } else { "unhealthy" })),
+        scheduler: ComponentHealth { latest_scheduler_heartbeat: Some(iso_opt(heartbeat)), ..part(Some(scheduler)) },
+        triggerer: ComponentHealth { latest_triggerer_heartbeat: Some(None), ..part(None) },
+        dag_processor: ComponentHealth { latest_dag_processor_heartbeat: Some(None), ..part(None) },
+    })
 }
 
 #[utoipa::path(

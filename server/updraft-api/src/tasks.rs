@@ -4,13 +4,14 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use updraft_dag::Dag;
 use updraft_types::{DagId, TaskId};
 
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, Params};
+use crate::models::{TaskCollection, TaskResponse, TimeDelta};
 use crate::{AppState, dag_files, dags};
 
 pub fn router() -> Router<AppState> {
@@ -18,43 +19,42 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A `TimeDelta`.
-fn delta(d: std::time::Duration) -> Value {
+fn delta(d: std::time::Duration) -> TimeDelta {
     let secs = d.as_secs();
-    json!({ "__type": "TimeDelta", "days": secs / 86_400, "seconds": secs % 86_400, "microseconds": d.subsec_micros() })
+    TimeDelta { kind: "TimeDelta".into(), days: secs / 86_400, seconds: secs % 86_400, microseconds: d.subsec_micros() }
 }
 
-fn task_json(dag: &Dag, t: u32) -> Value {
+fn task_json(dag: &Dag, t: u32) -> TaskResponse {
     let task = &dag.tasks[t as usize];
-    let downstream: Vec<&str> = dag.downstream(t).iter().map(|&d| dag.tasks[d as usize].id.as_str()).collect();
-    json!({
-        "task_id": task.id,
-        "task_display_name": task.id,
-        "owner": task.owner.as_deref().or(dag.owner.as_deref()).unwrap_or("updraft"),
-        "start_date": null,
-        "end_date": null,
-        "trigger_rule": task.trigger_rule.as_str(),
-        "depends_on_past": false,
-        "wait_for_downstream": false,
-        "retries": task.retries,
-        "queue": "default",
-        "pool": task.pool,
-        "pool_slots": task.pool_slots,
-        "execution_timeout": task.execution_timeout.map(delta),
-        "retry_delay": delta(task.retry_delay),
-        "retry_exponential_backoff": if task.retry_exponential_backoff { 2.0 } else { 0.0 },
-        "priority_weight": task.priority_weight,
-        "weight_rule": "absolute",
-        "ui_color": null,
-        "ui_fgcolor": null,
-        "template_fields": ["sql", "params"],
-        "downstream_task_ids": downstream,
-        "doc_md": task.doc,
-        "operator_name": task.operator,
-        "params": task.params,
-        "class_ref": null,
-        "is_mapped": false,
-        "extra_links": [],
-    })
+    TaskResponse {
+        task_id: task.id.clone(),
+        task_display_name: task.id.clone(),
+        owner: task.owner.as_deref().or(dag.owner.as_deref()).unwrap_or("updraft").to_owned(),
+        start_date: None,
+        end_date: None,
+        trigger_rule: task.trigger_rule.as_str().to_owned(),
+        depends_on_past: false,
+        wait_for_downstream: false,
+        retries: task.retries,
+        queue: "default".into(),
+        pool: task.pool.clone(),
+        pool_slots: task.pool_slots,
+        execution_timeout: task.execution_timeout.map(delta),
+        retry_delay: delta(task.retry_delay),
+        retry_exponential_backoff: if task.retry_exponential_backoff { 2.0 } else { 0.0 },
+        priority_weight: task.priority_weight,
+        weight_rule: "absolute".into(),
+        ui_color: None,
+        ui_fgcolor: None,
+        template_fields: vec!["sql".into(), "params".into()],
+        downstream_task_ids: dag.downstream(t).iter().map(|&d| dag.tasks[d as usize].id.clone()).collect(),
+        doc_md: task.doc.clone(),
+        operator_name: task.operator.clone(),
+        params: Value::Object(task.params.clone()),
+        class_ref: None,
+        is_mapped: false,
+        extra_links: Vec::new(),
+    }
 }
 
 #[utoipa::path(
@@ -66,7 +66,7 @@ fn task_json(dag: &Dag, t: u32) -> Value {
         ("order_by" = Option<String>, Query),
     ),
     responses(
-        (status = 200, body = Object),
+        (status = 200, body = TaskCollection),
         (status = 401, description = "no valid token", body = crate::models::Problem),
         (status = 403, description = "the role may not", body = crate::models::Problem),
         (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
@@ -78,7 +78,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskCollection>, ApiError> {
     let row = dags::find(&state, &dag_id).await?;
     let loaded = dag_files::load(&row).await?;
     let dag = &loaded.dag;
@@ -88,8 +88,8 @@ pub(crate) async fn list(
         "-task_id" => order.sort_by(|&a, &b| dag.tasks[b as usize].id.cmp(&dag.tasks[a as usize].id)),
         other => return Err(ApiError::BadRequest(format!("ordering with `{other}` is not supported: use task_id"))),
     }
-    let tasks: Vec<Value> = order.iter().map(|&t| task_json(dag, t)).collect();
-    Ok(Json(json!({ "tasks": tasks, "total_entries": dag.tasks.len() })))
+    let tasks = order.iter().map(|&t| task_json(dag, t)).collect();
+    Ok(Json(TaskCollection { tasks, total_entries: dag.tasks.len() }))
 }
 
 #[utoipa::path(
@@ -101,7 +101,7 @@ pub(crate) async fn list(
         ("task_id" = String, Path, description = "task id"),
     ),
     responses(
-        (status = 200, body = Object),
+        (status = 200, body = TaskResponse),
         (status = 401, description = "no valid token", body = crate::models::Problem),
         (status = 403, description = "the role may not", body = crate::models::Problem),
         (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
@@ -112,7 +112,7 @@ pub(crate) async fn one(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath((dag_id, task_id)): ApiPath<(DagId, TaskId)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskResponse>, ApiError> {
     let row = dags::find(&state, &dag_id).await?;
     let loaded = dag_files::load(&row).await?;
     let t = loaded

@@ -374,6 +374,7 @@ async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let set_cookie = answer.headers.get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_owned();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "Secure only when configured (plain HTTP on 127.0.0.1 by default)");
     let session = set_cookie.split(';').next().expect("pair").to_owned();
     let csrf = answer.body["csrf_token"].as_str().expect("csrf").to_owned();
     assert!(!answer.text.contains(session.trim_start_matches("updraft_session=")), "the token stays in the cookie");
@@ -396,6 +397,23 @@ async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
         .body(Body::empty())
         .expect("request");
     api.send(as_bearer).await.assert_problem(StatusCode::UNAUTHORIZED);
+    // Behind HTTPS the cookie is also `Secure`.
+    let config = updraft_api::ApiConfig {
+        encryption_key: updraft_db::EncryptionKey::from_base64(&updraft_db::EncryptionKey::generate()).expect("key"),
+        jwt_secret: b"another secret".to_vec(),
+        token_lifetime: std::time::Duration::from_secs(60),
+        log_dir: api.dir.path().join("logs"),
+        plugins: None,
+        secure_cookies: true,
+    };
+    let secure = updraft_api::app(updraft_api::AppState::new(api.state.db().clone(), config).expect("state"));
+    let login = Request::post("/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"username": "web", "password": "s3cret-pass"}"#))
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(secure, login).await.expect("response");
+    let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     let logout = api.send(Request::post("/auth/logout").body(Body::empty()).expect("request")).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     assert!(logout.headers.get("set-cookie").and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("Max-Age=0")));

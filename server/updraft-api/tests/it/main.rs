@@ -135,6 +135,7 @@ impl Api {
             token_lifetime: std::time::Duration::from_secs(3600),
             log_dir: dir.path().join("logs"),
             plugins: Some(std::sync::Arc::new(FakePlugins)),
+            secure_cookies: false,
         };
         let state = AppState::new(db, config).expect("state");
         Api { app: app(state.clone()), state, dir, postgres }

@@ -32,6 +32,10 @@ pub struct ServerArgs {
     /// (default: DATA_DIR/plugins, the scheduler's default).
     #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER")]
     pub plugins: Option<PathBuf>,
+    /// Mark the web app's session cookie `Secure`: set it when clients reach the API over
+    /// HTTPS (through an ingress that terminates TLS).
+    #[arg(long = "secure-cookies", env = "UPDRAFT__API__SECURE_COOKIES")]
+    pub secure_cookies: bool,
     /// Seconds a token from `POST /auth/token` stays valid.
     #[arg(long = "jwt-expiration-time", env = "UPDRAFT__API__JWT_EXPIRATION_TIME", default_value_t = 86_400)]
     pub jwt_expiration_time: u64,
@@ -78,6 +82,7 @@ pub async fn prepare(
         jwt_secret: jwt_secret(meta)?,
         token_lifetime: Duration::from_secs(server.jwt_expiration_time.max(1)),
         log_dir: meta.data_dir.join("logs"),
+        secure_cookies: server.secure_cookies,
         plugins: Some(Arc::new(HostPlugins {
             folder: server.plugins.clone().unwrap_or_else(|| meta.data_dir.join("plugins")),
             cache: meta.data_dir.join("cache"),
