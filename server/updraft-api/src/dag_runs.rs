@@ -210,7 +210,12 @@ pub(crate) async fn trigger(
     ApiPath(dag_id): ApiPath<DagId>,
     JsonBody(body): JsonBody<TriggerBody>,
 ) -> Result<Json<DagRunResponse>, ApiError> {
-    dags::find(&state, &dag_id).await?;
+    // No scheduler claims a run of a stale DAG: refuse it rather than queue it for ever.
+    if dags::find(&state, &dag_id).await?.is_stale {
+        return Err(ApiError::Conflict(format!(
+            "DAG `{dag_id}` is stale: its file no longer defines it (GET /api/v2/importErrors says why)"
+        )));
+    }
     if body.partition_key.is_some() {
         return Err(ApiError::Unprocessable("`partition_key` is not supported by Updraft".into()));
     }

@@ -435,4 +435,6 @@ async fn a_dag_whose_file_broke_is_stale_with_import_errors() {
     let listed = api.get("/api/v2/dags?exclude_stale=false").await;
     assert_eq!(listed.body["total_entries"], 2);
     assert_eq!(api.get("/api/v2/dags").await.body["total_entries"], 1, "stale DAGs are left out by default");
+    let trigger = api.call(Method::POST, "/api/v2/dags/reports/dagRuns", Some(Role::User), Some("{}")).await;
+    trigger.assert_problem(StatusCode::CONFLICT);
 }
