@@ -290,7 +290,8 @@ pub(crate) struct PatchBody {
 }
 
 /// `PATCH …/dagRuns/{id}` with `{"state": "success" | "failed"}`: a request to mark the run,
-/// which its scheduler carries out (unfinished tasks succeed, or fail and skip).
+/// which its scheduler carries out (unfinished tasks succeed, or fail and skip); and/or
+/// `{"note": …}`, set at once.
 #[utoipa::path(
     patch,
     path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}",
@@ -316,12 +317,9 @@ pub(crate) async fn patch(
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<DagRunResponse>, ApiError> {
     let run = find(&state, &dag_id, &run_id).await?;
-    if body.note.is_some() {
-        return Err(ApiError::Unprocessable("changing a run's `note` is not supported yet".into()));
-    }
     let action = match body.state.as_deref() {
-        Some("success") => RequestAction::MarkRunSuccess,
-        Some("failed") => RequestAction::MarkRunFailed,
+        Some("success") => Some(RequestAction::MarkRunSuccess),
+        Some("failed") => Some(RequestAction::MarkRunFailed),
         Some("queued") => {
             return Err(ApiError::Unprocessable(
                 "to run a run again, POST …/dagRuns/{dag_run_id}/clear with {\"dry_run\": false}".into(),
@@ -330,9 +328,15 @@ pub(crate) async fn patch(
         Some(other) => {
             return Err(ApiError::Unprocessable(format!("`state` must be success or failed, not `{other}`")));
         }
-        None => return Err(ApiError::Unprocessable("give the new `state`: success or failed".into())),
+        None if body.note.is_some() => None,
+        None => return Err(ApiError::Unprocessable("give the new `state` (success or failed) or a `note`".into())),
     };
-    request(&state, &run, action, Vec::new(), false, false, false, &user.0.username).await?;
+    if let Some(note) = &body.note {
+        state.db().set_run_note(run.id, Some(note)).await?;
+    }
+    if let Some(action) = action {
+        request(&state, &run, action, Vec::new(), false, false, false, &user.0.username).await?;
+    }
     Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
 }
 

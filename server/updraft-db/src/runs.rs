@@ -611,6 +611,12 @@ impl Db {
         Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
     }
 
+    /// Sets a run's note (free text; not a state, so it needs no request to the scheduler).
+    pub async fn set_run_note(&self, run_pk: i64, note: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("UPDATE dag_run SET note = $2 WHERE id = $1").bind(run_pk).bind(note).execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// Deletes a run with its task instances, logs locations, XComs and requests, if no
     /// scheduler owns it: finished, or queued and not yet claimed. Returns whether it was
     /// deleted; a run in progress stays (mark it failed first).

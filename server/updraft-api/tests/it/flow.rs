@@ -172,6 +172,9 @@ async fn trigger_list_get_patch_clear_and_delete_runs_on(api: Api) {
     let patched =
         api.call(Method::PATCH, "/api/v2/dags/orders/dagRuns/r1", user, Some(r#"{"state": "success"}"#)).await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let note = Some(r#"{"note": "checked by hand"}"#);
+    let noted = api.call(Method::PATCH, "/api/v2/dags/orders/dagRuns/r1", user, note).await;
+    assert_eq!(noted.body["note"], "checked by hand", "{}", noted.text);
     let cleared =
         api.call(Method::POST, "/api/v2/dags/orders/dagRuns/r1/clear", user, Some(r#"{"dry_run": false}"#)).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
