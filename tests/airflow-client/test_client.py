@@ -18,6 +18,7 @@ import urllib.request
 import airflow_client.client as client
 from airflow_client.client.api.dag_api import DAGApi
 from airflow_client.client.api.dag_run_api import DagRunApi
+from airflow_client.client.api.dag_source_api import DagSourceApi
 from airflow_client.client.api.monitor_api import MonitorApi
 from airflow_client.client.api.task_instance_api import TaskInstanceApi
 from airflow_client.client.api.version_api import VersionApi
@@ -82,6 +83,8 @@ def main():
         check(DAGApi(api_client).get_dag(dag_id).dag_id == dag_id, "get_dag")
         details = DAGApi(api_client).get_dag_details(dag_id)
         check(details.dag_id == dag_id, "get_dag_details")
+        source = DagSourceApi(api_client).get_dag_source(dag_id)
+        check(source.content and f"dag: {dag_id}" in source.content, "get_dag_source returns the DAG file")
 
         paused = DAGApi(api_client).patch_dag(dag_id, DAGPatchBody(is_paused=True), update_mask=["is_paused"])
         check(paused.is_paused is True, "patch_dag pauses")

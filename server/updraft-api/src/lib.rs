@@ -145,7 +145,8 @@ pub fn app(state: AppState) -> Router {
         .merge(connections::router())
         .merge(pools::router())
         .merge(import_errors::router())
-        .merge(tasks::router());
+        .merge(tasks::router())
+        .merge(sources::v2_router());
     let updraft =
         Router::new().merge(sources::router()).merge(graph::router()).merge(events::router()).merge(plugins::router());
     Router::new()

@@ -30,7 +30,7 @@ use crate::AppState;
         crate::connections::update, crate::connections::delete,
         crate::pools::list, crate::pools::one, crate::pools::create, crate::pools::update, crate::pools::delete,
         crate::import_errors::list, crate::import_errors::one,
-        crate::sources::read, crate::sources::write, crate::graph::graph, crate::events::events,
+        crate::sources::read, crate::sources::dag_source, crate::sources::write, crate::graph::graph, crate::events::events,
         crate::plugins::list, crate::plugins::upload, crate::plugins::remove,
     ),
     modifiers(&Security)

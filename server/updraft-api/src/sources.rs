@@ -17,10 +17,16 @@ use updraft_types::DagId;
 use crate::auth::{Op, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
+use crate::models::DagSource;
 use crate::{AppState, dag_files, dags};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/source", get(read).put(write))
+}
+
+/// The same file under Airflow's path, in `/api/v2`.
+pub fn v2_router() -> Router<AppState> {
+    Router::new().route("/dagSources/{dag_id}", get(dag_source))
 }
 
 #[utoipa::path(
@@ -31,7 +37,7 @@ pub fn router() -> Router<AppState> {
         ("dag_id" = String, Path, description = "DAG id"),
     ),
     responses(
-        (status = 200, body = Object),
+        (status = 200, body = DagSource),
         (status = 401, description = "no valid token", body = crate::models::Problem),
         (status = 403, description = "the role may not", body = crate::models::Problem),
         (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
@@ -42,8 +48,36 @@ pub(crate) async fn read(
     _: Viewer,
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
-) -> Result<Json<Value>, ApiError> {
-    let row = dags::find(&state, &dag_id).await?;
+) -> Result<Json<DagSource>, ApiError> {
+    source(&state, &dag_id).await.map(Json)
+}
+
+/// Airflow's `GET /api/v2/dagSources/{dag_id}` (`DagSourceApi.get_dag_source`).
+#[utoipa::path(
+    get,
+    path = "/api/v2/dagSources/{dag_id}",
+    tag = "dags",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    responses(
+        (status = 200, body = DagSource),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn dag_source(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+) -> Result<Json<DagSource>, ApiError> {
+    source(&state, &dag_id).await.map(Json)
+}
+
+async fn source(state: &AppState, dag_id: &DagId) -> Result<DagSource, ApiError> {
+    let row = dags::find(state, dag_id).await?;
     let (file, _) = dag_files::locate(&row);
     let content = tokio::fs::read_to_string(&file).await.map_err(|e| {
         ApiError::NotFound(format!(
@@ -51,7 +85,13 @@ pub(crate) async fn read(
             file.display()
         ))
     })?;
-    Ok(Json(json!({ "dag_id": dag_id, "file": file.display().to_string(), "content": content })))
+    Ok(DagSource {
+        dag_id: dag_id.to_string(),
+        dag_display_name: dag_id.to_string(),
+        version_number: Some(row.version),
+        file: file.display().to_string(),
+        content,
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -414,3 +414,14 @@ pub struct HealthInfo {
     pub triggerer: ComponentHealth,
     pub dag_processor: ComponentHealth,
 }
+
+/// A DAG's file: `DAGSourceResponse` (Airflow's fields) plus the file's path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DagSource {
+    pub dag_id: String,
+    pub dag_display_name: String,
+    pub version_number: Option<i32>,
+    pub file: String,
+    pub content: String,
+}

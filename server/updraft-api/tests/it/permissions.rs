@@ -57,6 +57,7 @@ fn routes() -> Vec<(Method, &'static str, Option<&'static str>, Option<Role>)> {
         (M::GET, "/api/v2/dags/orders/tasks/load", None, Some(Viewer)),
         (M::GET, "/api/updraft/dags/orders/graph", None, Some(Viewer)),
         (M::GET, "/api/updraft/dags/orders/source", None, Some(Viewer)),
+        (M::GET, "/api/v2/dagSources/orders", None, Some(Viewer)),
         (M::PUT, "/api/updraft/dags/orders/source", Some(r#"{"content": "dag: orders"}"#), Some(Op)),
         (M::GET, "/api/updraft/plugins", None, Some(Viewer)),
         (M::POST, "/api/updraft/plugins", Some("\0asm"), Some(Admin)),

@@ -69,6 +69,11 @@ async fn put_source_validates_reports_located_errors_and_replaces_atomically() {
     let (api, one, dag_yaml) = with_files().await;
     let source = api.get("/api/updraft/dags/files/source").await;
     assert_eq!(source.body["content"], ONE_FILE);
+    let airflow = api.get("/api/v2/dagSources/files").await;
+    assert_eq!(
+        (&airflow.body["content"], &airflow.body["dag_display_name"]),
+        (&serde_json::json!(ONE_FILE), &serde_json::json!("files"))
+    );
     let op = Some(Role::Op);
     let put = |content: &str| serde_json::json!({ "content": content }).to_string();
 
