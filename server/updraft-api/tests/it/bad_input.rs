@@ -146,3 +146,15 @@ async fn plugin_uploads_are_validated_and_may_exceed_the_json_body_limit() {
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
     api.call(Method::DELETE, "/api/updraft/plugins/nope", admin, None).await.assert_problem(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_server_failure_is_a_500_that_says_nothing_of_the_internals() {
+    let api = Api::new().await;
+    api.state.db().pool().close().await;
+    let answer = api.get("/api/v2/dags").await;
+    answer.assert_problem(StatusCode::INTERNAL_SERVER_ERROR);
+    let detail = answer.body["detail"].as_str().unwrap_or_default().to_lowercase();
+    for internal in ["sqlx", "pool", "sqlite", "database", "closed"] {
+        assert!(!detail.contains(internal), "{detail}");
+    }
+}
