@@ -316,6 +316,9 @@ async fn credentials(state: &AppState, req: Request) -> Result<Credentials, ApiE
 
 /// The role of a user whose password matches; 401 otherwise.
 async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Role, ApiError> {
+    if let Some(left) = state.throttle().locked(&credentials.username) {
+        return Err(ApiError::TooManyAttempts { retry_after: left.as_secs().max(1) });
+    }
     let user = state.db().get_user(&credentials.username).await?;
     // Hash checks are slow on purpose: off the async workers. An unknown user is checked
     // against a fixed hash so that the answer takes as long as for a known one.
@@ -327,11 +330,21 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Role
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(format!("password check: {e}")))?;
-    role.filter(|_| matches).ok_or(ApiError::InvalidCredentials)
+    match role.filter(|_| matches) {
+        Some(role) => {
+            state.throttle().succeeded(&credentials.username);
+            Ok(role)
+        }
+        None => {
+            state.throttle().failed(&credentials.username);
+            Err(ApiError::InvalidCredentials)
+        }
+    }
 }
 
 /// `POST /auth/token` with `{"username", "password"}` as JSON or a form: 201
-/// `{"access_token": …}`, or 401 for a wrong username or password.
+/// `{"access_token": …}`, 401 for a wrong username or password, 429 after too many of those
+/// for one username (`throttle`).
 #[utoipa::path(
     post,
     path = "/auth/token",
@@ -339,8 +352,9 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Role
     request_body = Credentials,
     responses(
         (status = 201, description = "a bearer token", body = crate::models::TokenResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 401, description = "wrong username or password", body = crate::models::Problem),
         (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        (status = 429, description = "too many failed sign-ins for this user; see Retry-After", body = crate::models::Problem),
     )
 )]
 pub(crate) async fn token(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
@@ -360,8 +374,9 @@ pub(crate) async fn token(State(state): State<AppState>, req: Request) -> Result
     request_body = Credentials,
     responses(
         (status = 200, description = "the session cookie is set; the body holds the CSRF token", body = Object),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 401, description = "wrong username or password", body = crate::models::Problem),
         (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        (status = 429, description = "too many failed sign-ins for this user; see Retry-After", body = crate::models::Problem),
     )
 )]
 pub(crate) async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {

@@ -20,6 +20,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("{0}")]
     Forbidden(String),
+    /// Too many wrong passwords for a username: try again in `retry_after` seconds.
+    #[error("too many failed sign-ins for this user: try again in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) | ApiError::InvalidSource { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -76,7 +80,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        problem(status, &detail)
+        let mut response = problem(status, &detail);
+        if let ApiError::TooManyAttempts { retry_after } = self
+            && let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

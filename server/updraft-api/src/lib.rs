@@ -30,6 +30,7 @@ mod pools;
 mod sources;
 mod task_instances;
 mod tasks;
+mod throttle;
 mod variables;
 mod xcom;
 
@@ -81,6 +82,7 @@ struct Inner {
     events: Arc<events::Events>,
     plugins: Option<Arc<dyn PluginStore>>,
     secure_cookies: bool,
+    throttle: throttle::SignInThrottle,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
             events: Arc::default(),
             plugins: config.plugins,
             secure_cookies: config.secure_cookies,
+            throttle: throttle::SignInThrottle::default(),
         })))
     }
 
@@ -112,6 +115,10 @@ impl AppState {
 
     fn log_dir(&self) -> &std::path::Path {
         &self.0.log_dir
+    }
+
+    fn throttle(&self) -> &throttle::SignInThrottle {
+        &self.0.throttle
     }
 
     fn secure_cookies(&self) -> bool {

@@ -441,3 +441,28 @@ async fn a_dag_whose_file_broke_is_stale_with_import_errors() {
     let trigger = api.call(Method::POST, "/api/v2/dags/reports/dagRuns", Some(Role::User), Some("{}")).await;
     trigger.assert_problem(StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_username_for_a_while() {
+    let api = Api::new().await;
+    let hash = updraft_api::hash_password("right-password").expect("hash");
+    api.state.db().create_user("ann", &hash, "viewer").await.expect("user");
+    api.state.db().create_user("bob", &hash, "viewer").await.expect("user");
+    let sign_in = |user: &str, password: &str| {
+        let body = serde_json::json!({ "username": user, "password": password }).to_string();
+        Request::post("/auth/token").header("content-type", "application/json").body(Body::from(body)).expect("request")
+    };
+    for _ in 0..10 {
+        api.send(sign_in("ann", "wrong")).await.assert_problem(StatusCode::UNAUTHORIZED);
+    }
+    let locked = api.send(sign_in("ann", "right-password")).await;
+    locked.assert_problem(StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 =
+        locked.headers.get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).expect("Retry-After");
+    assert!((1..=300).contains(&retry), "{retry}");
+    assert_eq!(
+        api.send(sign_in("bob", "right-password")).await.status,
+        StatusCode::CREATED,
+        "other users are not affected"
+    );
+}
