@@ -161,6 +161,11 @@ impl Db {
         self.query_dags("WHERE is_stale = 0", None).await
     }
 
+    /// Every DAG, stale ones included, by id.
+    pub async fn list_all_dags(&self) -> Result<Vec<DagRow>, DbError> {
+        self.query_dags("", None).await
+    }
+
     async fn query_dags(&self, filter: &'static str, arg: Option<&str>) -> Result<Vec<DagRow>, DbError> {
         let sql = format!(
             "SELECT dag_id, fileloc, source_hash, description, schedule, timezone, tags, owners, max_active_runs, max_active_tasks, task_count, \
@@ -204,6 +209,17 @@ impl Db {
             sqlx::query("SELECT fileloc, message FROM import_error ORDER BY fileloc").fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// The current import errors with when they were recorded: (file, message, µs).
+    pub async fn import_error_rows(&self) -> Result<Vec<(String, String, i64)>, DbError> {
+        let rows = sqlx::query("SELECT fileloc, message, recorded_at FROM import_error ORDER BY fileloc")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(DbError::from)
     }

@@ -14,6 +14,7 @@ pub mod requests;
 pub mod results;
 pub mod runs;
 pub mod secrets;
+pub mod users;
 pub mod xcom;
 
 use std::path::Path;

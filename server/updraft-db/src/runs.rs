@@ -78,6 +78,46 @@ fn run_row(r: &AnyRow) -> Result<RunRow, sqlx::Error> {
     })
 }
 
+/// How [`Db::find_runs`] orders runs: a column, ascending or descending; ties by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOrder {
+    column: &'static str,
+    descending: bool,
+}
+
+impl RunOrder {
+    /// Airflow's default: by id, oldest first.
+    pub const DEFAULT: RunOrder = RunOrder { column: "id", descending: false };
+
+    /// Reads Airflow's `order_by` value (`run_after`, `-start_date`, …); `None` for a field
+    /// runs cannot be ordered by.
+    pub fn parse(text: &str) -> Option<RunOrder> {
+        let (descending, field) = match text.strip_prefix('-') {
+            Some(field) => (true, field),
+            None => (false, text),
+        };
+        let column = match field {
+            "id" => "id",
+            "dag_id" => "dag_id",
+            "run_id" | "dag_run_id" => "run_id",
+            "state" => "state",
+            "logical_date" => "logical_date",
+            "run_after" => "run_after",
+            "start_date" => "start_date",
+            "end_date" => "end_date",
+            "queued_at" => "queued_at",
+            "run_type" => "run_type",
+            _ => return None,
+        };
+        Some(RunOrder { column, descending })
+    }
+
+    fn sql(self) -> String {
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        format!("{} {direction}, id {direction}", self.column)
+    }
+}
+
 /// A task instance to create with its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTaskInstance {
@@ -225,6 +265,52 @@ impl Db {
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dag_id).bind(limit).bind(offset).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
+    /// A page of runs (of one DAG, or of every DAG) in the given states (any state when empty),
+    /// ordered by `order` (a [`RunOrder`]), with how many match in all.
+    pub async fn find_runs(
+        &self,
+        dag_id: Option<&str>,
+        states: &[String],
+        order: RunOrder,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<RunRow>, i64), DbError> {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if dag_id.is_some() {
+            conditions.push(format!("dag_id = {}", next()));
+        }
+        if !states.is_empty() {
+            let marks: Vec<String> = states.iter().map(|_| next()).collect();
+            conditions.push(format!("state IN ({})", marks.join(", ")));
+        }
+        let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let (limit_mark, offset_mark) = (next(), next());
+        // The filter holds only placeholders and the order one of `RunOrder`'s columns.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run {filter} ORDER BY {} LIMIT {limit_mark} OFFSET {offset_mark}",
+            order.sql()
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut count =
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM dag_run {filter}")));
+        if let Some(dag_id) = dag_id {
+            query = query.bind(dag_id);
+            count = count.bind(dag_id);
+        }
+        for state in states {
+            query = query.bind(state);
+            count = count.bind(state);
+        }
+        let rows = query.bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        let total = count.fetch_one(self.pool()).await?;
+        Ok((rows.iter().map(run_row).collect::<Result<_, _>>()?, total))
     }
 
     /// The runs of a DAG with this logical date (µs).
@@ -487,6 +573,118 @@ impl Db {
             .bind(try_number)
             .fetch_optional(self.pool())
             .await?)
+    }
+}
+
+/// Slots taken in a pool by task instances in one state (for the API's pool listing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub pool: String,
+    pub state: String,
+    pub slots: i64,
+}
+
+/// A pool as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRow {
+    pub name: String,
+    pub slots: i32,
+    pub description: Option<String>,
+}
+
+impl Db {
+    /// How many runs a DAG has.
+    pub async fn count_runs(&self, dag_id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM dag_run WHERE dag_id = $1")
+            .bind(dag_id)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// The runs queued or running, and those that ended at or after `since` (µs): what a
+    /// watcher of state changes looks at.
+    pub async fn runs_in_progress_or_ended_since(&self, since: i64) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE state IN ('queued', 'running') OR end_date >= $1 ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Sets a run's note (free text; not a state, so it needs no request to the scheduler).
+    pub async fn set_run_note(&self, run_pk: i64, note: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("UPDATE dag_run SET note = $2 WHERE id = $1").bind(run_pk).bind(note).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Deletes a run with its task instances, logs locations, XComs and requests, if no
+    /// scheduler owns it: finished, or queued and not yet claimed. Returns whether it was
+    /// deleted; a run in progress stays (mark it failed first).
+    pub async fn delete_idle_run(&self, run_pk: i64) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "DELETE FROM dag_run WHERE id = $1 AND (state IN ('success', 'failed') OR (state = 'queued' AND scheduler_id IS NULL))",
+        )
+        .bind(run_pk)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every pool with its description, by name.
+    pub async fn pool_rows(&self) -> Result<Vec<PoolRow>, DbError> {
+        let rows =
+            sqlx::query("SELECT name, slots, description FROM pool ORDER BY name").fetch_all(self.pool()).await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(PoolRow { name: r.try_get(0)?, slots: r.try_get(1)?, description: r.try_get(2)? }))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Creates a pool; an existing name is a conflict (unlike [`Db::set_pool`]).
+    pub async fn create_pool(&self, name: &str, slots: i32, description: Option<&str>) -> Result<(), DbError> {
+        let result = sqlx::query("INSERT INTO pool (name, slots, description) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(slots)
+            .bind(description)
+            .execute(self.pool())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::Conflict(format!("pool `{name}` exists: change it instead")))
+            }
+            other => other.map(|_| ()).map_err(DbError::from),
+        }
+    }
+
+    /// Deletes a pool; returns whether it existed.
+    pub async fn delete_pool(&self, name: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM pool WHERE name = $1").bind(name).execute(self.pool()).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Slots taken per pool and state, for task instances scheduled, queued or running.
+    pub async fn pool_usage(&self) -> Result<Vec<PoolUsage>, DbError> {
+        let rows = sqlx::query(
+            "SELECT pool, state, CAST(sum(pool_slots) AS BIGINT) FROM task_instance \
+             WHERE state IN ('scheduled', 'queued', 'running') GROUP BY pool, state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(PoolUsage { pool: r.try_get(0)?, state: r.try_get(1)?, slots: r.try_get(2)? }))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The latest heartbeat of any scheduler (µs), if one ever ran.
+    pub async fn latest_scheduler_heartbeat(&self) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar("SELECT max(heartbeat_at) FROM scheduler_job").fetch_one(self.pool()).await?)
+    }
+
+    /// A round trip to the database (health checks).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
     }
 }
 

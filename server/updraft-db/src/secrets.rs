@@ -49,6 +49,28 @@ impl Db {
         Ok(())
     }
 
+    /// Creates a variable; an existing name is a conflict (unlike [`Db::set_variable`]).
+    pub async fn create_variable(
+        &self,
+        key: &EncryptionKey,
+        name: &str,
+        value: &str,
+        description: Option<&str>,
+    ) -> Result<(), DbError> {
+        let result = sqlx::query("INSERT INTO variable (key, value, description, is_encrypted) VALUES ($1, $2, $3, 1)")
+            .bind(name)
+            .bind(key.encrypt(value))
+            .bind(description)
+            .execute(self.pool())
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::Conflict(format!("variable `{name}` exists: change it instead")))
+            }
+            other => other.map(|_| ()).map_err(DbError::from),
+        }
+    }
+
     pub async fn get_variable(&self, key: &EncryptionKey, name: &str) -> Result<Option<String>, DbError> {
         let row = sqlx::query("SELECT value, is_encrypted FROM variable WHERE key = $1")
             .bind(name)
@@ -147,6 +169,25 @@ impl Db {
 
     pub async fn delete_connection(&self, conn_id: &str) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM connection WHERE conn_id = $1").bind(conn_id).execute(self.pool()).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces every field of an existing connection; returns whether it existed.
+    pub async fn update_connection(&self, key: &EncryptionKey, c: &Connection) -> Result<bool, DbError> {
+        let sql = "UPDATE connection SET conn_type = $2, host = $3, port = $4, schema_name = $5, login = $6, password = $7, \
+                   extra = $8, description = $9 WHERE conn_id = $1";
+        let done = sqlx::query(sql)
+            .bind(&c.conn_id)
+            .bind(&c.conn_type)
+            .bind(&c.host)
+            .bind(c.port)
+            .bind(&c.schema)
+            .bind(&c.login)
+            .bind(c.password.as_deref().map(|p| key.encrypt(p)))
+            .bind(c.extra.as_deref().map(|e| key.encrypt(e)))
+            .bind(&c.description)
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 }

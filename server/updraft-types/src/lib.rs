@@ -1,8 +1,11 @@
-//! Typed identifiers shared by the server crates and the web app.
+//! Typed identifiers shared by the server crates and the web app, and (`api`) the bodies of
+//! the REST API's answers.
 //!
 //! A `DagId` is never confused with a `TaskId` or a `RunId`: each boundary (API, database,
 //! executor) passes these newtypes, not bare strings. The crate depends on serde only, so it
 //! also builds for the browser.
+
+pub mod api;
 
 use std::fmt;
 

@@ -49,6 +49,8 @@ fn parse() -> anyhow::Result<Cli> {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the REST API server (Airflow-compatible /api/v2).
+    ApiServer(cmd::api_server::ApiServerArgs),
     /// Inspect and check DAG files.
     #[command(subcommand)]
     Dags(cmd::dags::DagsCommand),
@@ -74,6 +76,9 @@ enum Command {
     /// Task instances: logs.
     #[command(subcommand)]
     Tasks(cmd::tasks::TasksCommand),
+    /// Manage users of the API server and the web app.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
     };
     cmd::logging::init(cli.log_format, &cli.log_level);
     let result = match cli.command {
+        Command::ApiServer(args) => cmd::api_server::api_server(args),
         Command::Dags(command) => cmd::dags::run(command),
         Command::Db(command) => cmd::db::run(command),
         Command::Variables(command) => cmd::variables::run(command),
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
         Command::Scheduler(args) => cmd::scheduler::scheduler(args),
         Command::Standalone(args) => cmd::standalone::standalone(args),
         Command::Tasks(command) => cmd::tasks::run(command),
+        Command::Users(command) => cmd::users::run(command),
     };
     match result {
         Ok(code) => code,

@@ -293,3 +293,59 @@ fn a_configuration_file_sets_defaults_below_the_environment_and_flags() {
     let out = updraft_env(&["db", "migrate", "--config", bad.to_str().expect("utf-8")], &[]);
     assert!(text(&out.stderr).contains("in the configuration file"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn standalone_creates_an_admin_once_and_serves_the_api() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let start = |extra: &[&str], out: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+        command
+            .args(["standalone", "--dags", "tests/fixtures/api/client.yaml", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(extra)
+            .current_dir(workspace())
+            .stdout(std::fs::File::create(dir.path().join(out)).expect("out"))
+            .stderr(std::process::Stdio::null());
+        for name in [
+            "UPDRAFT__DATABASE__URL",
+            "UPDRAFT__CORE__ENCRYPTION_KEY",
+            "UPDRAFT__API__JWT_SECRET",
+            "UPDRAFT_ADMIN_PASSWORD",
+        ] {
+            command.env_remove(name);
+        }
+        command.spawn().expect("starts standalone")
+    };
+    let mut first = start(&[], "first.txt");
+    let file = data.join("standalone_admin_password.txt");
+    common::wait_for("the API server", std::time::Duration::from_secs(60), || {
+        file.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let password = std::fs::read_to_string(&file).expect("password file").trim().to_owned();
+    assert_eq!(password.len(), 20);
+    let body = format!(r#"{{"username": "admin", "password": "{password}"}}"#);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "POST /auth/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("access_token"), "{answer}");
+    let _ = first.kill();
+    let _ = first.wait();
+    let printed = std::fs::read_to_string(dir.path().join("first.txt")).expect("stdout");
+    assert!(printed.contains(&format!("created user `admin` (role admin) with password: {password}")), "{printed}");
+
+    let out = start(&["--exit-when-idle"], "second.txt").wait_with_output().expect("second start");
+    assert!(out.status.success());
+    let printed = std::fs::read_to_string(dir.path().join("second.txt")).expect("stdout");
+    assert!(!printed.contains("password"), "the password is printed only once: {printed}");
+}

@@ -268,3 +268,79 @@ async fn batched_updates_apply_in_order_on_both_databases() {
         t.drop_db(db).await;
     }
 }
+
+#[tokio::test]
+async fn accounts_are_unique_and_listed() {
+    for backend in Backends::ALL {
+        let t = fresh(backend).await;
+        let db = t.migrated().await;
+        assert_eq!(db.count_users().await.expect("count"), 0);
+        db.create_user("ann", "$argon2id$hash", "op").await.expect("create");
+        assert!(
+            matches!(db.create_user("ann", "$argon2id$other", "admin").await, Err(DbError::Conflict(_))),
+            "{backend:?}"
+        );
+        db.create_user("bob", "$argon2id$hash", "viewer").await.expect("create");
+        let user = db.get_user("ann").await.expect("get").expect("ann");
+        assert_eq!((user.role.as_str(), user.password_hash.as_str(), user.active), ("op", "$argon2id$hash", true));
+        let names: Vec<String> = db.list_users().await.expect("list").into_iter().map(|u| u.username).collect();
+        assert_eq!(names, ["ann", "bob"]);
+        assert!(db.get_user("carol").await.expect("get").is_none());
+        t.drop_db(db).await;
+    }
+}
+
+#[tokio::test]
+async fn runs_are_found_by_dag_and_state_counted_and_deleted_only_when_idle() {
+    use updraft_db::runs::RunOrder;
+    for backend in Backends::ALL {
+        let t = fresh(backend).await;
+        let db = t.migrated().await;
+        let first = dag_with_a_run(&db).await;
+        let second = db
+            .insert_run(&updraft_db::runs::NewRun {
+                dag_id: first.dag_id.clone(),
+                run_id: "second".into(),
+                run_type: "manual".into(),
+                logical_date: None,
+                data_interval: None,
+                run_after: 2,
+                conf: "{}".into(),
+                triggered_by: "test".into(),
+                triggering_user: None,
+                note: None,
+            })
+            .await
+            .expect("second run");
+        let order = RunOrder::parse("-id").expect("order");
+        let (runs, total) = db.find_runs(Some(&first.dag_id), &[], order, 1, 0).await.expect("find");
+        assert_eq!((runs[0].run_id.as_str(), total), ("second", 2), "{backend:?}");
+        let (runs, total) = db.find_runs(None, &["queued".to_owned()], RunOrder::DEFAULT, 10, 1).await.expect("find");
+        assert_eq!((runs.len(), total), (1, 2), "{backend:?}");
+        assert_eq!(db.find_runs(None, &["running".to_owned()], RunOrder::DEFAULT, 10, 0).await.expect("find").1, 0);
+        assert!(RunOrder::parse("conf").is_none());
+
+        let claimed = db.claim_queued_runs("s1", 1).await.expect("claim");
+        assert_eq!(claimed[0].id, first.id);
+        assert!(!db.delete_idle_run(first.id).await.expect("delete"), "{backend:?}: a running run stays");
+        assert!(db.delete_idle_run(second.id).await.expect("delete"), "{backend:?}: an unclaimed queued run goes");
+        assert!(db.get_run_by_pk(second.id).await.expect("get").is_none());
+        t.drop_db(db).await;
+    }
+}
+
+#[tokio::test]
+async fn pools_report_usage_and_refuse_duplicates() {
+    for backend in Backends::ALL {
+        let t = fresh(backend).await;
+        let db = t.migrated().await;
+        db.create_pool("etl", 4, Some("loads")).await.expect("create");
+        assert!(matches!(db.create_pool("etl", 2, None).await, Err(DbError::Conflict(_))), "{backend:?}");
+        let pools = db.pool_rows().await.expect("pools");
+        assert_eq!(pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["default_pool", "etl"]);
+        assert!(db.pool_usage().await.expect("usage").is_empty());
+        assert!(db.delete_pool("etl").await.expect("delete"));
+        assert!(!db.delete_pool("etl").await.expect("delete again"));
+        t.drop_db(db).await;
+    }
+}

@@ -61,7 +61,7 @@ impl MetaArgs {
     }
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;

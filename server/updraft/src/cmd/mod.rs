@@ -1,6 +1,7 @@
 //! One module per top-level subcommand of `updraft`, plus `meta`: how commands find the
 //! metadata database and its encryption key.
 
+pub mod api_server;
 pub mod config;
 pub mod connections;
 pub mod dags;
@@ -13,6 +14,7 @@ pub mod pools;
 pub mod scheduler;
 pub mod standalone;
 pub mod tasks;
+pub mod users;
 pub mod variables;
 
 /// Writes command output to stdout. A reader that went away (`| head`, `| grep -q`) ends the

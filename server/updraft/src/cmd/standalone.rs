@@ -1,7 +1,10 @@
 //! `updraft standalone`: everything in one process on the embedded default — migrations on a
 //! SQLite file in the data folder, the example DAGs (or `--dags`), a demo warehouse for them,
-//! and the scheduler with the local executor, printing progress. (The API server and web app
-//! join it when they land.)
+//! the scheduler with the local executor, printing progress, and the API server on
+//! 127.0.0.1:8080. On the first start, with no users yet, it creates `admin` with a generated
+//! password that it prints once and keeps in the data folder's
+//! `standalone_admin_password.txt` (or takes from `UPDRAFT_ADMIN_PASSWORD`, for automation).
+//! (The web app joins it with its issue.)
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,9 +24,8 @@ pub struct StandaloneArgs {
     /// The DAGs folder (default: the example DAGs).
     #[arg(long = "dags", env = "UPDRAFT__CORE__DAGS_FOLDER")]
     pub dags: Option<std::path::PathBuf>,
-    /// Port of the API server and web app on 127.0.0.1 (they arrive with their issue).
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    #[command(flatten)]
+    pub server: super::api_server::ServerArgs,
     /// Most task tries running at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
@@ -75,9 +77,11 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             db.add_connection(&key, &warehouse).await?;
             println!("created the demo warehouse {} (connection `warehouse`)", path.display());
         }
+        ensure_admin(&db, &args.meta.data_dir).await?;
         let (mut engine, _executor) = run.engine(&db, false).await?;
         println!("updraft standalone: data in {}, DAGs from {}", args.meta.data_dir.display(), dags.display());
-        println!("(the API server on 127.0.0.1:{} and the web app arrive with their issue)", args.port);
+        let (listener, state) = super::api_server::prepare(db.clone(), &args.meta, &args.server).await?;
+        let api = tokio::spawn(updraft_api::serve(listener, state, std::future::pending()));
         // First start: run each DAG once, so the examples show what they do.
         for dag in db.list_dags().await? {
             if db.list_runs(&dag.record.dag_id, 1, 0).await?.is_empty() {
@@ -118,8 +122,37 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             result = engine.run(stop) => result?,
             () = shutdown_signal() => {}
         }
+        api.abort();
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// On the first start (no users yet), creates `admin` with `UPDRAFT_ADMIN_PASSWORD` or a
+/// generated password, which is printed this once and kept in the data folder.
+async fn ensure_admin(db: &Db, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if db.count_users().await? > 0 {
+        return Ok(());
+    }
+    let given = std::env::var("UPDRAFT_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let password = given.clone().unwrap_or_else(updraft_api::generate_password);
+    let hash = tokio::task::spawn_blocking({
+        let password = password.clone();
+        move || updraft_api::hash_password(&password)
+    })
+    .await??;
+    db.create_user("admin", &hash, "admin").await?;
+    if given.is_some() {
+        println!("created user `admin` (role admin) with the password from UPDRAFT_ADMIN_PASSWORD");
+        return Ok(());
+    }
+    let file = data_dir.join("standalone_admin_password.txt");
+    if file.exists() {
+        std::fs::remove_file(&file)?;
+    }
+    super::meta::write_private(&file, &format!("{password}\n"))?;
+    println!("created user `admin` (role admin) with password: {password}");
+    println!("(shown only now; also kept in {})", file.display());
+    Ok(())
 }
 
 /// One line per DAG with the state of its latest run; and whether nothing is queued or running.

@@ -1,0 +1,100 @@
+//! How stored values look in Airflow's JSON: ISO-8601 UTC times with microseconds and `Z`,
+//! states and run types from Airflow's closed enums (anything else becomes `null` rather than
+//! breaking a strict client), and the `dag_versions` entries the client requires.
+
+use hmac_sha2::Digest;
+use updraft_db::dags::DagRow;
+
+use crate::models::DagVersion;
+
+/// `2026-11-28T06:40:10.473394Z` from microseconds since the epoch.
+pub fn iso(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+pub fn iso_opt(us: Option<i64>) -> Option<String> {
+    us.map(iso)
+}
+
+/// Microseconds from an ISO-8601 time (`2026-01-31T03:00:00Z`, with any offset) or a date.
+pub fn parse_time(field: &str, text: &str) -> Result<i64, crate::ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_micros());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_micros());
+    }
+    Err(crate::ApiError::Unprocessable(format!(
+        "`{field}` must be an ISO-8601 time such as 2026-01-31T03:00:00Z, not `{text}`"
+    )))
+}
+
+/// A task instance's state as Airflow names it; Updraft's `none` is Airflow's `null`.
+pub fn ti_state(state: &str) -> Option<String> {
+    const KNOWN: [&str; 13] = [
+        "removed",
+        "scheduled",
+        "queued",
+        "running",
+        "success",
+        "restarting",
+        "failed",
+        "up_for_retry",
+        "up_for_reschedule",
+        "upstream_failed",
+        "skipped",
+        "deferred",
+        "awaiting_input",
+    ];
+    KNOWN.contains(&state).then(|| state.to_owned())
+}
+
+pub fn run_type(run_type: &str) -> &str {
+    match run_type {
+        "scheduled" | "manual" | "backfill" | "operator_triggered" | "asset_triggered" => run_type,
+        _ => "manual",
+    }
+}
+
+pub fn triggered_by(by: Option<&str>) -> Option<String> {
+    match by {
+        Some(b @ ("cli" | "operator" | "rest_api" | "ui" | "test" | "timetable" | "asset" | "backfill")) => {
+            Some(b.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// A stable UUID for a DAG version (Updraft numbers versions; Airflow's client wants UUIDs).
+pub fn version_uuid(dag_id: &str, version: i32) -> String {
+    let digest = hmac_sha2::Sha512::digest(format!("{dag_id}\u{0}{version}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A `DagVersionResponse`.
+pub fn dag_version(dag_id: &str, version: i32, created_at: i64) -> DagVersion {
+    DagVersion {
+        id: version_uuid(dag_id, version),
+        version_number: version,
+        dag_id: dag_id.to_owned(),
+        dag_display_name: dag_id.to_owned(),
+        bundle_name: Some("dags-folder".into()),
+        bundle_version: None,
+        bundle_url: None,
+        created_at: iso(created_at),
+    }
+}
+
+/// The latest version of a stored DAG.
+pub fn latest_version(dag: &DagRow) -> DagVersion {
+    dag_version(&dag.record.dag_id, dag.version, dag.last_parsed_at.unwrap_or(0))
+}

@@ -1,0 +1,184 @@
+//! The REST API server. [`app`] builds the whole axum router from an [`AppState`], so tests
+//! call it without a socket; [`serve`] runs it on a listener.
+//!
+//! Under `/api/v2` it speaks the part of Apache Airflow's stable REST API (v2, Airflow 3.3)
+//! that Updraft shares with Airflow, with the paths, status codes and response fields the
+//! official `apache-airflow-client` needs. One module per resource, each with its router; one
+//! error type ([`ApiError`]), rendered as `application/problem+json`. Handlers never change a
+//! task instance themselves: clear, mark and state patches are run requests
+//! (`updraft_db::requests`) that the scheduler owning the run carries out. Under
+//! `/api/updraft` are Updraft's own endpoints: DAG sources for the editor, the graph JSON and
+//! a Server-Sent Events stream of state changes, and the operator plugins.
+
+mod auth;
+mod connections;
+mod dag_files;
+mod dag_runs;
+mod dags;
+mod error;
+mod events;
+mod extract;
+mod format;
+mod graph;
+mod import_errors;
+mod logs;
+mod models;
+mod monitor;
+mod openapi;
+mod plugins;
+mod pools;
+mod sources;
+mod task_instances;
+mod tasks;
+mod throttle;
+mod variables;
+mod xcom;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use updraft_db::{Db, EncryptionKey};
+
+pub use auth::{Caller, Claims, Role, Tokens, generate_password, generate_secret, hash_password, verify_password};
+pub use error::ApiError;
+pub use openapi::document as openapi_document;
+pub use plugins::{PluginError, PluginStore};
+
+/// Largest request body accepted (413 above it): DAG runs' `conf` and variables are small.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the API server needs to run.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The key that encrypts variables and connection secrets.
+    pub encryption_key: EncryptionKey,
+    /// The secret that signs bearer tokens (HS512).
+    pub jwt_secret: Vec<u8>,
+    /// How long a token stays valid.
+    pub token_lifetime: Duration,
+    /// The task logs folder (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`).
+    pub log_dir: PathBuf,
+    /// The operator plugins, for `/api/updraft/plugins` (absent: those routes answer 404).
+    pub plugins: Option<Arc<dyn PluginStore>>,
+    /// Mark the session cookie `Secure` (the web app is served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// The state every handler shares: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    key: EncryptionKey,
+    tokens: Tokens,
+    log_dir: PathBuf,
+    dummy_hash: String,
+    events: Arc<events::Events>,
+    plugins: Option<Arc<dyn PluginStore>>,
+    secure_cookies: bool,
+    throttle: throttle::SignInThrottle,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: ApiConfig) -> Result<AppState, ApiError> {
+        let dummy_hash = hash_password("updraft: timing equaliser for unknown users")?;
+        Ok(AppState(Arc::new(Inner {
+            db,
+            key: config.encryption_key,
+            tokens: Tokens::new(&config.jwt_secret, config.token_lifetime),
+            log_dir: config.log_dir,
+            dummy_hash,
+            events: Arc::default(),
+            plugins: config.plugins,
+            secure_cookies: config.secure_cookies,
+            throttle: throttle::SignInThrottle::default(),
+        })))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.0.tokens
+    }
+
+    fn key(&self) -> &EncryptionKey {
+        &self.0.key
+    }
+
+    fn log_dir(&self) -> &std::path::Path {
+        &self.0.log_dir
+    }
+
+    fn throttle(&self) -> &throttle::SignInThrottle {
+        &self.0.throttle
+    }
+
+    fn secure_cookies(&self) -> bool {
+        self.0.secure_cookies
+    }
+
+    fn plugins(&self) -> Option<&Arc<dyn PluginStore>> {
+        self.0.plugins.as_ref()
+    }
+
+    fn events(&self) -> &Arc<events::Events> {
+        &self.0.events
+    }
+
+    fn dummy_hash(&self) -> &str {
+        &self.0.dummy_hash
+    }
+}
+
+/// The whole API: `/auth/…`, `/api/v2/…` and `/api/updraft/…`.
+pub fn app(state: AppState) -> Router {
+    let v2 = Router::new()
+        .merge(monitor::router())
+        .merge(openapi::router())
+        .merge(dags::router())
+        .merge(dag_runs::router())
+        .merge(task_instances::router())
+        .merge(logs::router())
+        .merge(xcom::router())
+        .merge(variables::router())
+        .merge(connections::router())
+        .merge(pools::router())
+        .merge(import_errors::router())
+        .merge(tasks::router())
+        .merge(sources::v2_router());
+    let updraft =
+        Router::new().merge(sources::router()).merge(graph::router()).merge(events::router()).merge(plugins::router());
+    Router::new()
+        .nest("/api/v2", v2)
+        .nest("/api/updraft", updraft)
+        .merge(auth::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint: /api/v2/openapi.json lists the ones Updraft serves".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::Rejected { status: StatusCode::METHOD_NOT_ALLOWED, detail: "method not allowed on this path".into() }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

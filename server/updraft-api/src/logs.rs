@@ -1,0 +1,164 @@
+//! Task try logs, `GET …/taskInstances/{task_id}/logs/{try_number}`, as Airflow's `getLog`:
+//! `{"content": [{"event": line}, …], "continuation_token": …}`. The token carries the byte
+//! offset read so far; passing it back returns only what the try has written since, which is
+//! how a client tails a running try. A running try's unfinished last line is held back until
+//! its newline arrives.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use updraft_types::{DagId, RunId, TaskId};
+
+use crate::AppState;
+use crate::auth::Viewer;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, Params};
+use crate::models::{LogMessage, LogResponse};
+
+/// Most bytes one response carries; the token continues from there.
+const CHUNK: u64 = 4 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", get(log))
+}
+
+/// What a continuation token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Position {
+    log_pos: u64,
+    end_of_log: bool,
+}
+
+fn encode(position: Position) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&position).unwrap_or_default())
+}
+
+fn decode(token: &str) -> Result<Position, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::BadRequest("`token` is not a continuation token this server gave".into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+        ("try_number" = u32, Path),
+        ("full_content" = Option<bool>, Query),
+        ("token" = Option<String>, Query, description = "continuation token of the previous call"),
+    ),
+    responses(
+        (status = 200, body = LogResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 400, description = "malformed request", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn log(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id, task_id, try_number)): ApiPath<(DagId, RunId, TaskId, u32)>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (run, ti) = crate::task_instances::find(&state, &dag_id, &run_id, &task_id).await?;
+    let tries = u32::try_from(ti.try_number).unwrap_or(0);
+    if try_number == 0 || try_number > tries {
+        return Err(ApiError::NotFound(format!(
+            "task `{task_id}` of run `{run_id}` has no try {try_number} (it has had {tries})"
+        )));
+    }
+    let start = match (params.bool("full_content")?, params.get("token")) {
+        (Some(true), _) | (_, None) => 0,
+        (_, Some(token)) => decode(token)?.log_pos,
+    };
+    let try_i32 = i32::try_from(try_number).unwrap_or(i32::MAX);
+    let path = match state.db().log_location(run.id, task_id.as_str(), try_i32).await? {
+        Some(location) => PathBuf::from(location),
+        None => state
+            .log_dir()
+            .join(format!("dag_id={dag_id}"))
+            .join(format!("run_id={run_id}"))
+            .join(format!("task_id={task_id}"))
+            .join(format!("attempt={try_number}.log")),
+    };
+    let live = try_number == tries && matches!(ti.state.as_str(), "scheduled" | "queued" | "running");
+    let (text, end) = tokio::task::spawn_blocking(move || read_from(&path, start, live))
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading a log: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("reading a log: {e}")))?;
+    let end_of_log = !live && end.1;
+    let lines: Vec<&str> = text.lines().collect();
+    let ndjson = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson") && !v.contains("application/json"));
+    if ndjson {
+        let body: String = lines.iter().map(|l| format!("{}\n", json!({ "timestamp": null, "event": l }))).collect();
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
+    }
+    let content = lines.iter().map(|l| LogMessage { event: (*l).to_owned() }).collect();
+    let continuation_token = encode(Position { log_pos: end.0, end_of_log });
+    Ok(Json(LogResponse { content, continuation_token }).into_response())
+}
+
+/// The text from byte `start`, at most [`CHUNK`] bytes, cut after the last newline when the try
+/// may still write (or the chunk is full); with the offset reached and whether it is the end
+/// of the file. A file not written yet reads as empty.
+fn read_from(path: &std::path::Path, start: u64, live: bool) -> std::io::Result<(String, (u64, bool))> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((String::new(), (start, true))),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = start.min(len);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(CHUNK).read_to_end(&mut bytes)?;
+    let full_chunk = bytes.len() as u64 == CHUNK && start + CHUNK < len;
+    if (live || full_chunk) && !bytes.ends_with(b"\n") {
+        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(keep);
+    }
+    let end = start + bytes.len() as u64;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), (end, end >= len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_logs_hold_back_the_unfinished_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("attempt=1.log");
+        std::fs::write(&path, "one\ntwo\nthr").expect("write");
+        let (text, (end, _)) = read_from(&path, 0, true).expect("read");
+        assert_eq!((text.as_str(), end), ("one\ntwo\n", 8));
+        let (text, (end, at_end)) = read_from(&path, end, false).expect("read");
+        assert_eq!((text.as_str(), end, at_end), ("thr", 11, true));
+        let (text, _) = read_from(&dir.path().join("missing"), 0, true).expect("read");
+        assert!(text.is_empty());
+        let token = encode(Position { log_pos: 8, end_of_log: false });
+        assert_eq!(decode(&token).expect("decodes").log_pos, 8);
+        assert!(decode("garbage").is_err());
+    }
+}

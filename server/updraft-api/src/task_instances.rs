@@ -1,0 +1,322 @@
+//! Task instances of a run: list, get, patch state and clear. Patching and clearing record a
+//! run request (`updraft_db::requests`); the scheduler owning the run changes the states.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use updraft_db::requests::RequestAction;
+use updraft_db::runs::{RunRow, TaskInstanceRow};
+use updraft_types::{DagId, RunId, TaskId};
+use utoipa::ToSchema;
+
+use crate::auth::{UserRole, Viewer};
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::format::{self, iso, iso_opt};
+use crate::models::{TaskInstanceCollection, TaskInstanceResponse};
+use crate::{AppState, dag_runs};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", get(list))
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", get(one).patch(patch))
+        .route("/dags/{dag_id}/clearTaskInstances", post(clear))
+}
+
+/// A task instance of a run, with the run, or 404.
+pub async fn find(
+    state: &AppState,
+    dag_id: &DagId,
+    run_id: &RunId,
+    task_id: &TaskId,
+) -> Result<(RunRow, TaskInstanceRow), ApiError> {
+    let run = dag_runs::find(state, dag_id, run_id).await?;
+    let ti = state.db().task_instance(run.id, task_id.as_str()).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "run `{run_id}` of `{dag_id}` has no task `{task_id}` (a queued run has no task instances yet)"
+        ))
+    })?;
+    Ok((run, ti))
+}
+
+/// A `TaskInstanceResponse`.
+pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> TaskInstanceResponse {
+    TaskInstanceResponse {
+        id: t.uuid.clone(),
+        task_id: t.task_id.clone(),
+        task_display_name: t.task_id.clone(),
+        dag_id: t.dag_id.clone(),
+        dag_display_name: t.dag_id.clone(),
+        dag_run_id: t.run_id.clone(),
+        map_index: t.map_index,
+        logical_date: iso_opt(run.logical_date),
+        run_after: iso(run.run_after),
+        start_date: iso_opt(t.start_date),
+        end_date: iso_opt(t.end_date),
+        duration: t.duration_s,
+        state: format::ti_state(&t.state),
+        try_number: t.try_number,
+        max_tries: t.max_tries,
+        pool: t.pool.clone(),
+        pool_slots: t.pool_slots,
+        queue: Some("default".into()),
+        priority_weight: Some(t.priority_weight),
+        operator: Some(t.operator.clone()),
+        operator_name: Some(t.operator.clone()),
+        queued_when: iso_opt(t.queued_at),
+        scheduled_when: iso_opt(t.scheduled_at),
+        hostname: t.hostname.clone(),
+        unixname: None,
+        pid: None,
+        executor: t.executor.clone(),
+        executor_config: "{}".into(),
+        note: None,
+        rendered_map_index: None,
+        rendered_fields: json!({}),
+        trigger: None,
+        triggerer_job: None,
+        dag_version: format::dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after)),
+    }
+}
+
+/// `GET …/taskInstances`: `limit`, `offset`, `state` and `task_id` filters (repeatable).
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+        ("state" = Option<Vec<String>>, Query),
+        ("task_id" = Option<Vec<String>>, Query),
+    ),
+    responses(
+        (status = 200, body = TaskInstanceCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn list(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
+    params: Params,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
+    let page = params.page()?;
+    let states = params.all("state");
+    let task_ids = params.all("task_id");
+    let run = dag_runs::find(&state, &dag_id, &run_id).await?;
+    let tis: Vec<TaskInstanceRow> = state
+        .db()
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            states.is_empty() || states.iter().any(|s| *s == t.state || (s == "no_status" && t.state == "none"))
+        })
+        .filter(|t| task_ids.is_empty() || task_ids.contains(&t.task_id))
+        .collect();
+    let total = tis.len();
+    let task_instances = paginate(tis, page).iter().map(|t| ti_json(t, &run)).collect();
+    Ok(Json(TaskInstanceCollection { task_instances, total_entries: total }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+    ),
+    responses(
+        (status = 200, body = TaskInstanceResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn one(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id, task_id)): ApiPath<(DagId, RunId, TaskId)>,
+) -> Result<Json<TaskInstanceResponse>, ApiError> {
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    Ok(Json(ti_json(&ti, &run)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TaskInstancePatchBody)]
+pub(crate) struct PatchBody {
+    #[serde(default)]
+    new_state: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    include_upstream: bool,
+    #[serde(default)]
+    include_downstream: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `PATCH …/taskInstances/{task_id}` with `{"new_state": "success" | "failed" | "skipped"}`:
+/// a mark request; answers the task instances it covers, as they are now.
+#[utoipa::path(
+    patch,
+    path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+    ),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "the task instance; the scheduler marks it", body = TaskInstanceCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn patch(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id, task_id)): ApiPath<(DagId, RunId, TaskId)>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    if body.note.is_some() {
+        return Err(ApiError::Unprocessable("changing a task instance's `note` is not supported yet".into()));
+    }
+    let action = match body.new_state.as_deref() {
+        Some("success") => RequestAction::MarkSuccess,
+        Some("failed") => RequestAction::MarkFailed,
+        Some("skipped") => RequestAction::MarkSkipped,
+        Some(other) => {
+            return Err(ApiError::Unprocessable(format!(
+                "`new_state` must be success, failed or skipped, not `{other}`"
+            )));
+        }
+        None => return Err(ApiError::Unprocessable("give `new_state`: success, failed or skipped".into())),
+    };
+    if !body.dry_run {
+        dag_runs::request(
+            &state,
+            &run,
+            action,
+            vec![ti.task_id.clone()],
+            body.include_downstream,
+            body.include_upstream,
+            false,
+            &user.0.username,
+        )
+        .await?;
+    }
+    Ok(Json(TaskInstanceCollection { task_instances: vec![ti_json(&ti, &run)], total_entries: 1 }))
+}
+
+/// `ClearTaskInstancesBody`, for one run (`dag_run_id`); the defaults are Airflow's.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ClearTaskInstancesBody)]
+pub(crate) struct ClearBody {
+    #[serde(default = "yes")]
+    dry_run: bool,
+    #[serde(default)]
+    dag_run_id: Option<String>,
+    /// Task ids, or [task id, map index] pairs.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    task_ids: Option<Vec<Value>>,
+    #[serde(default = "yes")]
+    only_failed: bool,
+    #[serde(default)]
+    include_upstream: bool,
+    #[serde(default)]
+    include_downstream: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /dags/{dag_id}/clearTaskInstances`: the task instances to clear (all by default,
+/// only failed ones unless `only_failed` is false); without `dry_run`, a clear request.
+#[utoipa::path(
+    post,
+    path = "/api/v2/dags/{dag_id}/clearTaskInstances",
+    tag = "task instances",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+    ),
+    request_body = ClearBody,
+    responses(
+        (status = 200, body = TaskInstanceCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn clear(
+    user: UserRole,
+    State(state): State<AppState>,
+    ApiPath(dag_id): ApiPath<DagId>,
+    JsonBody(body): JsonBody<ClearBody>,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
+    let Some(run_id) = body.dag_run_id else {
+        return Err(ApiError::Unprocessable(
+            "give `dag_run_id`: Updraft clears task instances of one run at a time".into(),
+        ));
+    };
+    let run = dag_runs::find(&state, &dag_id, &RunId::new(run_id)).await?;
+    // Airflow accepts a task id or a [task id, map index] pair.
+    let task_ids: Vec<String> = body
+        .task_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(pair) if pair.first().is_some_and(Value::is_string) => {
+                Ok(pair.first().and_then(Value::as_str).unwrap_or_default().to_owned())
+            }
+            _ => Err(ApiError::Unprocessable("`task_ids` holds task ids (strings)".into())),
+        })
+        .collect::<Result<_, _>>()?;
+    let tis = state.db().task_instances(run.id).await?;
+    if let Some(unknown) = task_ids.iter().find(|id| !tis.is_empty() && !tis.iter().any(|t| &t.task_id == *id)) {
+        return Err(ApiError::NotFound(format!("run `{}` has no task `{unknown}`", run.run_id)));
+    }
+    let covered: Vec<TaskInstanceResponse> = tis
+        .iter()
+        .filter(|t| task_ids.is_empty() || task_ids.contains(&t.task_id))
+        .filter(|t| !body.only_failed || matches!(t.state.as_str(), "failed" | "upstream_failed"))
+        .map(|t| ti_json(t, &run))
+        .collect();
+    if !body.dry_run {
+        dag_runs::request(
+            &state,
+            &run,
+            RequestAction::Clear,
+            task_ids,
+            body.include_downstream,
+            body.include_upstream,
+            body.only_failed,
+            &user.0.username,
+        )
+        .await?;
+    }
+    let total_entries = covered.len();
+    Ok(Json(TaskInstanceCollection { task_instances: covered, total_entries }))
+}

@@ -1,0 +1,192 @@
+//! `/variables`: create, read, update, delete. Values are encrypted at rest; a listing shows
+//! `***` for every value (only `GET /variables/{key}` returns one), and only `op` and `admin`
+//! may touch variables at all, as in Airflow.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Op;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody, Params, paginate};
+use crate::models::{VariableCollection, VariableResponse};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/variables", get(list).post(create))
+        .route("/variables/{key}", get(one).patch(update).delete(delete))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = VariableBody)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Body {
+    key: String,
+    value: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn variable(key: &str, value: &str, description: Option<&str>) -> VariableResponse {
+    VariableResponse {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        description: description.map(str::to_owned),
+        is_encrypted: true,
+    }
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 250 {
+        return Err(ApiError::Unprocessable("a variable `key` has 1 to 250 characters".into()));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/variables",
+    tag = "variables",
+    params(
+        ("limit" = Option<i64>, Query, description = "at most 100; default 50"),
+        ("offset" = Option<i64>, Query),
+    ),
+    responses(
+        (status = 200, description = "values shown as ***", body = VariableCollection),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn list(
+    _: Op,
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<VariableCollection>, ApiError> {
+    let page = params.page()?;
+    let rows = state.db().list_variables().await?;
+    let total = rows.len();
+    let variables = paginate(rows, page).iter().map(|(k, d)| variable(k, "***", d.as_deref())).collect();
+    Ok(Json(VariableCollection { variables, total_entries: total }))
+}
+
+async fn description(state: &AppState, key: &str) -> Result<Option<Option<String>>, ApiError> {
+    Ok(state.db().list_variables().await?.into_iter().find(|(k, _)| k == key).map(|(_, d)| d))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v2/variables/{key}",
+    tag = "variables",
+    params(
+        ("key" = String, Path),
+    ),
+    responses(
+        (status = 200, body = VariableResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn one(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<VariableResponse>, ApiError> {
+    let value = state
+        .db()
+        .get_variable(state.key(), &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no variable `{key}`")))?;
+    let description = description(&state, &key).await?.flatten();
+    Ok(Json(variable(&key, &value, description.as_deref())))
+}
+
+/// 201, or 409 if the key exists (PATCH changes it).
+#[utoipa::path(
+    post,
+    path = "/api/v2/variables",
+    tag = "variables",
+    request_body = Body,
+    responses(
+        (status = 201, body = VariableResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 409, description = "conflict", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn create(
+    _: Op,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Body>,
+) -> Result<(StatusCode, Json<VariableResponse>), ApiError> {
+    check_key(&body.key)?;
+    state.db().create_variable(state.key(), &body.key, &body.value, body.description.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v2/variables/{key}",
+    tag = "variables",
+    params(
+        ("key" = String, Path),
+    ),
+    request_body = Body,
+    responses(
+        (status = 200, body = VariableResponse),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn update(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    JsonBody(body): JsonBody<Body>,
+) -> Result<Json<VariableResponse>, ApiError> {
+    if body.key != key {
+        return Err(ApiError::BadRequest(format!("the body's key `{}` is not the path's `{key}`", body.key)));
+    }
+    if description(&state, &key).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no variable `{key}`")));
+    }
+    state.db().set_variable(state.key(), &key, &body.value, body.description.as_deref()).await?;
+    Ok(Json(variable(&key, &body.value, body.description.as_deref())))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v2/variables/{key}",
+    tag = "variables",
+    params(
+        ("key" = String, Path),
+    ),
+    responses(
+        (status = 204),
+        (status = 401, description = "no valid token", body = crate::models::Problem),
+        (status = 403, description = "the role may not", body = crate::models::Problem),
+        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn delete(
+    _: Op,
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state.db().delete_variable(&key).await? {
+        return Err(ApiError::NotFound(format!("no variable `{key}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
