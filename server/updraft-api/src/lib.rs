@@ -22,6 +22,7 @@ mod format;
 mod graph;
 mod import_errors;
 mod logs;
+mod metrics;
 mod models;
 mod monitor;
 mod openapi;
@@ -83,6 +84,7 @@ struct Inner {
     plugins: Option<Arc<dyn PluginStore>>,
     secure_cookies: bool,
     throttle: throttle::SignInThrottle,
+    request_metrics: metrics::RequestMetrics,
 }
 
 impl AppState {
@@ -98,11 +100,16 @@ impl AppState {
             plugins: config.plugins,
             secure_cookies: config.secure_cookies,
             throttle: throttle::SignInThrottle::default(),
+            request_metrics: metrics::RequestMetrics::default(),
         })))
     }
 
     pub fn db(&self) -> &Db {
         &self.0.db
+    }
+
+    fn request_metrics(&self) -> &metrics::RequestMetrics {
+        &self.0.request_metrics
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -160,6 +167,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v2", v2)
         .nest("/api/updraft", updraft)
         .merge(auth::router())
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -6,6 +6,7 @@
 mod bad_input;
 mod events;
 mod flow;
+mod metrics;
 mod permissions;
 mod sources;
 
