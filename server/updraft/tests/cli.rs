@@ -339,6 +339,14 @@ fn standalone_creates_an_admin_once_and_serves_the_api() {
     stream.read_to_string(&mut answer).expect("answer");
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert!(answer.contains("access_token"), "{answer}");
+    // The API server's request latencies, read by the Prometheus client library's parser.
+    let (status, metrics) = common::http_get(port, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{metrics}");
+    let samples = common::prometheus_samples(&metrics);
+    assert_eq!(samples["type:updraft_api_request_duration_seconds"], "histogram", "{metrics}");
+    let token =
+        r#"updraft_api_request_duration_seconds_count{"method": "POST", "route": "/auth/token", "status": "2xx"}"#;
+    assert_eq!(samples[token], 1.0, "{metrics}");
     let _ = first.kill();
     let _ = first.wait();
     let printed = std::fs::read_to_string(dir.path().join("first.txt")).expect("stdout");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, http_get, psql, python_venv, text, wait_for, workspace};
+use common::{free_port, http_get, prometheus_samples, psql, text, wait_for, workspace};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -157,22 +157,7 @@ fn every_task_runs_in_its_own_pod_and_the_run_succeeds() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(cluster.metrics_port, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
-    let scraped = cluster.dir.path().join("metrics.txt");
-    std::fs::write(&scraped, &body).expect("write");
-    let python = python_venv("prometheus-client-venv", &["prometheus-client==0.26.0"]);
-    let parse = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = {}
-for family in text_string_to_metric_families(open(sys.argv[1]).read()):
-    out["type:" + family.name] = family.type
-    for sample in family.samples:
-        out[sample.name + json.dumps(sample.labels, sort_keys=True)] = sample.value
-print(json.dumps(out))
-"#;
-    let out = Command::new(&python).args(["-c", parse]).arg(&scraped).output().expect("python runs");
-    assert!(out.status.success(), "not Prometheus text: {}\n{body}", text(&out.stderr));
-    let samples: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let samples = prometheus_samples(&body);
     let value = |key: &str| samples[key].as_f64().unwrap_or_else(|| panic!("no {key} in:\n{body}"));
     for (family, kind) in [
         ("updraft_scheduler_loop_duration_seconds", "histogram"),

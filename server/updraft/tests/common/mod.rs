@@ -73,3 +73,26 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
+
+/// Parses Prometheus text with the Prometheus client library's own parser (from PyPI): each
+/// sample as `name{"label": "value", …}` → value, and each family as `type:name` → its type.
+/// Panics, showing the text, if it does not parse.
+pub fn prometheus_samples(text_format: &str) -> serde_json::Value {
+    let python = python_venv("prometheus-client-venv", &["prometheus-client==0.26.0"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metrics.txt");
+    std::fs::write(&path, text_format).expect("write");
+    let parse = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    out["type:" + family.name] = family.type
+    for sample in family.samples:
+        out[sample.name + json.dumps(sample.labels, sort_keys=True)] = sample.value
+print(json.dumps(out))
+"#;
+    let out = Command::new(&python).args(["-c", parse]).arg(&path).output().expect("python runs");
+    assert!(out.status.success(), "not Prometheus text: {}\n{text_format}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
