@@ -9,7 +9,7 @@ mod common;
 
 use common::{psql, text, wait_for, workspace};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -17,24 +17,9 @@ const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const JWT_SECRET: &str = "a test secret of at least thirty-two characters";
 const CLIENT: &str = "apache-airflow-client==3.3.2";
 
-/// The venv's python, with the client installed (once; a marker file records success).
+/// The venv's python, with the client installed (once).
 fn client_python() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("airflow-client-venv");
-    let python = dir.join("bin/python");
-    let marker = dir.join("installed.txt");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(CLIENT) {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("python3").args(["-m", "venv"]).arg(&dir).output().expect("python3 runs");
-    assert!(out.status.success(), "python3 -m venv failed: {}", text(&out.stderr));
-    let out = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", CLIENT])
-        .output()
-        .expect("pip runs");
-    assert!(out.status.success(), "pip install {CLIENT} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
-    std::fs::write(&marker, CLIENT).expect("marker");
-    python
+    common::python_venv("airflow-client-venv", &[CLIENT])
 }
 
 /// A PostgreSQL database and data folder, and the processes started on them (killed, and the

@@ -36,10 +36,16 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
 /// The python of a venv under the target folder holding `requirements` (created and installed
 /// once; a marker file records success). Fails, never skips, without Python or PyPI.
 pub fn python_venv(name: &str, requirements: &[&str]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = root.join(name);
     let python = dir.join("bin/python");
     let marker = dir.join("installed.txt");
     let wanted = requirements.join("\n");
+    // Tests of one binary run in parallel, and binaries may share a venv: one creates it while
+    // the others wait on this lock (released when the file closes).
+    std::fs::create_dir_all(root).expect("target tmp folder");
+    let lock = std::fs::File::create(root.join(format!("{name}.lock"))).expect("lock file");
+    lock.lock().expect("locking the venv");
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
         return python;
     }
