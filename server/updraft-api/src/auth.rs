@@ -353,7 +353,7 @@ async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Role
     responses(
         (status = 201, description = "a bearer token", body = crate::models::TokenResponse),
         (status = 401, description = "wrong username or password", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Unfit,
         (status = 429, description = "too many failed sign-ins for this user; see Retry-After", body = crate::models::Problem),
     )
 )]
@@ -375,7 +375,7 @@ pub(crate) async fn token(State(state): State<AppState>, req: Request) -> Result
     responses(
         (status = 200, description = "the session cookie is set; the body holds the CSRF token", body = Object),
         (status = 401, description = "wrong username or password", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Unfit,
         (status = 429, description = "too many failed sign-ins for this user; see Retry-After", body = crate::models::Problem),
     )
 )]

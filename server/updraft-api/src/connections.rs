@@ -83,9 +83,8 @@ fn check(body: &Body) -> Result<(), ApiError> {
     ),
     responses(
         (status = 200, description = "passwords and extras are never returned", body = ConnectionCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -114,9 +113,8 @@ async fn find(state: &AppState, id: &str) -> Result<Connection, ApiError> {
     ),
     responses(
         (status = 200, body = ConnectionResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -135,10 +133,9 @@ pub(crate) async fn one(
     request_body = Body,
     responses(
         (status = 201, body = ConnectionResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
+        crate::models::Refused,
         (status = 409, description = "conflict", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -173,10 +170,9 @@ pub(crate) async fn create(
     request_body = Body,
     responses(
         (status = 200, body = ConnectionResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -220,9 +216,8 @@ pub(crate) async fn update(
     ),
     responses(
         (status = 204),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]

@@ -86,9 +86,8 @@ pub fn run_json(run: &RunRow) -> DagRunResponse {
     responses(
         (status = 200, body = DagRunCollection),
         (status = 400, description = "malformed request", body = crate::models::Problem),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -134,9 +133,8 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, body = DagRunResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -196,11 +194,10 @@ fn check_run_id(run_id: &str) -> Result<(), ApiError> {
     request_body = TriggerBody,
     responses(
         (status = 200, description = "the queued run", body = DagRunResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
         (status = 409, description = "conflict", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -303,10 +300,9 @@ pub(crate) struct PatchBody {
     request_body = PatchBody,
     responses(
         (status = 200, description = "the run; the scheduler marks it", body = DagRunResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -378,9 +374,8 @@ pub async fn request(
     ),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
         (status = 409, description = "conflict", body = crate::models::Problem),
     ),
     security(("bearer" = []), ("session" = []))
@@ -426,10 +421,9 @@ fn yes() -> bool {
     request_body = ClearBody,
     responses(
         (status = 200, body = ClearRunResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]

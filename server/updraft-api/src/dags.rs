@@ -115,8 +115,7 @@ pub fn dag_json(dag: &DagRow, has_import_errors: bool) -> DagResponse {
     responses(
         (status = 200, body = DagCollection),
         (status = 400, description = "malformed request", body = crate::models::Problem),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
+        crate::models::Refused,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -209,9 +208,8 @@ fn like(text: &str, pattern: &str) -> bool {
     ),
     responses(
         (status = 200, body = DagResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -233,9 +231,8 @@ pub(crate) async fn one(
     ),
     responses(
         (status = 200, body = DagDetailsResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -285,10 +282,9 @@ pub(crate) struct PatchBody {
     request_body = PatchBody,
     responses(
         (status = 200, body = DagResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]

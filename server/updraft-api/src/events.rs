@@ -139,8 +139,7 @@ fn changes(before: &Seen, now: &Seen, names: &RunNames) -> Vec<serde_json::Value
     tag = "updraft",
     responses(
         (status = 200, description = "Server-Sent Events: `state` events with a JSON body", content_type = "text/event-stream", body = String),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
+        crate::models::Refused,
     ),
     security(("bearer" = []), ("session" = []))
 )]

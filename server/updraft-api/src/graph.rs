@@ -26,9 +26,8 @@ pub fn router() -> Router<AppState> {
     ),
     responses(
         (status = 200, description = "nodes, edges, layers, external tables and the latest run's states", body = Object),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]

@@ -41,9 +41,8 @@ fn entries(rows: Vec<(String, String, i64)>) -> Vec<ImportErrorResponse> {
     ),
     responses(
         (status = 200, body = ImportErrorCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -67,9 +66,8 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, body = ImportErrorResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]

@@ -64,9 +64,8 @@ fn decode(token: &str) -> Result<Position, ApiError> {
     ),
     responses(
         (status = 200, body = LogResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
         (status = 400, description = "malformed request", body = crate::models::Problem),
     ),
     security(("bearer" = []), ("session" = []))

@@ -73,9 +73,8 @@ fn store(state: &AppState) -> Result<&Arc<dyn PluginStore>, ApiError> {
     tag = "updraft",
     responses(
         (status = 200, body = Object),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -91,10 +90,9 @@ pub(crate) async fn list(_: Viewer, State(state): State<AppState>) -> Result<Jso
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses(
         (status = 201, body = Object),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -118,9 +116,8 @@ pub(crate) async fn upload(
     ),
     responses(
         (status = 204),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]

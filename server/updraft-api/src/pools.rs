@@ -48,9 +48,8 @@ fn pool(p: &PoolRow, usage: &[PoolUsage]) -> PoolResponse {
     ),
     responses(
         (status = 200, body = PoolCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -86,9 +85,8 @@ async fn find(state: &AppState, name: &str) -> Result<PoolRow, ApiError> {
     ),
     responses(
         (status = 200, body = PoolResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -124,10 +122,9 @@ pub(crate) struct Body {
     request_body = Body,
     responses(
         (status = 201, body = PoolResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
+        crate::models::Refused,
         (status = 409, description = "conflict", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -157,10 +154,9 @@ pub(crate) async fn create(
     request_body = Body,
     responses(
         (status = 200, body = PoolResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -193,9 +189,8 @@ pub(crate) async fn update(
     ),
     responses(
         (status = 204),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
         (status = 400, description = "malformed request", body = crate::models::Problem),
     ),
     security(("bearer" = []), ("session" = []))

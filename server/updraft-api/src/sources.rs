@@ -38,9 +38,8 @@ pub fn v2_router() -> Router<AppState> {
     ),
     responses(
         (status = 200, body = DagSource),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -62,9 +61,8 @@ pub(crate) async fn read(
     ),
     responses(
         (status = 200, body = DagSource),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -156,9 +154,8 @@ fn replace(file: &Path, content: &str) -> std::io::Result<()> {
     request_body = Body,
     responses(
         (status = 200, description = "written; the warnings", body = Object),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
         (status = 422, description = "the file does not validate: every located error in `errors`", body = crate::models::Problem),
     ),
     security(("bearer" = []), ("session" = []))

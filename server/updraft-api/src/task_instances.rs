@@ -96,9 +96,8 @@ pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> TaskInstanceResponse {
     ),
     responses(
         (status = 200, body = TaskInstanceCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -138,9 +137,8 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, body = TaskInstanceResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -182,10 +180,9 @@ pub(crate) struct PatchBody {
     request_body = PatchBody,
     responses(
         (status = 200, description = "the task instance; the scheduler marks it", body = TaskInstanceCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -262,10 +259,9 @@ fn yes() -> bool {
     request_body = ClearBody,
     responses(
         (status = 200, body = TaskInstanceCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]

@@ -56,9 +56,8 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     ),
     responses(
         (status = 200, description = "values shown as ***", body = VariableCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -87,9 +86,8 @@ async fn description(state: &AppState, key: &str) -> Result<Option<Option<String
     ),
     responses(
         (status = 200, body = VariableResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -115,10 +113,9 @@ pub(crate) async fn one(
     request_body = Body,
     responses(
         (status = 201, body = VariableResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
+        crate::models::Refused,
         (status = 409, description = "conflict", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -142,10 +139,9 @@ pub(crate) async fn create(
     request_body = Body,
     responses(
         (status = 200, body = VariableResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
-        (status = 422, description = "a body of the wrong shape or types", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -174,9 +170,8 @@ pub(crate) async fn update(
     ),
     responses(
         (status = 204),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]

@@ -49,9 +49,8 @@ fn entry(x: &XcomRow, run: &updraft_db::runs::RunRow) -> XcomResponse {
     ),
     responses(
         (status = 200, body = XcomCollection),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -81,9 +80,8 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, body = XcomResponse),
-        (status = 401, description = "no valid token", body = crate::models::Problem),
-        (status = 403, description = "the role may not", body = crate::models::Problem),
-        (status = 404, description = "unknown DAG, run, task or object", body = crate::models::Problem),
+        crate::models::Refused,
+        crate::models::Missing,
     ),
     security(("bearer" = []), ("session" = []))
 )]
