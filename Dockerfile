@@ -1,10 +1,10 @@
-# The one Updraft image: the `updraft` binary with its built-in operators (and, once it ships,
-# the web app) embedded. The same image runs the scheduler, the API server and every task pod.
+# The one Updraft image: the `updraft` binary with its built-in operators and the web app
+# embedded. The same image runs the scheduler, the API server and every task pod.
 #
 #   docker build -t updraft:dev .
 #
 # Build stage: the pinned toolchain (rust-toolchain.toml) with the WebAssembly targets the
-# build script compiles the built-in operators for.
+# build scripts compile the built-in operators (wasip2) and the web app (unknown-unknown) for.
 FROM rust:1.95.0-slim-bookworm AS build
 RUN rustup target add wasm32-wasip2 wasm32-unknown-unknown
 WORKDIR /src

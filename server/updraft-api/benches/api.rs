@@ -121,6 +121,7 @@ fn bench(backend: &str, url: &str, triggers: usize) {
             log_dir: dir.join("logs"),
             plugins: None,
             secure_cookies: false,
+            dags_dir: None,
         };
         let state = AppState::new(db, config).expect("state");
         let token = state.tokens().issue("bench", Role::Admin);

@@ -16,7 +16,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -289,6 +289,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/token", post(token))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
+        .route("/auth/session", get(session))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -395,6 +396,31 @@ pub(crate) async fn login(State(state): State<AppState>, req: Request) -> Result
         HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(format!("cookie: {e}")))?,
     );
     Ok(response)
+}
+
+/// `GET /auth/session`: the user the session cookie signs in, with the session's CSRF token
+/// (the cookie is HttpOnly, so the web app asks for both after a reload); 401 without one.
+#[utoipa::path(
+    get,
+    path = "/auth/session",
+    tag = "auth",
+    responses(
+        (status = 200, body = updraft_types::api::SessionResponse),
+        (status = 401, description = "no valid session cookie", body = crate::models::Problem),
+    )
+)]
+pub(crate) async fn session(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> Result<Json<updraft_types::api::SessionResponse>, ApiError> {
+    let token = cookie(&parts, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
+    let claims = state.tokens().verify(token).ok_or(ApiError::Unauthenticated)?;
+    let Some(csrf_token) = claims.csrf else { return Err(ApiError::Unauthenticated) };
+    Ok(Json(updraft_types::api::SessionResponse {
+        username: claims.sub,
+        role: claims.role.as_str().to_owned(),
+        csrf_token,
+    }))
 }
 
 /// `POST /auth/logout`: clears the session cookie (the token itself lasts until it expires).

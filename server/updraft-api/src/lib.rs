@@ -26,6 +26,7 @@ mod metrics;
 mod models;
 mod monitor;
 mod openapi;
+mod overview;
 mod plugins;
 mod pools;
 mod sources;
@@ -33,6 +34,7 @@ mod task_instances;
 mod tasks;
 mod throttle;
 mod variables;
+mod web;
 mod xcom;
 
 use std::path::PathBuf;
@@ -67,6 +69,8 @@ pub struct ApiConfig {
     pub plugins: Option<Arc<dyn PluginStore>>,
     /// Mark the session cookie `Secure` (the web app is served over HTTPS).
     pub secure_cookies: bool,
+    /// The DAGs folder, where `POST /api/updraft/dags` writes new DAG files (absent: 404).
+    pub dags_dir: Option<PathBuf>,
 }
 
 /// The state every handler shares: cheap to clone.
@@ -83,6 +87,7 @@ struct Inner {
     events: Arc<events::Events>,
     plugins: Option<Arc<dyn PluginStore>>,
     secure_cookies: bool,
+    dags_dir: Option<PathBuf>,
     throttle: throttle::SignInThrottle,
     request_metrics: metrics::RequestMetrics,
 }
@@ -99,6 +104,7 @@ impl AppState {
             events: Arc::default(),
             plugins: config.plugins,
             secure_cookies: config.secure_cookies,
+            dags_dir: config.dags_dir,
             throttle: throttle::SignInThrottle::default(),
             request_metrics: metrics::RequestMetrics::default(),
         })))
@@ -132,6 +138,10 @@ impl AppState {
         self.0.secure_cookies
     }
 
+    fn dags_dir(&self) -> Option<&std::path::Path> {
+        self.0.dags_dir.as_deref()
+    }
+
     fn plugins(&self) -> Option<&Arc<dyn PluginStore>> {
         self.0.plugins.as_ref()
     }
@@ -145,7 +155,8 @@ impl AppState {
     }
 }
 
-/// The whole API: `/auth/…`, `/api/v2/…` and `/api/updraft/…`.
+/// The whole API: `/auth/…`, `/api/v2/…` and `/api/updraft/…`; every other GET serves the
+/// web app.
 pub fn app(state: AppState) -> Router {
     let v2 = Router::new()
         .merge(monitor::router())
@@ -161,25 +172,30 @@ pub fn app(state: AppState) -> Router {
         .merge(import_errors::router())
         .merge(tasks::router())
         .merge(sources::v2_router());
-    let updraft =
-        Router::new().merge(sources::router()).merge(graph::router()).merge(events::router()).merge(plugins::router());
+    let updraft = Router::new()
+        .merge(sources::router())
+        .merge(graph::router())
+        .merge(events::router())
+        .merge(plugins::router())
+        .merge(overview::router())
+        .merge(logs::stream_router());
     Router::new()
         .nest("/api/v2", v2)
         .nest("/api/updraft", updraft)
         .merge(auth::router())
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
-        .fallback(not_found)
+        .fallback(web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint: /api/v2/openapi.json lists the ones Updraft serves".into())
 }
 
-async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::Rejected { status: StatusCode::METHOD_NOT_ALLOWED, detail: "method not allowed on this path".into() }
 }
 

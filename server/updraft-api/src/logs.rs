@@ -27,6 +27,15 @@ use crate::models::{LogMessage, LogResponse};
 /// Most bytes one response carries; the token continues from there.
 const CHUNK: u64 = 4 * 1024 * 1024;
 
+/// How often a log stream looks for new lines.
+const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// `/api/updraft/…/logs/{try_number}/stream`: the web app's live tail.
+pub fn stream_router() -> Router<AppState> {
+    Router::new()
+        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}/stream", get(stream))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", get(log))
 }
@@ -77,28 +86,11 @@ pub(crate) async fn log(
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (run, ti) = crate::task_instances::find(&state, &dag_id, &run_id, &task_id).await?;
-    let tries = u32::try_from(ti.try_number).unwrap_or(0);
-    if try_number == 0 || try_number > tries {
-        return Err(ApiError::NotFound(format!(
-            "task `{task_id}` of run `{run_id}` has no try {try_number} (it has had {tries})"
-        )));
-    }
+    let (path, live) = locate(&state, &dag_id, &run_id, &task_id, try_number).await?;
     let start = match (params.bool("full_content")?, params.get("token")) {
         (Some(true), _) | (_, None) => 0,
         (_, Some(token)) => decode(token)?.log_pos,
     };
-    let try_i32 = i32::try_from(try_number).unwrap_or(i32::MAX);
-    let path = match state.db().log_location(run.id, task_id.as_str(), try_i32).await? {
-        Some(location) => PathBuf::from(location),
-        None => state
-            .log_dir()
-            .join(format!("dag_id={dag_id}"))
-            .join(format!("run_id={run_id}"))
-            .join(format!("task_id={task_id}"))
-            .join(format!("attempt={try_number}.log")),
-    };
-    let live = try_number == tries && matches!(ti.state.as_str(), "scheduled" | "queued" | "running");
     let (text, end) = tokio::task::spawn_blocking(move || read_from(&path, start, live))
         .await
         .map_err(|e| ApiError::Internal(format!("reading a log: {e}")))?
@@ -116,6 +108,124 @@ pub(crate) async fn log(
     let content = lines.iter().map(|l| LogMessage { event: (*l).to_owned() }).collect();
     let continuation_token = encode(Position { log_pos: end.0, end_of_log });
     Ok(Json(LogResponse { content, continuation_token }).into_response())
+}
+
+/// A try's log file, and whether the try may still write to it; 404 for a try that never was.
+async fn locate(
+    state: &AppState,
+    dag_id: &DagId,
+    run_id: &RunId,
+    task_id: &TaskId,
+    try_number: u32,
+) -> Result<(PathBuf, bool), ApiError> {
+    let (run, ti) = crate::task_instances::find(state, dag_id, run_id, task_id).await?;
+    let tries = u32::try_from(ti.try_number).unwrap_or(0);
+    if try_number == 0 || try_number > tries {
+        return Err(ApiError::NotFound(format!(
+            "task `{task_id}` of run `{run_id}` has no try {try_number} (it has had {tries})"
+        )));
+    }
+    let try_i32 = i32::try_from(try_number).unwrap_or(i32::MAX);
+    let path = match state.db().log_location(run.id, task_id.as_str(), try_i32).await? {
+        Some(location) => PathBuf::from(location),
+        None => state
+            .log_dir()
+            .join(format!("dag_id={dag_id}"))
+            .join(format!("run_id={run_id}"))
+            .join(format!("task_id={task_id}"))
+            .join(format!("attempt={try_number}.log")),
+    };
+    let live = try_number == tries && matches!(ti.state.as_str(), "scheduled" | "queued" | "running");
+    Ok((path, live))
+}
+
+/// `GET …/logs/{try_number}/stream`: the try's log as Server-Sent Events, from the start:
+/// `lines` events (complete lines, as they are written) while the try runs, then `end` once it
+/// has finished and everything is sent. The web app's live tail.
+#[utoipa::path(
+    get,
+    path = "/api/updraft/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}/stream",
+    tag = "updraft",
+    params(
+        ("dag_id" = String, Path, description = "DAG id"),
+        ("dag_run_id" = String, Path, description = "run id"),
+        ("task_id" = String, Path, description = "task id"),
+        ("try_number" = u32, Path),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `lines` (text), then `end`", content_type = "text/event-stream", body = String),
+        crate::models::Refused,
+        crate::models::Missing,
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn stream(
+    _: Viewer,
+    State(state): State<AppState>,
+    ApiPath((dag_id, run_id, task_id, try_number)): ApiPath<(DagId, RunId, TaskId, u32)>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{KeepAlive, Sse};
+    // Fails here (404) rather than inside the stream when the try does not exist.
+    locate(&state, &dag_id, &run_id, &task_id, try_number).await?;
+    let tail = Tail { state, dag_id, run_id, task_id, try_number, position: 0, done: false };
+    let events = futures_util::stream::unfold(tail, |mut tail| async move {
+        let event = tail.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(event), tail))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Where a live tail has read to.
+struct Tail {
+    state: AppState,
+    dag_id: DagId,
+    run_id: RunId,
+    task_id: TaskId,
+    try_number: u32,
+    position: u64,
+    done: bool,
+}
+
+impl Tail {
+    /// The next event: new lines, `end`, an `error`, or `None` after the end.
+    async fn next(&mut self) -> Option<axum::response::sse::Event> {
+        use axum::response::sse::Event;
+        if self.done {
+            return None;
+        }
+        loop {
+            let (path, live) =
+                match locate(&self.state, &self.dag_id, &self.run_id, &self.task_id, self.try_number).await {
+                    Ok(found) => found,
+                    Err(error) => {
+                        self.done = true;
+                        return Some(Event::default().event("error").data(error.to_string()));
+                    }
+                };
+            let start = self.position;
+            let read = tokio::task::spawn_blocking(move || read_from(&path, start, live)).await;
+            let (text, (end, at_end)) = match read {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Some(Event::default().event("error").data(format!("reading the log: {e}")));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Event::default().event("error").data(format!("reading the log: {e}")));
+                }
+            };
+            self.position = end;
+            if !text.is_empty() {
+                return Some(Event::default().event("lines").data(text.trim_end_matches('\n')));
+            }
+            if !live && at_end {
+                self.done = true;
+                return Some(Event::default().event("end").data("end of log"));
+            }
+            tokio::time::sleep(TAIL_POLL).await;
+        }
+    }
 }
 
 /// The text from byte `start`, at most [`CHUNK`] bytes, cut after the last newline when the try

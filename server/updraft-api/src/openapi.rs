@@ -16,7 +16,7 @@ use crate::AppState;
         description = "Apache Airflow's stable REST API v2 (the part Updraft shares with Airflow) and Updraft's own endpoints under /api/updraft."
     ),
     paths(
-        crate::auth::token, crate::auth::login, crate::auth::logout,
+        crate::auth::token, crate::auth::login, crate::auth::logout, crate::auth::session,
         crate::monitor::health, crate::monitor::version,
         crate::dags::list, crate::dags::one, crate::dags::details, crate::dags::patch,
         crate::dag_runs::list, crate::dag_runs::trigger, crate::dag_runs::one, crate::dag_runs::patch,
@@ -32,6 +32,7 @@ use crate::AppState;
         crate::import_errors::list, crate::import_errors::one,
         crate::sources::read, crate::sources::dag_source, crate::sources::write, crate::graph::graph, crate::events::events,
         crate::plugins::list, crate::plugins::upload, crate::plugins::remove,
+        crate::overview::list, crate::overview::grid, crate::overview::create, crate::logs::stream,
     ),
     modifiers(&Security)
 )]

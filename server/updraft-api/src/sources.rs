@@ -100,7 +100,7 @@ pub(crate) struct Body {
 }
 
 /// A name no DAG file has, hidden from the scheduler's discovery.
-fn scratch(dir: &Path, what: &str) -> PathBuf {
+pub(crate) fn scratch(dir: &Path, what: &str) -> PathBuf {
     let tag: String = crate::auth::random_bytes(6).iter().map(|b| format!("{b:02x}")).collect();
     dir.join(format!(".updraft-{what}-{tag}"))
 }

@@ -58,9 +58,21 @@ pub fn parse_task_file(file: &Arc<str>, text: &str) -> Result<TaskSpec, Vec<Diag
     }
 }
 
-/// Validates a one-file DAG given as text, without reading any SQL file: what the browser
-/// editor runs on every keystroke. Inline SQL is still checked.
+/// Validates a one-file DAG given as text, without reading any SQL file. Inline SQL is still
+/// rendered and parsed.
 pub fn validate_source(file: &Arc<str>, text: &str, options: Options) -> (Option<Dag>, Vec<Diagnostic>) {
+    validate_one_file::<true>(file, text, options)
+}
+
+/// [`validate_source`] without analysing any SQL: every rule but the SQL parse and the SQL vs
+/// `depends_on` comparison. What the browser editor runs on every keystroke: SQL parsing and
+/// Jinja stay out of its wasm (they would triple it); the server checks them on save.
+pub fn validate_source_structure(file: &Arc<str>, text: &str, options: Options) -> (Option<Dag>, Vec<Diagnostic>) {
+    validate_one_file::<false>(file, text, options)
+}
+
+/// `SQL` is a constant so that, without it, the SQL analysis is not even linked.
+fn validate_one_file<const SQL: bool>(file: &Arc<str>, text: &str, options: Options) -> (Option<Dag>, Vec<Diagnostic>) {
     match parse_dag_file(file, text) {
         Err(diagnostics) => (None, diagnostics),
         Ok(mut dag) => {
@@ -69,7 +81,7 @@ pub fn validate_source(file: &Arc<str>, text: &str, options: Options) -> (Option
                 .into_iter()
                 .map(|spec| {
                     let sql = match spec.sql.as_ref().map(|s| (s.pos.line, SqlSource::from_field(&s.value))) {
-                        Some((line, SqlSource::Inline(text))) => {
+                        Some((line, SqlSource::Inline(text))) if SQL => {
                             SqlInput::Analyzed(analyze_sql(&dag, &spec, file, line, &text))
                         }
                         _ => SqlInput::NotChecked,

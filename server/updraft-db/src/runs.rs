@@ -601,6 +601,17 @@ impl Db {
             .await?)
     }
 
+    /// The newest run of every DAG that has one (by `run_after`, then insertion), for the web
+    /// app's DAG list.
+    pub async fn latest_runs(&self) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run r WHERE r.id = (SELECT r2.id FROM dag_run r2 \
+             WHERE r2.dag_id = r.dag_id ORDER BY r2.run_after DESC, r2.id DESC LIMIT 1)"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+    }
+
     /// The runs queued or running, and those that ended at or after `since` (µs): what a
     /// watcher of state changes looks at.
     pub async fn runs_in_progress_or_ended_since(&self, since: i64) -> Result<Vec<RunRow>, DbError> {

@@ -61,6 +61,13 @@ fn previous_fire(cron: &Cron, tz: Tz, before: DateTime<Utc>, inclusive: bool) ->
     cron.find_previous_occurrence(&before.with_timezone(&tz), inclusive).ok().map(|t| t.with_timezone(&Utc))
 }
 
+/// When a cron schedule next fires after `now` (in the DAG's time zone): the moment the next
+/// scheduled run becomes due. Other schedules never fire on their own.
+pub fn next_fire_after(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let Schedule::Cron { cron, .. } = schedule else { return None };
+    next_fire(cron, tz, now, false)
+}
+
 /// The data intervals of a cron schedule whose start lies in `[from, to]`, in order, at most
 /// `limit` of them (a backfill). Other schedules have no intervals.
 pub fn intervals_between(

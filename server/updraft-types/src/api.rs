@@ -425,3 +425,82 @@ pub struct DagSource {
     pub file: String,
     pub content: String,
 }
+
+/// `GET /auth/session`: who the session cookie signs in, and the CSRF token its unsafe
+/// requests must repeat (the cookie itself is HttpOnly, so the web app asks after a reload).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionResponse {
+    pub username: String,
+    /// `viewer`, `user`, `op` or `admin`.
+    pub role: String,
+    pub csrf_token: String,
+}
+
+/// A run in a summary: the DAG list's last run, a column of the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunSummary {
+    pub dag_run_id: String,
+    pub state: String,
+    pub run_type: String,
+    pub logical_date: Option<String>,
+    pub run_after: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+/// One row of the web app's DAG list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DagOverview {
+    pub dag_id: String,
+    pub description: Option<String>,
+    pub is_paused: bool,
+    pub is_stale: bool,
+    pub has_import_errors: bool,
+    pub tags: Vec<String>,
+    pub owners: Vec<String>,
+    /// The schedule as written (`@daily`, a cron expression), or `None` for manual runs only.
+    pub schedule: Option<String>,
+    pub next_run: Option<String>,
+    pub last_run: Option<RunSummary>,
+    pub fileloc: String,
+}
+
+/// `GET /api/updraft/dags`: every DAG with its latest run, in one answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DagOverviewCollection {
+    pub dags: Vec<DagOverview>,
+    pub total_entries: usize,
+}
+
+/// `GET /api/updraft/dags/{dag_id}/grid`: the latest runs (oldest first) × the DAG's tasks
+/// (in layer order); `states[r][t]` is task `t`'s state in run `r` (`""` when it has none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GridResponse {
+    pub dag_id: String,
+    pub tasks: Vec<String>,
+    pub runs: Vec<RunSummary>,
+    pub states: Vec<Vec<String>>,
+}
+
+/// `POST /api/updraft/dags`: a new one-file DAG.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewDagFile {
+    pub content: String,
+}
+
+/// What saving a DAG file wrote: the DAG, the file and the validator's warnings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DagFileWritten {
+    pub dag_id: String,
+    pub file: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub warnings: Vec<Value>,
+}

@@ -1,4 +1,5 @@
-//! The `sleep` operator: waits a number of seconds, then succeeds.
+//! The `sleep` operator: waits a number of seconds, then succeeds, logging its progress (ten
+//! lines at most, one a second for short waits) so a live log shows it working.
 //!
 //! The wait is a WASI clock sleep, which the host turns into an async timer: a sleeping task
 //! holds a small instance and no thread.
@@ -6,7 +7,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use updraft_plugin_sdk::{Context, Descriptor, Failure, Operator, Outcome, json};
+use updraft_plugin_sdk::{Context, Descriptor, Failure, Operator, Outcome, json, log};
 
 struct Sleep;
 
@@ -31,7 +32,16 @@ impl Operator for Sleep {
         if !(0.0..=86400.0).contains(&p.seconds) {
             return Err(Failure::permanent("param \"seconds\" must be between 0 and 86400"));
         }
-        std::thread::sleep(Duration::from_secs_f64(p.seconds));
+        log::info(&format!("sleeping {} s", p.seconds));
+        let total = Duration::from_secs_f64(p.seconds);
+        let step = (total / 10).max(Duration::from_secs(1));
+        let mut slept = Duration::ZERO;
+        while slept < total {
+            let next = step.min(total - slept);
+            std::thread::sleep(next);
+            slept += next;
+            log::info(&format!("slept {:.1} of {} s", slept.as_secs_f64(), p.seconds));
+        }
         Ok(Outcome::done())
     }
 }

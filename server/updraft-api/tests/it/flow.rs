@@ -408,6 +408,7 @@ async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
         log_dir: api.dir.path().join("logs"),
         plugins: None,
         secure_cookies: true,
+        dags_dir: None,
     };
     let secure = updraft_api::app(updraft_api::AppState::new(api.state.db().clone(), config).expect("state"));
     let login = Request::post("/auth/login")

@@ -9,6 +9,7 @@ mod flow;
 mod metrics;
 mod permissions;
 mod sources;
+mod webapp;
 
 use axum::Router;
 use axum::body::Body;
@@ -137,7 +138,9 @@ impl Api {
             log_dir: dir.path().join("logs"),
             plugins: Some(std::sync::Arc::new(FakePlugins)),
             secure_cookies: false,
+            dags_dir: Some(dir.path().join("dags")),
         };
+        std::fs::create_dir_all(dir.path().join("dags")).expect("the DAGs folder");
         let state = AppState::new(db, config).expect("state");
         Api { app: app(state.clone()), state, dir, postgres }
     }

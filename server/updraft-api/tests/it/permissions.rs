@@ -63,6 +63,10 @@ fn routes() -> Vec<(Method, &'static str, Option<&'static str>, Option<Role>)> {
         (M::POST, "/api/updraft/plugins", Some("\0asm"), Some(Admin)),
         (M::DELETE, "/api/updraft/plugins/x", None, Some(Admin)),
         (M::DELETE, "/api/v2/dags/orders/dagRuns/r1", None, Some(User)),
+        (M::GET, "/api/updraft/dags", None, Some(Viewer)),
+        (M::POST, "/api/updraft/dags", Some(r#"{"content": "dag: x"}"#), Some(Op)),
+        (M::GET, "/api/updraft/dags/orders/grid", None, Some(Viewer)),
+        (M::GET, "/api/updraft/dags/orders/dagRuns/r1/taskInstances/load/logs/1/stream", None, Some(Viewer)),
     ]
 }
 
@@ -130,6 +134,7 @@ async fn the_openapi_document_describes_every_route() {
     let mut routes = routes();
     routes.push((Method::POST, "/auth/token", None, None));
     routes.push((Method::GET, "/api/updraft/events", None, Some(Role::Viewer)));
+    routes.push((Method::GET, "/auth/session", None, None));
     for (method, path, _, least) in routes {
         let operation = paths
             .iter()

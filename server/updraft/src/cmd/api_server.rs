@@ -45,6 +45,10 @@ pub struct ServerArgs {
 pub struct ApiServerArgs {
     #[command(flatten)]
     pub meta: MetaArgs,
+    /// The scheduler's DAGs folder, at the same path: the web app's editor writes new DAG
+    /// files into it (without it, creating a DAG from the web app answers 404).
+    #[arg(long = "dags", env = "UPDRAFT__CORE__DAGS_FOLDER")]
+    pub dags: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -53,7 +57,7 @@ pub struct ApiServerArgs {
 pub fn api_server(args: ApiServerArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = args.meta.db().await?;
-        serve(db, &args.meta, &args.server, shutdown_signal()).await?;
+        serve(db, &args.meta, &args.server, args.dags.clone(), shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -63,9 +67,10 @@ pub async fn serve(
     db: Db,
     meta: &MetaArgs,
     server: &ServerArgs,
+    dags: Option<PathBuf>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (listener, state) = prepare(db, meta, server).await?;
+    let (listener, state) = prepare(db, meta, server, dags).await?;
     updraft_api::serve(listener, state, shutdown).await.context("serving the API")?;
     Ok(())
 }
@@ -76,6 +81,7 @@ pub async fn prepare(
     db: Db,
     meta: &MetaArgs,
     server: &ServerArgs,
+    dags: Option<PathBuf>,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let config = ApiConfig {
         encryption_key: meta.encryption_key()?,
@@ -83,6 +89,7 @@ pub async fn prepare(
         token_lifetime: Duration::from_secs(server.jwt_expiration_time.max(1)),
         log_dir: meta.data_dir.join("logs"),
         secure_cookies: server.secure_cookies,
+        dags_dir: dags,
         plugins: Some(Arc::new(HostPlugins {
             folder: server.plugins.clone().unwrap_or_else(|| meta.data_dir.join("plugins")),
             cache: meta.data_dir.join("cache"),
@@ -93,7 +100,8 @@ pub async fn prepare(
     let listener = tokio::net::TcpListener::bind((server.host.as_str(), server.port))
         .await
         .with_context(|| format!("cannot listen on {}:{} (is the port taken? use --port)", server.host, server.port))?;
-    eprintln!("API server on http://{}/api/v2", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    eprintln!("API server on http://{address}/api/v2, web app on http://{address}/");
     Ok((listener, state))
 }
 

@@ -80,7 +80,8 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         ensure_admin(&db, &args.meta.data_dir).await?;
         let (mut engine, _executor) = run.engine(&db, false).await?;
         println!("updraft standalone: data in {}, DAGs from {}", args.meta.data_dir.display(), dags.display());
-        let (listener, state) = super::api_server::prepare(db.clone(), &args.meta, &args.server).await?;
+        let (listener, state) =
+            super::api_server::prepare(db.clone(), &args.meta, &args.server, Some(dags.clone())).await?;
         let api = tokio::spawn(updraft_api::serve(listener, state, std::future::pending()));
         // First start: run each DAG once, so the examples show what they do.
         for dag in db.list_dags().await? {

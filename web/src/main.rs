@@ -1,0 +1,15 @@
+//! Updraft's web app: a Leptos single-page app rendered in the browser (wasm32), served by the
+//! API server at `/`. `app` holds the router and the session; `api` the typed REST client;
+//! one module per page under `pages/`; shared pieces (the graph canvas, live updates, toasts,
+//! the YAML highlighter) under `components/`. DAG files are validated here with the same DAG
+//! model crate as the server's (`updraft-dag`, compiled to wasm), and laid out by it.
+
+mod api;
+mod app;
+mod components;
+mod pages;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}
