@@ -85,6 +85,7 @@ struct Inner {
     secure_cookies: bool,
     throttle: throttle::SignInThrottle,
     request_metrics: metrics::RequestMetrics,
+    graphs: graph::GraphCache,
 }
 
 impl AppState {
@@ -101,6 +102,7 @@ impl AppState {
             secure_cookies: config.secure_cookies,
             throttle: throttle::SignInThrottle::default(),
             request_metrics: metrics::RequestMetrics::default(),
+            graphs: graph::GraphCache::default(),
         })))
     }
 
@@ -138,6 +140,10 @@ impl AppState {
 
     fn events(&self) -> &Arc<events::Events> {
         &self.0.events
+    }
+
+    fn graphs(&self) -> &graph::GraphCache {
+        &self.0.graphs
     }
 
     fn dummy_hash(&self) -> &str {
