@@ -1,5 +1,5 @@
 //! Crossing reduction: the order of the nodes within each column. Sweeps go left to right and
-//! back, a fixed number of times; each sorts a column by the barycentre of its nodes' neighbours
+//! back, at most `SWEEPS` times; each sorts a column by the barycentre of its nodes' neighbours
 //! in the column just swept. The order with the fewest crossings seen is kept.
 //!
 //! Ties keep the current order, which starts as task order, so the result is deterministic.
