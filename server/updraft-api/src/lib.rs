@@ -90,6 +90,7 @@ struct Inner {
     dags_dir: Option<PathBuf>,
     throttle: throttle::SignInThrottle,
     request_metrics: metrics::RequestMetrics,
+    graphs: graph::GraphCache,
 }
 
 impl AppState {
@@ -107,6 +108,7 @@ impl AppState {
             dags_dir: config.dags_dir,
             throttle: throttle::SignInThrottle::default(),
             request_metrics: metrics::RequestMetrics::default(),
+            graphs: graph::GraphCache::default(),
         })))
     }
 
@@ -148,6 +150,10 @@ impl AppState {
 
     fn events(&self) -> &Arc<events::Events> {
         &self.0.events
+    }
+
+    fn graphs(&self) -> &graph::GraphCache {
+        &self.0.graphs
     }
 
     fn dummy_hash(&self) -> &str {

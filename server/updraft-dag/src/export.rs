@@ -4,13 +4,22 @@
 use serde::Serialize;
 
 use crate::graph::Dag;
+use crate::layout::{self, Layout};
 
+/// The graph JSON. Coordinates are whole numbers in the drawing's units, origin at the top left,
+/// y downwards (see [`crate::layout`]).
 #[derive(Debug, Serialize)]
 pub struct GraphJson<'a> {
     pub dag_id: &'a str,
     pub task_count: usize,
     pub edge_count: usize,
     pub layer_count: u32,
+    /// Size of the drawing.
+    pub width: u32,
+    pub height: u32,
+    /// Size of every node's box.
+    pub node_width: u32,
+    pub node_height: u32,
     pub nodes: Vec<NodeJson<'a>>,
     pub edges: Vec<EdgeJson<'a>>,
     pub external_tables: Vec<&'a str>,
@@ -22,12 +31,19 @@ pub struct NodeJson<'a> {
     /// `task` or `external` (a source table no task produces).
     pub kind: &'static str,
     /// Longest-path layer; external tables sit in layer 0 with the tasks that read only them
-    /// one layer further right in the drawing.
+    /// one layer further right in the drawing (`x` says where each node is drawn).
     pub layer: u32,
+    /// Top-left corner of the node's box.
+    pub x: u32,
+    pub y: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<&'a str>,
+    /// The folder of the task's file relative to the DAG's folder (`tasks/l05`); absent for a
+    /// task at the top of the folder or in a one-file DAG.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -36,49 +52,87 @@ pub struct EdgeJson<'a> {
     pub target: &'a str,
     /// `task` for task → task, `external` for table → task.
     pub kind: &'static str,
+    /// Bend points `[x, y]` where the edge crosses the columns between its ends; absent for an
+    /// edge between adjacent columns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<[u32; 2]>,
 }
 
-/// The graph as the web app draws it: task nodes, external-table nodes, edges, layers.
+/// The graph as the web app draws it: task nodes, external-table nodes, edges, layers, and
+/// where [`layout::layout`] places them.
 pub fn graph_json(dag: &Dag) -> GraphJson<'_> {
+    graph_json_with(dag, &layout::layout(dag))
+}
+
+/// [`graph_json`] with a layout already computed for `dag`.
+pub fn graph_json_with<'a>(dag: &'a Dag, layout: &Layout) -> GraphJson<'a> {
+    let tasks = dag.tasks.len();
+    // Coordinates are whole and non-negative; the cast only drops the `.0`.
+    let whole = |v: f32| v.round() as u32;
+    let at = |i: usize| layout.nodes.get(i).map_or((0, 0), |p| (whole(p.x), whole(p.y)));
+    let folder = folder_of(&dag.file);
     let mut nodes: Vec<NodeJson<'_>> = dag
         .tasks
         .iter()
         .zip(&dag.layers)
-        .map(|(t, &layer)| NodeJson {
-            id: &t.id,
-            kind: "task",
-            layer,
-            operator: Some(&t.operator),
-            file: Some(&t.file),
+        .enumerate()
+        .map(|(i, (t, &layer))| {
+            let (x, y) = at(i);
+            NodeJson {
+                id: &t.id,
+                kind: "task",
+                layer,
+                x,
+                y,
+                operator: Some(&t.operator),
+                file: Some(&t.file),
+                group: group(folder, &t.file),
+            }
         })
         .collect();
-    nodes.extend(dag.external_tables.iter().map(|e| NodeJson {
-        id: &e.name,
-        kind: "external",
-        layer: 0,
-        operator: None,
-        file: None,
+    nodes.extend(dag.external_tables.iter().enumerate().map(|(i, e)| {
+        let (x, y) = at(tasks + i);
+        NodeJson { id: &e.name, kind: "external", layer: 0, x, y, operator: None, file: None, group: None }
     }));
-    let mut edges: Vec<EdgeJson<'_>> = dag
-        .edges()
-        .map(|(u, t)| EdgeJson { source: &dag.tasks[u as usize].id, target: &dag.tasks[t as usize].id, kind: "task" })
+    let name = |v: u32| {
+        let v = v as usize;
+        if v < tasks { dag.tasks[v].id.as_str() } else { dag.external_tables[v - tasks].name.as_str() }
+    };
+    let edges = layout
+        .edges
+        .iter()
+        .map(|e| EdgeJson {
+            source: name(e.source),
+            target: name(e.target),
+            kind: if (e.source as usize) < tasks { "task" } else { "external" },
+            points: e.points.iter().map(|&[x, y]| [whole(x), whole(y)]).collect(),
+        })
         .collect();
-    for e in &dag.external_tables {
-        edges.extend(e.readers.iter().map(|&r| EdgeJson {
-            source: &e.name,
-            target: &dag.tasks[r as usize].id,
-            kind: "external",
-        }));
-    }
     GraphJson {
         dag_id: &dag.id,
-        task_count: dag.tasks.len(),
+        task_count: tasks,
         edge_count: dag.edge_count(),
         layer_count: dag.layer_count(),
+        width: whole(layout.width),
+        height: whole(layout.height),
+        node_width: layout::NODE_WIDTH,
+        node_height: layout::NODE_HEIGHT,
         nodes,
         edges,
         external_tables: dag.external_tables.iter().map(|e| e.name.as_str()).collect(),
     }
+}
+
+/// The folder part of a path, separator included (`dags/orders/` of `dags/orders/dag.yaml`).
+fn folder_of(file: &str) -> &str {
+    file.rfind(['/', '\\']).map_or("", |i| &file[..=i])
+}
+
+/// A task file's folder relative to the DAG's folder, when it is below it and not at its top.
+fn group<'a>(dag_folder: &str, task_file: &'a str) -> Option<&'a str> {
+    let relative = task_file.strip_prefix(dag_folder)?;
+    let folder = folder_of(relative);
+    (!folder.is_empty()).then(|| &folder[..folder.len() - 1])
 }
 
 fn dot_quote(s: &str) -> String {

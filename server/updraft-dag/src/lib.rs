@@ -12,6 +12,7 @@ pub mod diag;
 pub mod duration;
 pub mod export;
 pub mod graph;
+pub mod layout;
 pub mod operators;
 pub mod params;
 pub mod schedule;
@@ -27,6 +28,7 @@ pub use diag::{Diagnostic, Location, Pos, Severity};
 pub use graph::{
     Dag, ExternalTable, Options, SqlAnalysis, SqlInput, SqlSource, Task, TaskInput, analyze_sql, assemble,
 };
+pub use layout::{Layout, layout};
 pub use schedule::Schedule;
 pub use spec::{DagSpec, TaskSpec, TriggerRule};
 

@@ -422,3 +422,59 @@ fn large_dags_have_no_recursion_limits() {
     assert!(message.starts_with("cycle: t") && message.contains(" → … 99,977 more … → "), "{message}");
     assert_eq!(diagnostics[0].notes.len(), 20);
 }
+
+#[test]
+fn graph_json_places_nodes_and_groups_tasks_by_folder() {
+    let (dag, diagnostics) = folder(&[
+        ("a.yaml", "id: a\noperator: noop\ndepends_on: [raw]\n"),
+        ("tasks/l05/b.yaml", "id: b\noperator: noop\ndepends_on: [a]\n"),
+        ("tasks/l05/c.yaml", "id: c\noperator: noop\ndepends_on: [a, b]\n"),
+    ])
+    .load(Options::default());
+    assert_eq!(diagnostics, vec![]);
+    let dag = dag.expect("valid");
+    let json = serde_json::to_value(crate::export::graph_json(&dag)).expect("json");
+    // raw → a → b → c in columns 0 to 3; a → c passes column 2 below b, and a, c and raw sit
+    // between the two edges, balanced.
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "dag_id": "d", "task_count": 3, "edge_count": 3, "layer_count": 3,
+            "width": 880, "height": 49, "node_width": 160, "node_height": 36,
+            "nodes": [
+                {"id": "a", "kind": "task", "layer": 0, "x": 240, "y": 13, "operator": "noop", "file": "a.yaml"},
+                {"id": "b", "kind": "task", "layer": 1, "x": 480, "y": 0, "operator": "noop",
+                 "file": "tasks/l05/b.yaml", "group": "tasks/l05"},
+                {"id": "c", "kind": "task", "layer": 2, "x": 720, "y": 13, "operator": "noop",
+                 "file": "tasks/l05/c.yaml", "group": "tasks/l05"},
+                {"id": "raw", "kind": "external", "layer": 0, "x": 0, "y": 13},
+            ],
+            "edges": [
+                {"source": "a", "target": "b", "kind": "task"},
+                {"source": "a", "target": "c", "kind": "task", "points": [[560, 44]]},
+                {"source": "b", "target": "c", "kind": "task"},
+                {"source": "raw", "target": "a", "kind": "external"},
+            ],
+            "external_tables": ["raw"],
+        })
+    );
+}
+
+#[test]
+fn task_groups_are_folders_below_the_dag_folder() {
+    let text = "dag: d\ntasks:\n  - id: a\n    operator: noop\n";
+    let (dag, _) = crate::validate_source(&Arc::from("dags/one.yaml"), text, Options::default());
+    let dag = dag.expect("valid");
+    assert_eq!(crate::export::graph_json(&dag).nodes[0].group, None, "a one-file DAG has no groups");
+    let mut dag = dag;
+    dag.file = Arc::from("/srv/dags/orders/dag.yaml");
+    for (file, group) in [
+        ("/srv/dags/orders/tasks/l05/foo.yaml", Some("tasks/l05")),
+        ("/srv/dags/orders/tasks/foo.yaml", Some("tasks")),
+        ("/srv/dags/orders/foo.yaml", None),
+        ("/elsewhere/foo.yaml", None),
+    ] {
+        dag.tasks[0].file = Arc::from(file);
+        assert_eq!(crate::export::graph_json(&dag).nodes[0].group, group, "{file}");
+    }
+}

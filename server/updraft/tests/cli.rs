@@ -99,6 +99,18 @@ fn show_prints_tree_dot_and_the_graph_json() {
     assert_eq!((dashboard["kind"].as_str(), dashboard["layer"].as_u64()), (Some("task"), Some(4)));
     assert_eq!(graph["external_tables"], serde_json::json!(["orders", "products", "users"]));
     assert_eq!(graph["edges"].as_array().expect("edges").len(), 16 + 3);
+    // Positions from the layout: every box inside the drawing, every edge pointing right.
+    assert_eq!(dashboard["group"], "tasks/reports");
+    assert_eq!((graph["node_width"].as_u64(), graph["node_height"].as_u64()), (Some(160), Some(36)));
+    let (width, height) = (graph["width"].as_u64().expect("width"), graph["height"].as_u64().expect("height"));
+    for node in nodes {
+        let (x, y) = (node["x"].as_u64().expect("x"), node["y"].as_u64().expect("y"));
+        assert!(x + 160 <= width && y + 36 <= height, "{node}");
+    }
+    let x = |id: &serde_json::Value| nodes.iter().find(|n| n["id"] == *id).and_then(|n| n["x"].as_u64()).expect("node");
+    for edge in graph["edges"].as_array().expect("edges") {
+        assert!(x(&edge["source"]) < x(&edge["target"]), "{edge}");
+    }
 
     let dot = text(&updraft(&["dags", "show", "orders_daily", "--dags", "examples/dags", "--format", "dot"]).stdout);
     assert!(dot.starts_with("digraph \"orders_daily\" {"), "{dot}");
@@ -157,6 +169,16 @@ fn the_10k_seed_workload_validates_with_its_counts() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("✓ seed_10000: 10000 tasks, 18948 edges, 100 external tables, 20 layers"), "{stdout}");
+    // The drawing of 10,000 tasks: every node placed, and a JSON the browser can fetch.
+    let out = updraft(&["dags", "show", "seed_10000", "--dags", out_dir.to_str().expect("utf-8"), "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.len() < 4_000_000, "{} bytes of graph JSON", out.stdout.len());
+    let graph: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let nodes = graph["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 10_100);
+    assert!(
+        nodes.iter().all(|n| n["x"].is_u64() && n["y"].is_u64() && n["group"].is_string() != (n["kind"] == "external"))
+    );
 }
 
 fn updraft_env(args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -65,6 +65,41 @@ async fn tasks_details_and_graph_come_from_the_files() {
 }
 
 #[tokio::test]
+async fn the_graph_is_laid_out_once_per_dag_version() {
+    let (api, one, _) = with_files().await;
+    let graph = api.get("/api/updraft/dags/files/graph").await;
+    assert_eq!(graph.status, StatusCode::OK, "{}", graph.text);
+    let nodes = graph.body["nodes"].as_array().expect("nodes");
+    let x = |i: usize| nodes[i]["x"].as_u64().expect("x");
+    assert!(x(0) < x(1), "a → b, left to right: {}", graph.text);
+    assert_eq!((graph.body["node_width"].as_u64(), graph.body["node_height"].as_u64()), (Some(160), Some(36)));
+    assert!(graph.body["width"].as_u64() > Some(0) && graph.body["states"].is_object(), "{}", graph.text);
+
+    // The files change but the stored version does not (the scheduler has not parsed them yet):
+    // the drawing of the stored version is served from memory.
+    let three = ONE_FILE.replace("  - {id: b", "  - {id: c, upstream: [b]}\n  - {id: b");
+    std::fs::write(&one, &three).expect("write");
+    assert_eq!(api.get("/api/updraft/dags/files/graph").await.text, graph.text);
+    // A parse stores a new version: the graph follows the files.
+    let record = DagRecord {
+        dag_id: "files".into(),
+        fileloc: one.display().to_string(),
+        source_hash: "h2".into(),
+        description: None,
+        schedule: None,
+        timezone: "UTC".into(),
+        tags: "[]".into(),
+        owners: "[]".into(),
+        max_active_runs: 16,
+        max_active_tasks: 16,
+        task_count: 3,
+    };
+    api.state.db().sync_dags(&[record], &[], false).await.expect("sync");
+    let graph = api.get("/api/updraft/dags/files/graph").await;
+    assert_eq!((graph.body["task_count"].as_u64(), graph.body["layer_count"].as_u64()), (Some(3), Some(3)));
+}
+
+#[tokio::test]
 async fn put_source_validates_reports_located_errors_and_replaces_atomically() {
     let (api, one, dag_yaml) = with_files().await;
     let source = api.get("/api/updraft/dags/files/source").await;
