@@ -19,6 +19,9 @@ for (let i = 0; i < 1000; i++) {
 const server = await Server.start({ dags: { folders: { seed: seedDir }, files } });
 await server.waitForDag("seed_1000", 120_000);
 await until("1,001 DAGs", async () => (await server.api("/api/updraft/dags")).body.total_entries === 1001, 120_000, 500);
+// `standalone` runs every DAG once on its first start: measure once those runs are over.
+await until("the first runs to end", async () => (await server.api("/api/updraft/dags")).body.dags.every(
+  (d) => d.last_run && !["queued", "running"].includes(d.last_run.state)), 600_000, 1000);
 const browser = await launchChromium();
 try {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
@@ -34,7 +37,7 @@ try {
   await signIn(page, server.base, "admin", server.adminPassword);
   const list = [];
   for (let i = 0; i < RUNS; i++) {
-    await page.goto(`${server.base}/dags`);
+    await page.goto(`${server.base}/dags`, { waitUntil: "commit" });
     const t = await until("the list", () =>
       page.evaluate(() => performance.getEntriesByName("dags-interactive")[0]?.startTime), 30_000, 20);
     list.push(t);
@@ -42,7 +45,7 @@ try {
   const rows = await page.locator("table.list tbody tr").count();
   const graph = [];
   for (let i = 0; i < RUNS; i++) {
-    await page.goto(`${server.base}/dags/seed_1000?tab=graph`);
+    await page.goto(`${server.base}/dags/seed_1000?tab=graph`, { waitUntil: "commit" });
     const t = await until("the graph", () =>
       page.evaluate(() => performance.getEntriesByName("graph-frame")[0]?.startTime), 30_000, 20);
     graph.push(t);
@@ -51,7 +54,7 @@ try {
   console.log(JSON.stringify({
     bundle: sizes,
     bundle_compressed_total: Object.values(sizes).reduce((a, s) => a + s.transferred, 0),
-    dag_list_rows: rows,
+    dag_list_rows_drawn_first: rows,
     dag_list_interactive_ms: { median: median(list), all: list.map(Math.round) },
     graph_1000_first_frame_ms: { median: median(graph), all: graph.map(Math.round) },
     graph_frame_draw_ms_median: median(frames),

@@ -20,6 +20,9 @@ use crate::components::trigger::TriggerButton;
 use crate::pages::when;
 
 const REFRESH: Duration = Duration::from_secs(3);
+/// Rows drawn at first, and added each time the list is scrolled to its end: the list is usable
+/// at once with any number of DAGs (search narrows it).
+const PAGE: usize = 100;
 
 #[component]
 pub fn DagList() -> impl IntoView {
@@ -27,6 +30,7 @@ pub fn DagList() -> impl IntoView {
     let query = use_query_map();
     let search = RwSignal::new(query.with_untracked(|q| q.get("search").unwrap_or_default()));
     let tag = RwSignal::new(None::<String>);
+    let limit = RwSignal::new(PAGE);
     let load = move || {
         spawn_local(async move {
             match api::get::<DagOverviewCollection>("/api/updraft/dags").await {
@@ -102,6 +106,19 @@ pub fn DagList() -> impl IntoView {
         let total = dags.with(|d| d.as_ref().and_then(|r| r.as_ref().ok()).map_or(0, Vec::len));
         format!("{} of {} DAGs", shown.with(Vec::len), total)
     };
+    let visible = Memo::new(move |_| shown.with(|all| all.iter().take(limit.get()).cloned().collect::<Vec<_>>()));
+    let more = move || shown.with(Vec::len).saturating_sub(limit.get());
+    // Scrolling near the end draws the next rows.
+    let scroll = window_event_listener(leptos::ev::scroll, move |_| {
+        let Some(window) = web_sys::window() else { return };
+        let Some(body) = window.document().and_then(|d| d.body()) else { return };
+        let bottom =
+            window.scroll_y().unwrap_or(0.0) + window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0);
+        if bottom + 600.0 >= f64::from(body.scroll_height()) && more() > 0 {
+            limit.update(|l| *l += PAGE);
+        }
+    });
+    on_cleanup(move || scroll.remove());
     view! {
         <div class="row">
             <h1>"DAGs"</h1>
@@ -139,13 +156,20 @@ pub fn DagList() -> impl IntoView {
                             <th>"Next run"</th><th>"Last run"</th><th style="width: 110px"></th>
                         </tr></thead>
                         <tbody>
-                            <For each=move || shown.get() key=|d| (d.dag_id.clone(), d.is_paused, d.last_run.as_ref().map(|r| (r.dag_run_id.clone(), r.state.clone())), d.next_run.clone(), d.has_import_errors) let:dag>
+                            <For each=move || visible.get() key=|d| (d.dag_id.clone(), d.is_paused, d.last_run.as_ref().map(|r| (r.dag_run_id.clone(), r.state.clone())), d.next_run.clone(), d.has_import_errors) let:dag>
                                 <DagRow dag=dag on_change=Callback::new(move |_| load())/>
                             </For>
                         </tbody>
                     </table>
                     <Show when=move || shown.with(Vec::is_empty)>
                         <div class="empty">"No DAG matches. Clear the search or the tag."</div>
+                    </Show>
+                    <Show when=move || { more() > 0 }>
+                        <div class="empty">
+                            <button on:click=move |_| limit.update(|l| *l += PAGE) data-testid="show-more">
+                                {move || format!("Show {} more", more().min(PAGE))}
+                            </button>
+                        </div>
                     </Show>
                 }.into_any(),
             }}
