@@ -17,6 +17,13 @@ export const binary = process.env.UPDRAFT_BIN || join(targetDir, "debug", "updra
 export const outputDir = process.env.UPDRAFT_TEST_OUTPUT || join(targetDir, "browser-tests");
 export const seedDir = resolve(repo, "../shared/workloads/seed-1k");
 
+/** A seed-style DAG folder of `tasks` tasks (`seed_<tasks>`), made by the shared generator. */
+export function makeSeed(tasks) {
+  const out = join(mkdtempSync(join(tmpdir(), "updraft-seed-")), `seed-${tasks}`);
+  execFileSync("python3", [resolve(repo, "../shared/workloads/make_seed.py"), "--tasks", String(tasks), "--out", out], { stdio: "pipe" });
+  return out;
+}
+
 export function freePort() {
   return new Promise((ok, fail) => {
     const server = createServer();

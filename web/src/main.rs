@@ -6,10 +6,12 @@
 
 mod api;
 mod app;
+mod bench;
 mod components;
 mod pages;
 
 fn main() {
     console_error_panic_hook::set_once();
+    bench::install();
     leptos::mount::mount_to_body(app::App);
 }

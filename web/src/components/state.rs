@@ -22,6 +22,43 @@ pub fn color(state: &str) -> &'static str {
     }
 }
 
+/// Every state, indexed by [`rank`]: `RANKED[rank(s)] == s` ("" for no state).
+pub const RANKED: [&str; 13] = [
+    "",
+    "removed",
+    "skipped",
+    "success",
+    "scheduled",
+    "queued",
+    "deferred",
+    "up_for_reschedule",
+    "running",
+    "restarting",
+    "up_for_retry",
+    "upstream_failed",
+    "failed",
+];
+
+/// How much a state needs attention, for drawing many tasks in one pixel (the most urgent
+/// wins, so a failure stays visible zoomed out) and for ordering a group's counts.
+pub fn rank(state: &str) -> u8 {
+    match state {
+        "failed" => 12,
+        "upstream_failed" => 11,
+        "up_for_retry" => 10,
+        "restarting" => 9,
+        "running" => 8,
+        "up_for_reschedule" => 7,
+        "deferred" => 6,
+        "queued" => 5,
+        "scheduled" => 4,
+        "success" => 3,
+        "skipped" => 2,
+        "removed" => 1,
+        _ => 0,
+    }
+}
+
 /// The states a legend lists.
 pub const LEGEND: &[&str] =
     &["success", "failed", "running", "queued", "scheduled", "up_for_retry", "upstream_failed", "skipped"];

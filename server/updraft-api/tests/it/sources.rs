@@ -1,7 +1,9 @@
 //! Endpoints that read the DAG's files with the DAG model: tasks, details, the graph JSON, and
 //! the source editor's GET/PUT (validated, located errors, atomic replacement).
 
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use tower::ServiceExt;
 use updraft_api::Role;
 use updraft_db::dags::DagRecord;
 
@@ -97,6 +99,40 @@ async fn the_graph_is_laid_out_once_per_dag_version() {
     api.state.db().sync_dags(&[record], &[], false).await.expect("sync");
     let graph = api.get("/api/updraft/dags/files/graph").await;
     assert_eq!((graph.body["task_count"].as_u64(), graph.body["layer_count"].as_u64()), (Some(3), Some(3)));
+}
+
+#[tokio::test]
+async fn the_graph_goes_out_gzipped_to_clients_that_accept_it() {
+    use std::io::Read;
+
+    let (api, _, _) = with_files().await;
+    let plain = api.get("/api/updraft/dags/files/graph").await;
+    assert_eq!(plain.headers.get(header::CONTENT_ENCODING), None);
+    // Twice: the first lays out and compresses, the second reuses the compressed prefix.
+    for _ in 0..2 {
+        let request = Request::builder()
+            .uri("/api/updraft/dags/files/graph")
+            .header(header::AUTHORIZATION, format!("Bearer {}", api.token(Role::Viewer)))
+            .header(header::ACCEPT_ENCODING, "br;q=1.0, gzip;q=0.8")
+            .body(Body::empty())
+            .expect("request");
+        let response = api.app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers().get(header::CONTENT_ENCODING).map(|v| v.as_bytes()), Some(&b"gzip"[..]));
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).expect("a valid gzip body");
+        assert_eq!(text, plain.text);
+    }
+    // `q=0` refuses it.
+    let request = Request::builder()
+        .uri("/api/updraft/dags/files/graph")
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.token(Role::Viewer)))
+        .header(header::ACCEPT_ENCODING, "gzip;q=0")
+        .body(Body::empty())
+        .expect("request");
+    let answer = api.send(request).await;
+    assert_eq!((answer.headers.get(header::CONTENT_ENCODING), answer.text), (None, plain.text));
 }
 
 #[tokio::test]

@@ -1,10 +1,13 @@
 //! The graph view: the laid-out DAG drawn on a 2D canvas (never one DOM element per task), so
-//! it stays smooth at thousands of tasks. Pan with drag or arrow keys, zoom with the wheel,
-//! pinch, `+`/`-`, fit with `0`; level of detail (zoomed out: coloured boxes only; labels once
-//! they are readable, and only for what is on screen); search a task and jump to it; click a
-//! task to highlight its upstream and downstream; a minimap. States recolour nodes in place.
+//! it stays smooth at 100,000 tasks. Pan with drag or arrow keys, zoom with the wheel, pinch,
+//! `+`/`-`, fit with `0`; level of detail (see `paint`); search a task and jump to it; click a
+//! task to highlight its upstream and downstream, to a chosen depth, or show only that lineage;
+//! collapse a folder (or id prefix) into one card with its state counts, in place; a minimap; a
+//! list view as fallback. States recolour nodes in place, never re-laying out.
 
+mod list;
 pub mod model;
+mod paint;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,30 +15,41 @@ use std::sync::Arc;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-use crate::components::state::color;
+use crate::components::state::{RANKED, color};
+use list::GraphList;
 pub use model::Graph;
+use model::{Collapse, GroupBy, Groups};
+use paint::{Camera, NodeStyle, PaintCache, Scene};
 
-/// Most labels drawn in one frame; past this many nodes on screen, boxes only.
-const MAX_LABELS: usize = 2500;
-/// Smallest on-screen node height (CSS px) at which labels are drawn.
-const LABEL_MIN_PX: f64 = 13.0;
-
-/// Where the camera is: screen = world × scale + (tx, ty), in CSS pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Camera {
-    scale: f64,
-    tx: f64,
-    ty: f64,
-}
+/// Smallest and largest zoom (screen px per world unit).
+const MIN_SCALE: f64 = 0.000_05;
+const MAX_SCALE: f64 = 4.0;
+/// How much more elongated than the view a drawing must be to be stretched when zoomed out.
+const STRETCH_ABOVE: f64 = 4.0;
 
 /// What the view holds between frames.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ViewState {
     camera: Option<Camera>,
     drag: Option<(f64, f64, f64, f64, bool)>,
     frame_pending: bool,
+    cache: PaintCache,
+    /// Bumped when the lineage, "only lineage" or the collapsed groups change.
+    version: u64,
+    /// Bumped when the states change.
+    style_version: u64,
+    minimap: Option<MinimapPicture>,
+}
+
+/// The minimap's picture and what it was drawn for.
+struct MinimapPicture {
+    /// Scene version, states version, backing width and height.
+    key: (u64, u64, u32, u32),
+    /// RGBA pixels, `width` × `height`.
+    pixels: (Vec<u8>, u32, u32),
 }
 
 fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
@@ -54,11 +68,33 @@ fn fit_backing(canvas: &HtmlCanvasElement) -> (f64, f64, f64) {
     (w, h, dpr)
 }
 
-fn fit_camera(graph: &Graph, w: f64, h: f64) -> Camera {
-    let [x0, y0, x1, y1] = graph.bounds.map(f64::from);
+/// The camera that shows the whole of `bounds`. A drawing more than [`STRETCH_ABOVE`] times
+/// taller (or wider) than the view's proportions is pinned across its short side to fill the
+/// view while zoomed out (see [`Camera`]).
+fn fit_camera(bounds: [f32; 4], w: f64, h: f64) -> Camera {
+    let [x0, y0, x1, y1] = bounds.map(f64::from);
     let pad = 30.0;
-    let scale = ((w - 2.0 * pad) / (x1 - x0).max(1.0)).min((h - 2.0 * pad) / (y1 - y0).max(1.0)).clamp(0.002, 1.5);
-    Camera { scale, tx: pad - x0 * scale + ((w - 2.0 * pad) - (x1 - x0) * scale).max(0.0) / 2.0, ty: pad - y0 * scale }
+    let fit_x = ((w - 2.0 * pad) / (x1 - x0).max(1.0)).clamp(MIN_SCALE, 1.5);
+    let fit_y = ((h - 2.0 * pad) / (y1 - y0).max(1.0)).clamp(MIN_SCALE, 1.5);
+    let zoom = fit_x.min(fit_y);
+    let mut c = Camera {
+        zoom,
+        pin_x: if fit_x > zoom * STRETCH_ABOVE { fit_x } else { 0.0 },
+        pin_y: if fit_y > zoom * STRETCH_ABOVE { fit_y } else { 0.0 },
+        tx: 0.0,
+        ty: 0.0,
+    };
+    c.tx = pad - x0 * c.sx() + ((w - 2.0 * pad) - (x1 - x0) * c.sx()).max(0.0) / 2.0;
+    c.ty = pad - y0 * c.sy() + ((h - 2.0 * pad) - (y1 - y0) * c.sy()).max(0.0) / 2.0;
+    c
+}
+
+/// What a point of the canvas shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Node(u32),
+    /// A collapsed group's card: (group, anchor node).
+    Card(u32, u32),
 }
 
 /// The graph view. `graph` is the laid-out DAG, `states` task id → state; `on_open` is called
@@ -72,10 +108,39 @@ pub fn GraphView(
 ) -> impl IntoView {
     let canvas_ref = NodeRef::<Canvas>::new();
     let minimap_ref = NodeRef::<Canvas>::new();
-    let view = StoredValue::new(ViewState::default());
+    let view = StoredValue::new_local(ViewState::default());
     let selected = RwSignal::new(None::<u32>);
-    let lineage = RwSignal::new(None::<Arc<Vec<bool>>>);
+    let depth = RwSignal::new(None::<u32>);
+    let only = RwSignal::new(false);
+    let group_by = RwSignal::new(GroupBy::Folder);
+    let collapsed = RwSignal::new(HashMap::<u32, u32>::new());
+    let list_mode = RwSignal::new(false);
     let search = RwSignal::new(String::new());
+
+    let groups = Memo::new(move |_| {
+        let by = group_by.get();
+        Arc::new(graph.with(|g| g.as_ref().map(|g| g.groups(by)).unwrap_or_default()))
+    });
+    let collapse = Memo::new(move |_| {
+        let collapsed = collapsed.get();
+        groups.with(|groups| {
+            Arc::new(graph.with(|g| g.as_ref().map(|g| g.collapse(groups, &collapsed)).unwrap_or_default()))
+        })
+    });
+    // The selection's lineage: a task's, or every member's of a selected card.
+    let lineage = Memo::new(move |_| {
+        let node = selected.get()?;
+        let depth = depth.get();
+        let card = collapse.with(|c| c.card.get(node as usize).copied().flatten());
+        graph.with(|g| {
+            let g = g.as_ref()?;
+            let lin = match card {
+                Some(group) => groups.with(|gr| g.lineage_of(&gr.members[group as usize], depth)),
+                None => g.lineage(node, depth),
+            };
+            Some(Arc::new(lin))
+        })
+    });
     let matches = Memo::new(move |_| {
         let needle = search.get().to_lowercase();
         if needle.is_empty() {
@@ -93,43 +158,47 @@ pub fn GraphView(
             None => Vec::new(),
         })
     });
-    // Fill colour of every node, recomputed when the states change (no re-layout).
-    let fills = Memo::new(move |_| {
-        let states = states.get();
-        graph.with(|g| match g {
-            Some(g) => g
-                .ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| if g.external[i] { "#eef2f7" } else { color(states.get(id).map_or("", String::as_str)) })
-                .collect::<Vec<_>>(),
-            None => Vec::new(),
-        })
+    // Every node's state and colour, recomputed when the states change (no re-layout).
+    let style = Memo::new(move |_| {
+        states
+            .with(|states| Arc::new(graph.with(|g| g.as_ref().map(|g| NodeStyle::new(g, states)).unwrap_or_default())))
     });
 
     let draw = move || {
         let Some(canvas) = canvas_ref.get_untracked() else { return };
         let Some(ctx) = context(&canvas) else { return };
-        let (w, h, dpr) = fit_backing(&canvas);
+        let size = fit_backing(&canvas);
+        let (w, h, _) = size;
         let start = web_sys::window().and_then(|w| w.performance()).map(|p| p.now());
-        graph.with_untracked(|g| {
-            let Some(g) = g else { return };
-            let camera = view.with_value(|v| v.camera).unwrap_or_else(|| fit_camera(g, w, h));
-            view.update_value(|v| v.camera = Some(camera));
-            fills.with_untracked(|fills| {
-                lineage.with_untracked(|lin| {
-                    let selected = selected.get_untracked();
-                    let matches = matches.get_untracked();
-                    paint(&ctx, g, camera, w, h, dpr, fills, lin.as_deref().map(Vec::as_slice), selected, &matches);
+        let drew = graph.with_untracked(|g| {
+            let g = g.as_ref()?;
+            let (style, groups, collapse, lineage) =
+                (style.get_untracked(), groups.get_untracked(), collapse.get_untracked(), lineage.get_untracked());
+            let matches = matches.get_untracked();
+            view.update_value(|v| {
+                let scene = Scene {
+                    g,
+                    style: &style,
+                    groups: &groups,
+                    collapse: &collapse,
+                    lineage: lineage.as_deref().map(Vec::as_slice),
+                    only: only.get_untracked() && lineage.is_some(),
+                    selected: selected.get_untracked(),
+                    matches: &matches,
+                    version: v.version,
+                };
+                let camera = *v.camera.get_or_insert_with(|| {
+                    let bounds = g.drawn_bounds(&collapse, if scene.only { scene.lineage } else { None });
+                    fit_camera(bounds.unwrap_or(g.bounds), w, h)
                 });
+                paint::paint(&ctx, &scene, camera, size, &mut v.cache);
+                if let Some(mini) = minimap_ref.get_untracked() {
+                    draw_minimap(&mini, &scene, camera, (w, h), v);
+                }
             });
-            if let Some(mini) = minimap_ref.get_untracked() {
-                fills.with_untracked(|fills| paint_minimap(&mini, g, fills, camera, w, h));
-            }
+            Some(())
         });
-        if let (Some(start), Some(perf)) = (start, web_sys::window().and_then(|w| w.performance()))
-            && graph.with_untracked(Option::is_some)
-        {
+        if let (Some(start), Some(perf), Some(())) = (start, web_sys::window().and_then(|w| w.performance()), drew) {
             record_frame(perf.now() - start);
             let _ = perf.mark("graph-frame");
         }
@@ -144,32 +213,46 @@ pub fn GraphView(
             draw();
         });
     };
-    // A new graph resets the camera; anything else only redraws.
+    // A new graph resets the camera and what was chosen; anything else only redraws.
     Effect::new(move |_| {
         graph.track();
-        view.update_value(|v| v.camera = None);
+        view.update_value(|v| {
+            v.camera = None;
+            v.version += 1;
+        });
         selected.set(None);
-        lineage.set(None);
+        collapsed.set(HashMap::new());
+        only.set(false);
         request();
     });
     Effect::new(move |_| {
-        fills.track();
-        selected.track();
         lineage.track();
+        only.track();
+        collapse.track();
+        view.update_value(|v| v.version += 1);
+        request();
+    });
+    Effect::new(move |_| {
+        style.track();
+        view.update_value(|v| v.style_version += 1);
+        request();
+    });
+    Effect::new(move |_| {
         matches.track();
+        selected.track();
+        list_mode.track();
         request();
     });
     let resize = window_event_listener(leptos::ev::resize, move |_| request());
     on_cleanup(move || resize.remove());
 
+    let canvas_size = move || {
+        canvas_ref.get_untracked().map_or((1.0, 1.0), |c| (f64::from(c.client_width()), f64::from(c.client_height())))
+    };
     let zoom_at = move |factor: f64, sx: f64, sy: f64| {
         view.update_value(|v| {
             if let Some(c) = v.camera.as_mut() {
-                let scale = (c.scale * factor).clamp(0.002, 4.0);
-                let f = scale / c.scale;
-                c.tx = sx - (sx - c.tx) * f;
-                c.ty = sy - (sy - c.ty) * f;
-                c.scale = scale;
+                c.zoom_at(factor, sx, sy, (MIN_SCALE, MAX_SCALE));
             }
         });
         request();
@@ -183,40 +266,123 @@ pub fn GraphView(
         });
         request();
     };
+    let fit = move || {
+        view.update_value(|v| v.camera = None);
+        request();
+    };
+    // What is under a point of the canvas (CSS px).
+    let target_at = move |sx: f64, sy: f64| -> Option<Target> {
+        let c = view.with_value(|v| v.camera)?;
+        let (x, y) = c.world(sx, sy);
+        graph.with_untracked(|g| {
+            let g = g.as_ref()?;
+            // Boxes never shrink below a few pixels on screen: look around the point that much.
+            let (rx, ry) = ((10.0 / c.sx()) as f32 - g.w, (7.0 / c.sy()) as f32 - g.h);
+            let mut found = g.hit(x, y);
+            if found.is_none() && (rx > 0.0 || ry > 0.0) {
+                g.visible(x - rx.max(0.0), y - ry.max(0.0), x, y, |i| found = found.or(Some(i)));
+            }
+            let node = found?;
+            collapse.with_untracked(|col| {
+                if col.hidden(node) {
+                    return None;
+                }
+                let only_lineage = only.get_untracked();
+                let in_view = lineage.with_untracked(|l| match (l, only_lineage) {
+                    (Some(l), true) => match col.card[node as usize] {
+                        Some(group) => {
+                            groups.with_untracked(|gr| gr.members[group as usize].iter().any(|&m| l[m as usize]))
+                        }
+                        None => l[node as usize],
+                    },
+                    _ => true,
+                });
+                if !in_view {
+                    return None;
+                }
+                Some(match col.card[node as usize] {
+                    Some(group) => Target::Card(group, node),
+                    None => Target::Node(node),
+                })
+            })
+        })
+    };
+    // Shows a node: unfolds its group if it is folded away, centres it, selects it.
     let focus_on = move |node: u32| {
-        let Some(canvas) = canvas_ref.get_untracked() else { return };
-        let (w, h) = (f64::from(canvas.client_width()), f64::from(canvas.client_height()));
+        let (w, h) = canvas_size();
+        let folded =
+            collapse.with_untracked(|c| c.hidden(node) || c.card.get(node as usize).copied().flatten().is_some());
+        if folded && let Some(group) = groups.with_untracked(|g| g.of.get(node as usize).copied().flatten()) {
+            collapsed.update(|c| {
+                c.remove(&group);
+            });
+        }
         graph.with_untracked(|g| {
             let Some(g) = g else { return };
             let (x, y) = (f64::from(g.x[node as usize] + g.w / 2.0), f64::from(g.y[node as usize] + g.h / 2.0));
             view.update_value(|v| {
-                let scale = v.camera.map_or(1.0, |c| c.scale).max(0.9);
-                v.camera = Some(Camera { scale, tx: w / 2.0 - x * scale, ty: h / 2.0 - y * scale });
+                let mut c = v.camera.unwrap_or_else(|| Camera::uniform(1.0, 0.0, 0.0));
+                c.zoom = c.zoom.max(0.9);
+                c.tx = w / 2.0 - x * c.sx();
+                c.ty = h / 2.0 - y * c.sy();
+                v.camera = Some(c);
             });
-            lineage.set(Some(Arc::new(g.lineage(node, None))));
         });
         selected.set(Some(node));
         request();
     };
     let select_at = move |sx: f64, sy: f64| {
-        let hit = graph.with_untracked(|g| {
-            let g = g.as_ref()?;
-            let c = view.with_value(|v| v.camera)?;
-            g.hit(((sx - c.tx) / c.scale) as f32, ((sy - c.ty) / c.scale) as f32)
-        });
-        match hit {
-            Some(node) if selected.get_untracked() != Some(node) => {
-                let lin = graph.with_untracked(|g| g.as_ref().map(|g| Arc::new(g.lineage(node, None))));
-                selected.set(Some(node));
-                lineage.set(lin);
-            }
-            _ => {
-                selected.set(None);
-                lineage.set(None);
-            }
+        let node = match target_at(sx, sy) {
+            Some(Target::Node(n) | Target::Card(_, n)) => Some(n),
+            None => None,
+        };
+        if node.is_some() && selected.get_untracked() != node {
+            selected.set(node);
+        } else {
+            selected.set(None);
+            only.set(false);
         }
     };
     let id_of = move |node: u32| graph.with_untracked(|g| g.as_ref().and_then(|g| g.ids.get(node as usize).cloned()));
+    // Folds the group of `node` into a card in `node`'s box.
+    let collapse_group_of = move |node: u32| {
+        if let Some(group) = groups.with_untracked(|g| g.of.get(node as usize).copied().flatten()) {
+            collapsed.update(|c| {
+                c.insert(group, node);
+            });
+        }
+    };
+    let expand_group = move |group: u32| {
+        collapsed.update(|c| {
+            c.remove(&group);
+        });
+    };
+    let collapse_all = move || {
+        let anchor_for = selected.get_untracked();
+        graph.with_untracked(|g| {
+            let Some(g) = g else { return };
+            groups.with_untracked(|gr| {
+                collapsed.update(|c| {
+                    for (group, members) in gr.members.iter().enumerate() {
+                        let group = group as u32;
+                        if c.contains_key(&group) {
+                            continue;
+                        }
+                        let anchor = anchor_for
+                            .filter(|s| gr.of.get(*s as usize).copied().flatten() == Some(group))
+                            .or_else(|| g.default_anchor(members));
+                        if let Some(anchor) = anchor {
+                            c.insert(group, anchor);
+                        }
+                    }
+                });
+            });
+        });
+    };
+
+    if !compact {
+        install_test_hook(graph, view, collapse, groups, target_at);
+    }
 
     let on_pointerdown = move |ev: leptos::ev::PointerEvent| {
         if let Some(canvas) = canvas_ref.get_untracked() {
@@ -240,26 +406,20 @@ pub fn GraphView(
     };
     let on_pointerup = move |ev: leptos::ev::PointerEvent| {
         let drag = view.try_update_value(|v| v.drag.take()).flatten();
-        if let Some((x, y, _, _, false)) = drag {
-            let _ = (x, y);
+        if let Some((_, _, _, _, false)) = drag {
             select_at(f64::from(ev.offset_x()), f64::from(ev.offset_y()));
         }
     };
-    let on_dblclick = move |ev: leptos::ev::MouseEvent| {
-        let hit = graph.with_untracked(|g| {
-            let g = g.as_ref()?;
-            let c = view.with_value(|v| v.camera)?;
-            g.hit(
-                ((f64::from(ev.offset_x()) - c.tx) / c.scale) as f32,
-                ((f64::from(ev.offset_y()) - c.ty) / c.scale) as f32,
-            )
-        });
-        if let (Some(node), Some(open)) = (hit, on_open)
-            && let Some(id) = id_of(node)
-        {
-            open.run(id);
-        }
-    };
+    let on_dblclick =
+        move |ev: leptos::ev::MouseEvent| match target_at(f64::from(ev.offset_x()), f64::from(ev.offset_y())) {
+            Some(Target::Card(group, _)) => expand_group(group),
+            Some(Target::Node(node)) => {
+                if let (Some(open), Some(id)) = (on_open, id_of(node)) {
+                    open.run(id);
+                }
+            }
+            None => {}
+        };
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
         ev.prevent_default();
         let (sx, sy) = (f64::from(ev.offset_x()), f64::from(ev.offset_y()));
@@ -273,8 +433,7 @@ pub fn GraphView(
         }
     };
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
-        let Some(canvas) = canvas_ref.get_untracked() else { return };
-        let (w, h) = (f64::from(canvas.client_width()), f64::from(canvas.client_height()));
+        let (w, h) = canvas_size();
         match ev.key().as_str() {
             "ArrowLeft" => pan(80.0, 0.0),
             "ArrowRight" => pan(-80.0, 0.0),
@@ -282,13 +441,10 @@ pub fn GraphView(
             "ArrowDown" => pan(0.0, -80.0),
             "+" | "=" => zoom_at(1.25, w / 2.0, h / 2.0),
             "-" | "_" => zoom_at(0.8, w / 2.0, h / 2.0),
-            "0" => {
-                view.update_value(|v| v.camera = None);
-                request();
-            }
+            "0" => fit(),
             "Escape" => {
                 selected.set(None);
-                lineage.set(None);
+                only.set(false);
             }
             "Enter" => {
                 if let (Some(node), Some(open)) = (selected.get_untracked(), on_open)
@@ -303,17 +459,16 @@ pub fn GraphView(
     };
     let on_minimap = move |ev: leptos::ev::MouseEvent| {
         let Some(mini) = minimap_ref.get_untracked() else { return };
-        let Some(canvas) = canvas_ref.get_untracked() else { return };
-        let (w, h) = (f64::from(canvas.client_width()), f64::from(canvas.client_height()));
+        let (w, h) = canvas_size();
         graph.with_untracked(|g| {
             let Some(g) = g else { return };
             let (mw, mh) = (f64::from(mini.client_width()), f64::from(mini.client_height()));
-            let (s, ox, oy) = minimap_transform(g, mw, mh);
-            let (wx, wy) = ((f64::from(ev.offset_x()) - ox) / s, (f64::from(ev.offset_y()) - oy) / s);
+            let m = paint::minimap_transform(g, mw, mh);
+            let (wx, wy) = m.world(f64::from(ev.offset_x()), f64::from(ev.offset_y()));
             view.update_value(|v| {
                 if let Some(c) = v.camera.as_mut() {
-                    c.tx = w / 2.0 - wx * c.scale;
-                    c.ty = h / 2.0 - wy * c.scale;
+                    c.tx = w / 2.0 - f64::from(wx) * c.sx();
+                    c.ty = h / 2.0 - f64::from(wy) * c.sy();
                 }
             });
         });
@@ -327,6 +482,46 @@ pub fn GraphView(
     };
     let side = move || {
         let node = selected.get()?;
+        let card = collapse.with(|c| c.card.get(node as usize).copied().flatten());
+        let lineage_size = lineage.with(|l| l.as_ref().map_or(0, |l| l.iter().filter(|b| **b).count()));
+        let lineage_controls = view! {
+            <div class="row" style="margin-top: 8px; gap: 6px">
+                <label class="muted" for="lineage-depth">"depth"</label>
+                <select id="lineage-depth" data-testid="lineage-depth"
+                    on:change=move |ev| depth.set(event_target_value(&ev).parse::<u32>().ok())>
+                    {[("all", None), ("1", Some(1)), ("2", Some(2)), ("3", Some(3)), ("5", Some(5)), ("10", Some(10))]
+                        .into_iter()
+                        .map(|(label, d)| view! { <option value=label selected=move || depth.get() == d>{label}</option> })
+                        .collect_view()}
+                </select>
+                <label class="check">
+                    <input type="checkbox" data-testid="lineage-only" prop:checked=move || only.get()
+                        on:change=move |ev| { only.set(event_target_checked(&ev)); fit(); }/>
+                    " show only this lineage"
+                </label>
+            </div>
+        };
+        if let Some(group) = card {
+            let (name, members) = groups.with(|g| (g.names[group as usize].clone(), g.members[group as usize].len()));
+            let counts = style.with(|s| groups.with(|g| s.counts(&g.members[group as usize])));
+            let by = group_by.get();
+            return Some(view! {
+                <div class="graph-side panel" data-testid="graph-selection">
+                    <strong class="mono" data-testid="group-name">{name}</strong>
+                    <div class="muted">{format!("{} · {members} tasks, collapsed", if by == GroupBy::Folder { "folder" } else { "prefix" })}</div>
+                    <div class="counts" data-testid="group-counts">
+                        {(0..RANKED.len()).rev().filter(|&r| counts[r] > 0).map(|r| {
+                            let state = if r == 0 { "no state" } else { RANKED[r] };
+                            view! { <span class="state" style=format!("--c: {}", color(RANKED[r]))>{format!("{state} {}", counts[r])}</span> }
+                        }).collect_view()}
+                    </div>
+                    <div>{format!("lineage {lineage_size} nodes")}</div>
+                    {lineage_controls}
+                    <button class="small" style="margin-top: 8px" data-testid="group-expand" on:click=move |_| expand_group(group)>"Expand"</button>
+                </div>
+            }
+            .into_any());
+        }
         let (id, op, ext, ups, downs, group) = graph.with(|g| {
             let g = g.as_ref()?;
             let i = node as usize;
@@ -339,8 +534,9 @@ pub fn GraphView(
                 g.group[i].clone(),
             ))
         })?;
-        let lineage_size = lineage.with(|l| l.as_ref().map_or(0, |l| l.iter().filter(|b| **b).count()));
-        let state = states.with(|s| s.get(&id).cloned()).unwrap_or_default();
+        let grouped =
+            groups.with(|g| g.of.get(node as usize).copied().flatten().map(|gi| g.names[gi as usize].clone()));
+        let state = style.with(|s| s.state.get(node as usize).copied().unwrap_or_default());
         let open_id = id.clone();
         Some(view! {
             <div class="graph-side panel" data-testid="graph-selection">
@@ -348,14 +544,22 @@ pub fn GraphView(
                 <div class="muted">{if ext { "external table".to_owned() } else { format!("operator {}", op.unwrap_or_default()) }}</div>
                 {group.map(|g| view! { <div class="muted">"folder " {g}</div> })}
                 <div>{format!("{ups} upstream, {downs} downstream; lineage {lineage_size} nodes")}</div>
-                <div>"state: " <span data-testid="selected-state">{if state.is_empty() { "none".to_owned() } else { state }}</span></div>
-                {(!ext && on_open.is_some()).then(|| view! {
-                    <button class="small" style="margin-top: 8px" on:click=move |_| { if let Some(open) = on_open { open.run(open_id.clone()) } }>
-                        "Open task instance"
-                    </button>
-                })}
+                <div>"state: " <span data-testid="selected-state">{if state.is_empty() { "none" } else { state }}</span></div>
+                {lineage_controls}
+                <div class="row" style="margin-top: 8px; gap: 6px">
+                    {(!ext && on_open.is_some()).then(|| view! {
+                        <button class="small" on:click=move |_| { if let Some(open) = on_open { open.run(open_id.clone()) } }>
+                            "Open task instance"
+                        </button>
+                    })}
+                    {grouped.map(|name| view! {
+                        <button class="small" data-testid="group-collapse" title=format!("Fold {name} into one card here")
+                            on:click=move |_| collapse_group_of(node)>{format!("Collapse {name}")}</button>
+                    })}
+                </div>
             </div>
-        })
+        }
+        .into_any())
     };
     let class = if compact { "preview-box" } else { "graph-box panel" };
     view! {
@@ -366,10 +570,24 @@ pub fn GraphView(
                         prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev))
                         on:keydown=move |ev: leptos::ev::KeyboardEvent| if ev.key() == "Enter" { ev.prevent_default(); jump() }/>
                     <span class="muted" style="font-size: 12px">{move || if search.with(String::is_empty) { String::new() } else { format!("{} found", matches.with(Vec::len)) }}</span>
-                    <button class="small" title="Zoom in (+)" on:click=move |_| { if let Some(c) = canvas_ref.get_untracked() { zoom_at(1.25, f64::from(c.client_width()) / 2.0, f64::from(c.client_height()) / 2.0) } }>"+"</button>
-                    <button class="small" title="Zoom out (-)" on:click=move |_| { if let Some(c) = canvas_ref.get_untracked() { zoom_at(0.8, f64::from(c.client_width()) / 2.0, f64::from(c.client_height()) / 2.0) } }>"−"</button>
-                    <button class="small" title="Fit (0)" on:click=move |_| { view.update_value(|v| v.camera = None); request(); }>"Fit"</button>
-                    <Show when=move || !matches.with(Vec::is_empty)>
+                    <button class="small" title="Zoom in (+)" on:click=move |_| { let (w, h) = canvas_size(); zoom_at(1.25, w / 2.0, h / 2.0) }>"+"</button>
+                    <button class="small" title="Zoom out (-)" on:click=move |_| { let (w, h) = canvas_size(); zoom_at(0.8, w / 2.0, h / 2.0) }>"−"</button>
+                    <button class="small" title="Fit (0)" on:click=move |_| fit()>"Fit"</button>
+                    <select aria-label="Group by" data-testid="group-by" title="What Collapse folds together"
+                        on:change=move |ev| {
+                            collapsed.set(HashMap::new());
+                            group_by.set(if event_target_value(&ev) == "prefix" { GroupBy::Prefix } else { GroupBy::Folder });
+                        }>
+                        <option value="folder">"by folder"</option>
+                        <option value="prefix">"by id prefix"</option>
+                    </select>
+                    <button class="small" data-testid="collapse-all" disabled=move || groups.with(|g| g.names.is_empty())
+                        on:click=move |_| collapse_all()>"Collapse all"</button>
+                    <button class="small" data-testid="expand-all" disabled=move || collapsed.with(HashMap::is_empty)
+                        on:click=move |_| collapsed.set(HashMap::new())>"Expand all"</button>
+                    <button class="small" data-testid="graph-list-toggle" class:active=move || list_mode.get()
+                        on:click=move |_| list_mode.update(|l| *l = !*l)>{move || if list_mode.get() { "Graph" } else { "List" }}</button>
+                    <Show when=move || !matches.with(Vec::is_empty) && !list_mode.get()>
                         <div class="suggest" data-testid="graph-suggest">
                             <For each=move || matches.get().into_iter().take(12) key=|i| *i let:node>
                                 <div on:mousedown=move |ev| { ev.prevent_default(); focus_on(node) }>{move || id_of(node).unwrap_or_default()}</div>
@@ -379,14 +597,40 @@ pub fn GraphView(
                 </div>
             </Show>
             <canvas class="main" node_ref=canvas_ref tabindex="0" data-testid="graph-canvas" aria-label="DAG graph"
+                style:visibility=move || if list_mode.get() { "hidden" } else { "visible" }
                 on:pointerdown=on_pointerdown on:pointermove=on_pointermove on:pointerup=on_pointerup
                 on:dblclick=on_dblclick on:wheel=on_wheel on:keydown=on_keydown></canvas>
-            <Show when=move || !compact>
+            <Show when=move || !compact && list_mode.get()>
+                <GraphList graph=graph style=style search=search
+                    on_pick=Callback::new(move |node: u32| { list_mode.set(false); focus_on(node) })/>
+            </Show>
+            <Show when=move || !compact && !list_mode.get()>
                 <canvas class="minimap" node_ref=minimap_ref on:click=on_minimap aria-label="minimap"></canvas>
                 {side}
             </Show>
         </div>
     }
+}
+
+/// The minimap: the whole graph's picture (cached until the scene changes) and the viewport.
+fn draw_minimap(mini: &HtmlCanvasElement, scene: &Scene, c: Camera, (w, h): (f64, f64), v: &mut ViewState) {
+    let Some(ctx) = context(mini) else { return };
+    let (mw, mh, dpr) = fit_backing(mini);
+    let key = (scene.version, v.style_version, mini.width(), mini.height());
+    if v.minimap.as_ref().is_none_or(|m| m.key != key) {
+        v.minimap = Some(MinimapPicture { key, pixels: paint::minimap_pixels(scene, (mw, mh, dpr)) });
+    }
+    if let Some(MinimapPicture { pixels: (pixels, width, height), .. }) = &v.minimap {
+        paint::put_pixels(&ctx, pixels, *width, *height);
+    }
+    let m = paint::minimap_transform(scene.g, mw, mh);
+    let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
+    ctx.set_stroke_style_str("#1d4ed8");
+    ctx.set_line_width(1.5);
+    let ((ax, ay), (bx, by)) = (c.world(0.0, 0.0), c.world(w, h));
+    let (vx, vy) = (m.x(ax).max(1.0), m.y(ay).max(1.0));
+    let (vw, vh) = ((m.x(bx).min(mw - 1.0) - vx).max(3.0), (m.y(by).min(mh - 1.0) - vy).max(3.0));
+    ctx.stroke_rect(vx, vy, vw, vh);
 }
 
 /// Keeps the last frame times for the browser benchmark (`window.__updraftFrames`).
@@ -406,188 +650,46 @@ fn record_frame(ms: f64) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn paint(
-    ctx: &CanvasRenderingContext2d,
-    g: &Graph,
-    c: Camera,
-    w: f64,
-    h: f64,
-    dpr: f64,
-    fills: &[&'static str],
-    lineage: Option<&[bool]>,
-    selected: Option<u32>,
-    matches: &[u32],
+/// `window.__updraftGraph`, what the browser tests read of the drawing: `locate(id)` gives the
+/// box (CSS px, relative to the canvas) that shows a task (its group's card when folded),
+/// `at(x, y)` what is drawn at a point (`task:ID`, `group:NAME` or null).
+fn install_test_hook(
+    graph: Signal<Option<Arc<Graph>>>,
+    view: StoredValue<ViewState, LocalStorage>,
+    collapse: Memo<Arc<Collapse>>,
+    groups: Memo<Arc<Groups>>,
+    target_at: impl Fn(f64, f64) -> Option<Target> + Copy + 'static,
 ) {
-    let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
-    ctx.set_fill_style_str("#fbfcfd");
-    ctx.fill_rect(0.0, 0.0, w, h);
-    let _ = ctx.set_transform(dpr * c.scale, 0.0, 0.0, dpr * c.scale, dpr * c.tx, dpr * c.ty);
-    let (x0, y0) = ((-c.tx / c.scale) as f32, (-c.ty / c.scale) as f32);
-    let (x1, y1) = (((w - c.tx) / c.scale) as f32, ((h - c.ty) / c.scale) as f32);
-    let px = 1.0 / c.scale;
-    let in_lineage = |i: u32| lineage.is_none_or(|l| l[i as usize]);
-
-    // Edges: one path for the faded ones, one for the highlighted; culled by their box.
-    let (nw, nh) = (g.w, g.h);
-    let zoomed_out = c.scale * f64::from(nh) < 4.0;
-    for pass in [false, true] {
-        if pass && lineage.is_none() {
-            break;
+    let Some(window) = web_sys::window() else { return };
+    let hook = js_sys::Object::new();
+    let locate = Closure::<dyn Fn(String) -> wasm_bindgen::JsValue>::new(move |id: String| {
+        let found = graph.with_untracked(|g| {
+            let g = g.as_ref()?;
+            let node = *g.index.get(&id)?;
+            let rep = collapse.with_untracked(|c| c.rep.get(node as usize).copied())?;
+            let c = view.try_with_value(|v| v.camera).flatten()?;
+            Some([c.x(g.x[rep as usize]), c.y(g.y[rep as usize]), f64::from(g.w) * c.sx(), f64::from(g.h) * c.sy()])
+        });
+        match found {
+            Some(b) => js_sys::Array::of4(&b[0].into(), &b[1].into(), &b[2].into(), &b[3].into()).into(),
+            None => wasm_bindgen::JsValue::NULL,
         }
-        ctx.begin_path();
-        let mut drawn = 0usize;
-        for e in &g.edges {
-            let (s, t) = (e.source as usize, e.target as usize);
-            let highlighted = lineage.is_some_and(|l| l[s] && l[t]);
-            if highlighted != pass {
-                continue;
-            }
-            let (sx, sy) = (g.x[s] + nw, g.y[s] + nh / 2.0);
-            let (tx, ty) = (g.x[t], g.y[t] + nh / 2.0);
-            let (minx, maxx) = (sx.min(tx), sx.max(tx));
-            let (mut miny, mut maxy) = (sy.min(ty), sy.max(ty));
-            for p in &e.points {
-                miny = miny.min(p[1]);
-                maxy = maxy.max(p[1]);
-            }
-            if maxx < x0 || minx > x1 || maxy < y0 || miny > y1 {
-                continue;
-            }
-            ctx.move_to(f64::from(sx), f64::from(sy));
-            if !zoomed_out {
-                for p in &e.points {
-                    ctx.line_to(f64::from(p[0]), f64::from(p[1]));
-                }
-            }
-            ctx.line_to(f64::from(tx), f64::from(ty));
-            drawn += 1;
+    });
+    let at = Closure::<dyn Fn(f64, f64) -> wasm_bindgen::JsValue>::new(move |x: f64, y: f64| match target_at(x, y) {
+        Some(Target::Node(n)) => graph
+            .with_untracked(|g| g.as_ref().and_then(|g| g.ids.get(n as usize)).map(|id| format!("task:{id}")))
+            .map_or(wasm_bindgen::JsValue::NULL, |s| s.into()),
+        Some(Target::Card(group, _)) => groups
+            .with_untracked(|g| g.names.get(group as usize).map(|n| format!("group:{n}")))
+            .map_or(wasm_bindgen::JsValue::NULL, |s| s.into()),
+        None => wasm_bindgen::JsValue::NULL,
+    });
+    let _ = js_sys::Reflect::set(&hook, &"locate".into(), &locate.into_js_value());
+    let _ = js_sys::Reflect::set(&hook, &"at".into(), &at.into_js_value());
+    let _ = js_sys::Reflect::set(&window, &"__updraftGraph".into(), &hook);
+    on_cleanup(move || {
+        if let Some(window) = web_sys::window() {
+            let _ = js_sys::Reflect::delete_property(&window, &"__updraftGraph".into());
         }
-        let faded = lineage.is_some() && !pass;
-        let alpha = if faded {
-            0.12
-        } else if drawn > 20_000 {
-            0.25
-        } else {
-            0.7
-        };
-        ctx.set_global_alpha(alpha);
-        ctx.set_stroke_style_str(if pass { "#1d4ed8" } else { "#94a3b8" });
-        ctx.set_line_width(if pass { 2.0 * px } else { px });
-        ctx.stroke();
-    }
-    ctx.set_global_alpha(1.0);
-
-    // Nodes: collected once, then filled in one path per colour.
-    let mut visible = Vec::new();
-    g.visible(x0, y0, x1, y1, |i| visible.push(i));
-    for faded in [true, false] {
-        if faded && lineage.is_none() {
-            continue;
-        }
-        ctx.set_global_alpha(if faded { 0.18 } else { 1.0 });
-        let mut by_color: HashMap<&'static str, Vec<u32>> = HashMap::new();
-        for &i in &visible {
-            if in_lineage(i) != faded {
-                by_color.entry(fills.get(i as usize).copied().unwrap_or("#ffffff")).or_default().push(i);
-            }
-        }
-        let mut colors: Vec<_> = by_color.into_iter().collect();
-        colors.sort_by_key(|(c, _)| *c);
-        for (fill, nodes) in &colors {
-            ctx.begin_path();
-            for &i in nodes {
-                ctx.rect(f64::from(g.x[i as usize]), f64::from(g.y[i as usize]), f64::from(nw), f64::from(nh));
-            }
-            ctx.set_fill_style_str(fill);
-            ctx.fill();
-        }
-        if c.scale * f64::from(nh) >= 6.0 {
-            ctx.begin_path();
-            for &i in &visible {
-                if in_lineage(i) != faded {
-                    ctx.rect(f64::from(g.x[i as usize]), f64::from(g.y[i as usize]), f64::from(nw), f64::from(nh));
-                }
-            }
-            ctx.set_stroke_style_str("#64748b");
-            ctx.set_line_width(px);
-            ctx.stroke();
-        }
-    }
-    ctx.set_global_alpha(1.0);
-
-    // Search matches and the selection, outlined.
-    let outline = |i: u32, color: &str, width: f64| {
-        ctx.set_stroke_style_str(color);
-        ctx.set_line_width(width * px);
-        let pad = f64::from(3.0 * px as f32);
-        ctx.stroke_rect(
-            f64::from(g.x[i as usize]) - pad,
-            f64::from(g.y[i as usize]) - pad,
-            f64::from(nw) + 2.0 * pad,
-            f64::from(nh) + 2.0 * pad,
-        );
-    };
-    for &i in matches {
-        outline(i, "#f59e0b", 3.0);
-    }
-    if let Some(i) = selected {
-        outline(i, "#1d4ed8", 3.0);
-    }
-
-    // Labels, when readable and not too many.
-    if c.scale * f64::from(nh) >= LABEL_MIN_PX && visible.len() <= MAX_LABELS {
-        let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
-        let font_px = (c.scale * f64::from(nh) * 0.45).clamp(10.0, 15.0);
-        ctx.set_font(&format!("{font_px:.0}px system-ui, sans-serif"));
-        ctx.set_text_baseline("middle");
-        let box_w = c.scale * f64::from(nw);
-        let max_chars = ((box_w - 10.0) / (font_px * 0.56)).max(1.0) as usize;
-        for &i in &visible {
-            let (sx, sy) = (f64::from(g.x[i as usize]) * c.scale + c.tx, f64::from(g.y[i as usize]) * c.scale + c.ty);
-            let fill = fills.get(i as usize).copied().unwrap_or("#ffffff");
-            let dark = matches!(fill, "#16a34a" | "#dc2626" | "#0ea5e9" | "#8b5cf6" | "#f97316");
-            ctx.set_global_alpha(if in_lineage(i) { 1.0 } else { 0.3 });
-            ctx.set_fill_style_str(if dark { "#ffffff" } else { "#111827" });
-            let id = &g.ids[i as usize];
-            let text: String = if id.chars().count() > max_chars {
-                id.chars().take(max_chars.saturating_sub(1)).chain(std::iter::once('…')).collect()
-            } else {
-                id.clone()
-            };
-            let _ = ctx.fill_text(&text, sx + 6.0, sy + c.scale * f64::from(nh) / 2.0);
-        }
-        ctx.set_global_alpha(1.0);
-    }
-}
-
-/// Scale and offset that fit the whole graph into the minimap.
-fn minimap_transform(g: &Graph, mw: f64, mh: f64) -> (f64, f64, f64) {
-    let [x0, y0, x1, y1] = g.bounds.map(f64::from);
-    let s = ((mw - 8.0) / (x1 - x0).max(1.0)).min((mh - 8.0) / (y1 - y0).max(1.0));
-    (s, 4.0 - x0 * s, 4.0 - y0 * s)
-}
-
-fn paint_minimap(mini: &HtmlCanvasElement, g: &Graph, fills: &[&'static str], c: Camera, w: f64, h: f64) {
-    let Some(ctx) = context(mini) else { return };
-    let (mw, mh, dpr) = fit_backing(mini);
-    let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
-    ctx.clear_rect(0.0, 0.0, mw, mh);
-    let (s, ox, oy) = minimap_transform(g, mw, mh);
-    let dot = (f64::from(g.h) * s).max(1.0);
-    let mut by_color: HashMap<&'static str, Vec<usize>> = HashMap::new();
-    for i in 0..g.ids.len() {
-        by_color.entry(fills.get(i).copied().unwrap_or("#ffffff")).or_default().push(i);
-    }
-    for (fill, nodes) in by_color {
-        ctx.begin_path();
-        for i in nodes {
-            ctx.rect(f64::from(g.x[i]) * s + ox, f64::from(g.y[i]) * s + oy, (f64::from(g.w) * s).max(1.0), dot);
-        }
-        ctx.set_fill_style_str(if fill == "#ffffff" { "#cbd5e1" } else { fill });
-        ctx.fill();
-    }
-    ctx.set_stroke_style_str("#1d4ed8");
-    ctx.set_line_width(1.5);
-    ctx.stroke_rect(-c.tx / c.scale * s + ox, -c.ty / c.scale * s + oy, w / c.scale * s, h / c.scale * s);
+    });
 }

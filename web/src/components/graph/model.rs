@@ -1,7 +1,8 @@
 //! The graph as the canvas draws it: flat arrays built once from the graph JSON (positions from
 //! the DAG model's layout), adjacency both ways for lineage, and a spatial index for hit-tests
 //! and culling: nodes by layer column, each column sorted by `y`, so finding what is under the
-//! pointer or on screen is a binary search, at any size.
+//! pointer or on screen is a binary search, at any size. Groups (a task file's folder, or an id
+//! prefix) collapse into one card drawn where one of their members was, so nothing else moves.
 
 use std::collections::HashMap;
 
@@ -164,18 +165,29 @@ impl Graph {
     }
 
     /// Every node upstream and downstream of `node` within `depth` steps (all when `None`),
-    /// with `node`: a breadth-first walk with an explicit queue.
+    /// with `node`.
     pub fn lineage(&self, node: u32, depth: Option<u32>) -> Vec<bool> {
+        self.lineage_of(&[node], depth)
+    }
+
+    /// Every node upstream and downstream of any of `nodes` within `depth` steps (all when
+    /// `None`), with them: a breadth-first walk with an explicit queue, never recursion.
+    pub fn lineage_of(&self, nodes: &[u32], depth: Option<u32>) -> Vec<bool> {
         let mut seen = vec![false; self.ids.len()];
-        seen[node as usize] = true;
+        let start: Vec<u32> = nodes.iter().copied().filter(|&n| (n as usize) < seen.len()).collect();
+        for &n in &start {
+            seen[n as usize] = true;
+        }
         for adjacency in [&self.up, &self.down] {
-            let mut frontier = vec![node];
+            let mut reached = vec![false; self.ids.len()];
+            let mut frontier = start.clone();
             let mut step = 0;
             while !frontier.is_empty() && depth.is_none_or(|d| step < d) {
                 let mut next = Vec::new();
                 for &n in &frontier {
                     for &m in &adjacency[n as usize] {
-                        if !seen[m as usize] {
+                        if !reached[m as usize] {
+                            reached[m as usize] = true;
                             seen[m as usize] = true;
                             next.push(m);
                         }
@@ -186,5 +198,121 @@ impl Graph {
             }
         }
         seen
+    }
+}
+
+/// What tasks are grouped by when collapsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// The folder of the task's file below the DAG's folder (`tasks/l05`).
+    Folder,
+    /// The id up to its last `_`, `.`, `-` or `/` (`orders_daily` of `orders_daily_load`).
+    Prefix,
+}
+
+/// The groups of a graph: external tables and tasks without a folder (or prefix) are in none.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Groups {
+    pub names: Vec<String>,
+    /// Group of every node.
+    pub of: Vec<Option<u32>>,
+    /// Members of every group, in node order.
+    pub members: Vec<Vec<u32>>,
+}
+
+/// The id prefix a task is grouped under, if its id has a separator.
+pub fn id_prefix(id: &str) -> Option<&str> {
+    id.rfind(['_', '.', '-', '/']).filter(|&i| i > 0).map(|i| &id[..i])
+}
+
+/// How collapsed groups change the drawing: each node is drawn as itself or as the card of its
+/// collapsed group, which sits in the box of one member (its anchor).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Collapse {
+    /// The node each node is drawn as: itself, or its group's anchor.
+    pub rep: Vec<u32>,
+    /// For an anchor of a collapsed group: that group.
+    pub card: Vec<Option<u32>>,
+    /// Whether anything is collapsed.
+    pub any: bool,
+}
+
+impl Collapse {
+    pub fn hidden(&self, node: u32) -> bool {
+        self.rep.get(node as usize).is_some_and(|&r| r != node)
+    }
+}
+
+impl Graph {
+    pub fn groups(&self, by: GroupBy) -> Groups {
+        let mut groups = Groups { of: vec![None; self.ids.len()], ..Groups::default() };
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        for i in 0..self.ids.len() {
+            if self.external[i] {
+                continue;
+            }
+            let key = match by {
+                GroupBy::Folder => self.group[i].as_deref(),
+                GroupBy::Prefix => id_prefix(&self.ids[i]),
+            };
+            let Some(key) = key else { continue };
+            let g = *index.entry(key).or_insert_with(|| {
+                groups.names.push(key.to_owned());
+                groups.members.push(Vec::new());
+                (groups.names.len() - 1) as u32
+            });
+            groups.of[i] = Some(g);
+            groups.members[g as usize].push(i as u32);
+        }
+        groups
+    }
+
+    /// The member of a group its card takes the place of when collapsed without a clicked
+    /// member: the one nearest the middle of the group's members.
+    pub fn default_anchor(&self, members: &[u32]) -> Option<u32> {
+        let n = members.len() as f64;
+        let (cx, cy) = members.iter().fold((0.0, 0.0), |(x, y), &i| {
+            (x + f64::from(self.x[i as usize]) / n, y + f64::from(self.y[i as usize]) / n)
+        });
+        members.iter().copied().min_by(|&a, &b| {
+            let d =
+                |i: u32| (f64::from(self.x[i as usize]) - cx).powi(2) + (f64::from(self.y[i as usize]) - cy).powi(2);
+            d(a).total_cmp(&d(b)).then(a.cmp(&b))
+        })
+    }
+
+    /// The drawing with `collapsed` (group → anchor) folded into cards.
+    pub fn collapse(&self, groups: &Groups, collapsed: &HashMap<u32, u32>) -> Collapse {
+        let n = self.ids.len();
+        let mut out = Collapse { rep: (0..n as u32).collect(), card: vec![None; n], any: false };
+        for (&g, &anchor) in collapsed {
+            let Some(members) = groups.members.get(g as usize) else { continue };
+            if (anchor as usize) >= n {
+                continue;
+            }
+            for &m in members {
+                out.rep[m as usize] = anchor;
+            }
+            out.card[anchor as usize] = Some(g);
+            out.any = true;
+        }
+        out
+    }
+
+    /// The bounds of what is drawn: nodes that are not folded into a card and, when `only` is
+    /// given, in it.
+    pub fn drawn_bounds(&self, collapse: &Collapse, only: Option<&[bool]>) -> Option<[f32; 4]> {
+        let mut bounds: Option<[f32; 4]> = None;
+        for i in 0..self.ids.len() {
+            if collapse.hidden(i as u32) || only.is_some_and(|o| !o[i]) {
+                continue;
+            }
+            let b = bounds.get_or_insert([f32::MAX, f32::MAX, f32::MIN, f32::MIN]);
+            b[0] = b[0].min(self.x[i]);
+            b[1] = b[1].min(self.y[i]);
+            b[2] = b[2].max(self.x[i] + self.w);
+            b[3] = b[3].max(self.y[i] + self.h);
+        }
+        bounds
     }
 }
