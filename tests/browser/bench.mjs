@@ -12,16 +12,20 @@
 // app's performance marks (`dags-interactive`, `graph-frame`).
 
 import { request } from "node:http";
-import { join } from "node:path";
-import { Server, launchChromium, makeSeed, signIn, until, seedDir, repo } from "./harness.mjs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// The release binary unless told otherwise; set before the harness is loaded, as it reads it.
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+process.env.UPDRAFT_BIN ||= join(process.env.CARGO_TARGET_DIR || join(repo, "target"), "release", "updraft");
+const { Server, launchChromium, makeSeed, signIn, until, seedDir, binary } = await import("./harness.mjs");
+console.error(`server: ${binary}`);
 
 const RUNS = Number(process.env.RUNS || 7);
 const WHICH = process.env.BENCH || "all";
 const SIZES = (process.env.SIZES || "1000,10000,100000").split(",").map(Number);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x) => Math.round(x * 10) / 10;
-
-process.env.UPDRAFT_BIN ||= join(process.env.CARGO_TARGET_DIR || join(repo, "target"), "release", "updraft");
 
 async function newPage(browser, server) {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();

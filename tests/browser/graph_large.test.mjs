@@ -89,11 +89,17 @@ test("the 10,000-task graph: search, lineage, collapse in place, live state", as
     const litColour = await pixel(page, up[0] + up[2] - 3, up[1] + 3);
     const other = graphJson.nodes.find((n) => n.group === folder && n.id !== TASK && !ups.includes(n.id) && !downs.includes(n.id));
     await page.getByTestId("lineage-only").check();
-    await until("a task outside the lineage to vanish", async () => {
-      const box = await locate(page, other.id);
-      return (await at(page, ...centre(box))) === null;
+    // Only the lineage is drawn, packed and fitted: its tasks are readable, the rest is gone.
+    await until("the lineage to be drawn on its own", async () => {
+      const box = await locate(page, ups[0]);
+      return box[3] >= 20 && (await at(page, ...centre(box))) === `task:${ups[0]}`;
     });
-    await until("the lineage to stay drawn", async () => (await at(page, ...centre(await locate(page, ups[0])))) === `task:${ups[0]}`);
+    for (const id of [TASK, ...ups, ...downs]) {
+      const box = await locate(page, id);
+      assert.equal(await at(page, ...centre(box)), `task:${id}`, `${id} is drawn`);
+      assert.ok(box[3] >= 20, `${id} is readable: ${box}`);
+    }
+    assert.notEqual(await at(page, ...centre(await locate(page, other.id))), `task:${other.id}`, "a task outside the lineage is not drawn");
     await screenshot(page, "graph-10k-lineage-only");
     await page.getByTestId("lineage-only").uncheck();
     await page.getByTestId("lineage-depth").selectOption("all");

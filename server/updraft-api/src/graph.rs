@@ -122,9 +122,10 @@ pub(crate) async fn graph(
 }
 
 /// gzip of a body whose long prefix is the same on every request: the prefix is deflated once,
-/// ending on a byte boundary without closing the stream (a sync flush), and each request only
-/// deflates its own tail into a new block and writes the trailer (the CRC of the whole body,
-/// the prefix's CRC extended by the tail's bytes).
+/// at the best compression (it is paid once per DAG version), ending on a byte boundary without
+/// closing the stream (a sync flush), and each request only deflates its own tail into a new
+/// block and writes the trailer (the CRC of the whole body: the prefix's, combined with the
+/// tail's).
 mod gzip {
     use flate2::{Compress, Compression, Crc, FlushCompress};
 
@@ -170,7 +171,7 @@ mod gzip {
     impl Prefix {
         pub(crate) fn new(prefix: &[u8]) -> Prefix {
             let mut deflated = HEADER.to_vec();
-            let mut compress = Compress::new(Compression::fast(), false);
+            let mut compress = Compress::new(Compression::best(), false);
             deflate(&mut compress, prefix, &mut deflated, FlushCompress::Sync);
             let mut crc = Crc::new();
             crc.update(prefix);
@@ -181,7 +182,7 @@ mod gzip {
         pub(crate) fn finish(&self, tail: &[u8]) -> Vec<u8> {
             let mut out = Vec::with_capacity(self.deflated.len() + tail.len() / 3 + 64);
             out.extend_from_slice(&self.deflated);
-            let mut compress = Compress::new(Compression::fast(), false);
+            let mut compress = Compress::new(Compression::default(), false);
             deflate(&mut compress, tail, &mut out, FlushCompress::Finish);
             let mut tail_crc = Crc::new();
             tail_crc.update(tail);

@@ -38,6 +38,8 @@ pub struct NodeJson<'a> {
     pub y: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator: Option<&'a str>,
+    /// The task's file, relative to the DAG's folder (`tasks/l05/t00123.yaml`), so the JSON
+    /// never shows where the server keeps its files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<&'a str>,
     /// The folder of the task's file relative to the DAG's folder (`tasks/l05`); absent for a
@@ -85,7 +87,7 @@ pub fn graph_json_with<'a>(dag: &'a Dag, layout: &Layout) -> GraphJson<'a> {
                 x,
                 y,
                 operator: Some(&t.operator),
-                file: Some(&t.file),
+                file: Some(t.file.strip_prefix(folder).unwrap_or(&t.file)),
                 group: group(folder, &t.file),
             }
         })

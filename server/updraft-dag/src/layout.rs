@@ -82,10 +82,57 @@ pub fn layout(dag: &Dag) -> Layout {
                 .flat_map(|(i, e)| e.readers.iter().map(move |&r| ((tasks + i) as u32, r))),
         )
         .collect();
-    let mut graph = Proper::new(layers, &edges);
+    lay_out(layers, &edges)
+}
+
+/// Lays out any DAG on nodes `0..nodes` given by its edges (source → target): each node's
+/// column is its longest-path layer, then the same sweeps and positions as [`layout`]. The web
+/// app uses it to draw a part of a DAG (a task's lineage) on its own. Edges with an end outside
+/// `0..nodes`, and self-loops, are left out of [`Layout::edges`]; an edge that a cycle makes
+/// point left gets no bend points.
+pub fn layout_edges(nodes: usize, edges: &[(u32, u32)]) -> Layout {
+    let edges: Vec<(u32, u32)> =
+        edges.iter().copied().filter(|&(s, t)| (s as usize) < nodes && (t as usize) < nodes && s != t).collect();
+    lay_out(longest_path_layers(nodes, &edges), &edges)
+}
+
+fn lay_out(layers: Vec<u32>, edges: &[(u32, u32)]) -> Layout {
+    let mut graph = Proper::new(layers, edges);
     order::reduce_crossings(&mut graph);
     let centre = coords::assign(&graph);
-    graph.place(&edges, &centre)
+    graph.place(edges, &centre)
+}
+
+/// Each node's longest-path layer (Kahn's order, no recursion); nodes on a cycle stay where the
+/// walk leaves them, and the cycle's edges then point left and get no route.
+fn longest_path_layers(nodes: usize, edges: &[(u32, u32)]) -> Vec<u32> {
+    let mut indegree = vec![0u32; nodes];
+    let mut out_start = vec![0u32; nodes + 1];
+    for &(s, t) in edges {
+        indegree[t as usize] += 1;
+        out_start[s as usize + 1] += 1;
+    }
+    for i in 0..nodes {
+        out_start[i + 1] += out_start[i];
+    }
+    let mut fill = out_start.clone();
+    let mut out = vec![0u32; edges.len()];
+    for &(s, t) in edges {
+        out[fill[s as usize] as usize] = t;
+        fill[s as usize] += 1;
+    }
+    let mut layer = vec![0u32; nodes];
+    let mut ready: Vec<u32> = (0..nodes as u32).filter(|&v| indegree[v as usize] == 0).collect();
+    while let Some(v) = ready.pop() {
+        for &t in &out[out_start[v as usize] as usize..out_start[v as usize + 1] as usize] {
+            layer[t as usize] = layer[t as usize].max(layer[v as usize] + 1);
+            indegree[t as usize] -= 1;
+            if indegree[t as usize] == 0 {
+                ready.push(t);
+            }
+        }
+    }
+    layer
 }
 
 /// The column of every node: tasks (in order), then external tables.

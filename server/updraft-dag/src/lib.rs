@@ -28,7 +28,7 @@ pub use diag::{Diagnostic, Location, Pos, Severity};
 pub use graph::{
     Dag, ExternalTable, Options, SqlAnalysis, SqlInput, SqlSource, Task, TaskInput, analyze_sql, assemble,
 };
-pub use layout::{Layout, layout};
+pub use layout::{Layout, layout, layout_edges};
 pub use schedule::Schedule;
 pub use spec::{DagSpec, TaskSpec, TriggerRule};
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{EDGE_GAP, LAYER_GAP, Layout, NODE_GAP, NODE_HEIGHT, NODE_WIDTH, Proper, layout, order};
+use super::{EDGE_GAP, LAYER_GAP, Layout, NODE_GAP, NODE_HEIGHT, NODE_WIDTH, Proper, layout, layout_edges, order};
 use crate::{Dag, Options, SqlInput, TaskInput, assemble, parse_dag_file, parse_task_file};
 
 /// A DAG of `noop` tasks: each `(id, depends_on)`; names no task has are external tables.
@@ -232,4 +232,26 @@ fn a_hundred_thousand_tasks_fit_in_a_small_stack() {
         placed.nodes.len()
     });
     assert_eq!(worker.expect("spawn").join().expect("no overflow"), 100_000 + 100);
+}
+
+#[test]
+fn any_edge_list_lays_out_by_longest_path() {
+    // A lineage on its own: 0 and 1 feed 2 (0 also through 1), 2 feeds 3 and 4.
+    let edges = [(0, 2), (1, 2), (0, 1), (2, 3), (2, 4)];
+    let placed = layout_edges(5, &edges);
+    let layers: Vec<u32> = placed.nodes.iter().map(|n| n.layer).collect();
+    assert_eq!(layers, vec![0, 1, 2, 3, 3]);
+    assert_eq!(placed.edges.len(), edges.len());
+    for (route, &(s, t)) in placed.edges.iter().zip(&edges) {
+        assert_eq!((route.source, route.target), (s, t));
+        assert_eq!(route.points.len(), (layers[t as usize] - layers[s as usize] - 1) as usize);
+    }
+    // The two targets of 2 share a column without overlapping; the same input, the same picture.
+    let (a, b) = (placed.nodes[3].y, placed.nodes[4].y);
+    assert!((a - b).abs() >= (NODE_HEIGHT + NODE_GAP) as f32);
+    assert_eq!(layout_edges(5, &edges), placed);
+    // Out-of-range ends and self-loops are dropped; a cycle gets no route and no panic.
+    assert_eq!(layout_edges(2, &[(0, 1), (1, 1), (0, 9)]).edges.len(), 1);
+    let cyclic = layout_edges(3, &[(0, 1), (1, 2), (2, 1)]);
+    assert_eq!(cyclic.nodes.len(), 3);
 }

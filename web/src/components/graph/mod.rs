@@ -141,6 +141,16 @@ pub fn GraphView(
             Some(Arc::new(lin))
         })
     });
+    // What is drawn: the graph, or only the lineage, packed (see `Graph::project`).
+    let shown = Memo::new(move |_| {
+        let g = graph.get()?;
+        if only.get()
+            && let Some(l) = lineage.get()
+        {
+            return Some(Arc::new(g.project(&l)));
+        }
+        Some(g)
+    });
     let matches = Memo::new(move |_| {
         let needle = search.get().to_lowercase();
         if needle.is_empty() {
@@ -170,7 +180,7 @@ pub fn GraphView(
         let size = fit_backing(&canvas);
         let (w, h, _) = size;
         let start = web_sys::window().and_then(|w| w.performance()).map(|p| p.now());
-        let drew = graph.with_untracked(|g| {
+        let drew = shown.with_untracked(|g| {
             let g = g.as_ref()?;
             let (style, groups, collapse, lineage) =
                 (style.get_untracked(), groups.get_untracked(), collapse.get_untracked(), lineage.get_untracked());
@@ -229,7 +239,15 @@ pub fn GraphView(
         lineage.track();
         only.track();
         collapse.track();
-        view.update_value(|v| v.version += 1);
+        shown.track();
+        // Showing only a lineage packs it anew: fit it.
+        let refit = only.get_untracked();
+        view.update_value(|v| {
+            v.version += 1;
+            if refit {
+                v.camera = None;
+            }
+        });
         request();
     });
     Effect::new(move |_| {
@@ -274,35 +292,33 @@ pub fn GraphView(
     let target_at = move |sx: f64, sy: f64| -> Option<Target> {
         let c = view.with_value(|v| v.camera)?;
         let (x, y) = c.world(sx, sy);
-        graph.with_untracked(|g| {
+        shown.with_untracked(|g| {
             let g = g.as_ref()?;
             // Boxes never shrink below a few pixels on screen: look around the point that much.
-            let (rx, ry) = ((10.0 / c.sx()) as f32 - g.w, (7.0 / c.sy()) as f32 - g.h);
-            let mut found = g.hit(x, y);
-            if found.is_none() && (rx > 0.0 || ry > 0.0) {
-                g.visible(x - rx.max(0.0), y - ry.max(0.0), x, y, |i| found = found.or(Some(i)));
-            }
-            let node = found?;
+            let (rx, ry) = (((10.0 / c.sx()) as f32 - g.w).max(0.0), ((7.0 / c.sy()) as f32 - g.h).max(0.0));
+            let mut candidates = Vec::new();
+            g.visible(x - rx, y - ry, x, y, |i| candidates.push(i));
+            let only_lineage = only.get_untracked();
             collapse.with_untracked(|col| {
-                if col.hidden(node) {
-                    return None;
-                }
-                let only_lineage = only.get_untracked();
-                let in_view = lineage.with_untracked(|l| match (l, only_lineage) {
-                    (Some(l), true) => match col.card[node as usize] {
-                        Some(group) => {
-                            groups.with_untracked(|gr| gr.members[group as usize].iter().any(|&m| l[m as usize]))
+                lineage.with_untracked(|l| {
+                    let drawn = |node: u32| {
+                        if col.hidden(node) {
+                            return false;
                         }
-                        None => l[node as usize],
-                    },
-                    _ => true,
-                });
-                if !in_view {
-                    return None;
-                }
-                Some(match col.card[node as usize] {
-                    Some(group) => Target::Card(group, node),
-                    None => Target::Node(node),
+                        match (l, only_lineage) {
+                            (Some(l), true) => match col.card[node as usize] {
+                                Some(group) => groups
+                                    .with_untracked(|gr| gr.members[group as usize].iter().any(|&m| l[m as usize])),
+                                None => l[node as usize],
+                            },
+                            _ => true,
+                        }
+                    };
+                    let node = candidates.into_iter().find(|&n| drawn(n))?;
+                    Some(match col.card[node as usize] {
+                        Some(group) => Target::Card(group, node),
+                        None => Target::Node(node),
+                    })
                 })
             })
         })
@@ -317,7 +333,7 @@ pub fn GraphView(
                 c.remove(&group);
             });
         }
-        graph.with_untracked(|g| {
+        shown.with_untracked(|g| {
             let Some(g) = g else { return };
             let (x, y) = (f64::from(g.x[node as usize] + g.w / 2.0), f64::from(g.y[node as usize] + g.h / 2.0));
             view.update_value(|v| {
@@ -381,7 +397,7 @@ pub fn GraphView(
     };
 
     if !compact {
-        install_test_hook(graph, view, collapse, groups, target_at);
+        install_test_hook(shown.into(), view, collapse, groups, target_at);
     }
 
     let on_pointerdown = move |ev: leptos::ev::PointerEvent| {
@@ -460,7 +476,7 @@ pub fn GraphView(
     let on_minimap = move |ev: leptos::ev::MouseEvent| {
         let Some(mini) = minimap_ref.get_untracked() else { return };
         let (w, h) = canvas_size();
-        graph.with_untracked(|g| {
+        shown.with_untracked(|g| {
             let Some(g) = g else { return };
             let (mw, mh) = (f64::from(mini.client_width()), f64::from(mini.client_height()));
             let m = paint::minimap_transform(g, mw, mh);

@@ -72,6 +72,8 @@ pub struct Graph {
 }
 
 const DEFAULT_W: f32 = 180.0;
+/// Most nodes [`Graph::project`] lays out anew (about a second of wasm at 50,000).
+pub const RELAYOUT_MAX: usize = 20_000;
 const DEFAULT_H: f32 = 28.0;
 
 impl Graph {
@@ -155,13 +157,6 @@ impl Graph {
                 f(i);
             }
         }
-    }
-
-    /// The node under a point (world units).
-    pub fn hit(&self, x: f32, y: f32) -> Option<u32> {
-        let mut found = None;
-        self.visible(x, y, x, y, |i| found = Some(i));
-        found
     }
 
     /// Every node upstream and downstream of `node` within `depth` steps (all when `None`),
@@ -295,6 +290,68 @@ impl Graph {
             }
             out.card[anchor as usize] = Some(g);
             out.any = true;
+        }
+        out
+    }
+
+    /// The drawing of only the `keep` nodes, laid out anew so a lineage scattered over the
+    /// whole drawing is readable on its own: the DAG model's layout of the kept nodes and the
+    /// edges between them (up to [`RELAYOUT_MAX`] nodes; past that, the kept nodes of each
+    /// column are packed, columns side by side, edges straight). Node indices stay the same; the
+    /// other nodes keep their positions and are not meant to be drawn.
+    pub fn project(&self, keep: &[bool]) -> Graph {
+        let kept = |i: u32| keep.get(i as usize).copied().unwrap_or(false);
+        let members: Vec<u32> = (0..self.ids.len() as u32).filter(|&i| kept(i)).collect();
+        let mut out = self.clone();
+        let mut bounds = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
+        let mut place = |out: &mut Graph, i: u32, x: f32, y: f32| {
+            out.x[i as usize] = x;
+            out.y[i as usize] = y;
+            bounds = [bounds[0].min(x), bounds[1].min(y), bounds[2].max(x + self.w), bounds[3].max(y + self.h)];
+        };
+        if members.len() <= RELAYOUT_MAX {
+            let mut local = vec![u32::MAX; self.ids.len()];
+            for (k, &i) in members.iter().enumerate() {
+                local[i as usize] = k as u32;
+            }
+            let inner: Vec<usize> =
+                (0..self.edges.len()).filter(|&e| kept(self.edges[e].source) && kept(self.edges[e].target)).collect();
+            let pairs: Vec<(u32, u32)> = inner
+                .iter()
+                .map(|&e| (local[self.edges[e].source as usize], local[self.edges[e].target as usize]))
+                .collect();
+            let layout = updraft_dag::layout::layout_edges(members.len(), &pairs);
+            for (k, &i) in members.iter().enumerate() {
+                if let Some(p) = layout.nodes.get(k) {
+                    place(&mut out, i, p.x, p.y);
+                }
+            }
+            for (route, &e) in layout.edges.iter().zip(&inner) {
+                out.edges[e].points = route.points.clone();
+            }
+        } else {
+            let (pitch_x, pitch_y) = (self.w + 80.0, self.h + 16.0);
+            let mut column = 0.0;
+            for (_, in_column) in &self.columns {
+                let here: Vec<u32> = in_column.iter().copied().filter(|&i| kept(i)).collect();
+                if here.is_empty() {
+                    continue;
+                }
+                let top = -(here.len() as f32) * pitch_y / 2.0;
+                for (k, &i) in here.iter().enumerate() {
+                    place(&mut out, i, column * pitch_x, top + k as f32 * pitch_y);
+                }
+                column += 1.0;
+            }
+            for e in &mut out.edges {
+                if kept(e.source) && kept(e.target) {
+                    e.points.clear();
+                }
+            }
+        }
+        out.build_index();
+        if !members.is_empty() {
+            out.bounds = bounds;
         }
         out
     }

@@ -31,8 +31,10 @@ pub const LABEL_MIN_PX: f64 = 13.0;
 pub const RASTER_BELOW_PX: f64 = 4.0;
 /// Below this on-screen node height (CSS px), edges are merged by rows.
 pub const BUNDLE_BELOW_PX: f64 = 8.0;
-/// Rows of merged edges are about this many CSS px apart.
+/// Rows of merged edges are about this many CSS px apart, or more when that leaves more than
+/// [`MAX_BUNDLES`] lines (software rasterisation strokes a few thousand lines per frame).
 const BUNDLE_ROW_PX: f64 = 4.0;
+const MAX_BUNDLES: usize = 6000;
 
 const BACKGROUND: [u8; 3] = [0xfb, 0xfc, 0xfd];
 const EXTERNAL_FILL: &str = "#eef2f7";
@@ -420,13 +422,24 @@ fn draw_bundles(ctx: &CanvasRenderingContext2d, scene: &Scene, c: Camera, view: 
             keys.push((s, bucket(g.y[s as usize]), t, bucket(g.y[t as usize]), lit));
         }
         // One line per (source column, row, target column, row): the source's x stands for its
-        // column, as every node of a column shares it.
+        // column, as every node of a column shares it. Rows double until the lines are few
+        // enough to stroke in a frame.
         let mut lines: Vec<(u32, i64, u32, i64, bool)> = keys
             .into_iter()
             .map(|(s, sb, t, tb, lit)| (g.x[s as usize].to_bits(), sb, g.x[t as usize].to_bits(), tb, lit))
             .collect();
         lines.sort_unstable();
         lines.dedup();
+        let mut row = row;
+        while lines.len() > MAX_BUNDLES && row < 1e12 {
+            row *= 2.0;
+            for line in &mut lines {
+                line.1 = line.1.div_euclid(2);
+                line.3 = line.3.div_euclid(2);
+            }
+            lines.sort_unstable();
+            lines.dedup();
+        }
         let bundles = lines
             .into_iter()
             .map(|(sx, sb, tx, tb, lit)| Bundle {
