@@ -6,8 +6,9 @@
 //! - nearer, boxes are filled in one path per colour, outlined, and external tables dashed;
 //! - labels once they are readable, and never more than [`MAX_LABELS`] per frame;
 //! - edges as routed (through their bends) when boxes are large; zoomed out, edges between the
-//!   same columns and nearby rows are merged into one line (cached per zoom step), so a frame
-//!   draws a few thousand lines, not hundreds of thousands;
+//!   same columns and nearby rows are merged into one line, and past a few thousand lines an
+//!   even sample stands for the rest (cached per zoom step), so a frame never strokes hundreds
+//!   of thousands;
 //! - collapsed groups as stacked cards with a bar of their members' states.
 //!
 //! A drawing much taller than the view is wide (or wider than tall) is stretched across its short
@@ -31,8 +32,8 @@ pub const LABEL_MIN_PX: f64 = 13.0;
 pub const RASTER_BELOW_PX: f64 = 4.0;
 /// Below this on-screen node height (CSS px), edges are merged by rows.
 pub const BUNDLE_BELOW_PX: f64 = 8.0;
-/// Rows of merged edges are about this many CSS px apart, or more when that leaves more than
-/// [`MAX_BUNDLES`] lines (software rasterisation strokes a few thousand lines per frame).
+/// Rows of merged edges are about this many CSS px apart; past [`MAX_BUNDLES`] lines, a sample
+/// is drawn (software rasterisation strokes a few thousand lines per frame, not 100,000).
 const BUNDLE_ROW_PX: f64 = 4.0;
 const MAX_BUNDLES: usize = 6000;
 
@@ -422,23 +423,18 @@ fn draw_bundles(ctx: &CanvasRenderingContext2d, scene: &Scene, c: Camera, view: 
             keys.push((s, bucket(g.y[s as usize]), t, bucket(g.y[t as usize]), lit));
         }
         // One line per (source column, row, target column, row): the source's x stands for its
-        // column, as every node of a column shares it. Rows double until the lines are few
-        // enough to stroke in a frame.
+        // column, as every node of a column shares it. Past `MAX_BUNDLES` lines, an even sample
+        // of them (every k-th in source order) stands for the rest; highlighted ones all stay.
         let mut lines: Vec<(u32, i64, u32, i64, bool)> = keys
             .into_iter()
             .map(|(s, sb, t, tb, lit)| (g.x[s as usize].to_bits(), sb, g.x[t as usize].to_bits(), tb, lit))
             .collect();
         lines.sort_unstable();
         lines.dedup();
-        let mut row = row;
-        while lines.len() > MAX_BUNDLES && row < 1e12 {
-            row *= 2.0;
-            for line in &mut lines {
-                line.1 = line.1.div_euclid(2);
-                line.3 = line.3.div_euclid(2);
-            }
-            lines.sort_unstable();
-            lines.dedup();
+        if lines.len() > MAX_BUNDLES {
+            let stride = lines.len().div_ceil(MAX_BUNDLES);
+            lines =
+                lines.into_iter().enumerate().filter(|(k, line)| line.4 || k % stride == 0).map(|(_, l)| l).collect();
         }
         let bundles = lines
             .into_iter()
