@@ -10,13 +10,12 @@ use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
-use serde_json::Value;
 use updraft_types::api::{DagResponse, GridResponse};
 use wasm_bindgen::JsCast;
 
 use crate::api;
 use crate::app::{Role, use_session};
-use crate::components::graph::{Graph, GraphView};
+use crate::components::graph::{Graph, GraphJson, GraphView};
 use crate::components::live;
 use crate::components::state::{Legend, color};
 use crate::components::toast::use_toasts;
@@ -225,33 +224,22 @@ fn DagGraph(dag_id: String, refresh: RwSignal<u32>) -> impl IntoView {
         let dag_id = id.get_value();
         spawn_local(async move {
             let started = web_sys::window().and_then(|w| w.performance()).map(|p| p.now());
-            match api::get::<Value>(&format!("/api/updraft/dags/{}/graph", api::seg(&dag_id))).await {
-                Ok(json) => match Graph::from_json(&json) {
-                    Ok(g) => {
-                        let run = json
-                            .get("latest_run")
-                            .and_then(|r| r.get("dag_run_id"))
-                            .and_then(Value::as_str)
-                            .map(str::to_owned);
-                        let s: HashMap<String, String> = json
-                            .get("states")
-                            .and_then(Value::as_object)
-                            .map(|m| {
-                                m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()
-                            })
-                            .unwrap_or_default();
-                        shown_run.set(run);
-                        states.set(s);
-                        if graph.with_untracked(|old| old.as_deref() != Some(&g)) {
-                            graph.set(Some(Arc::new(g)));
-                        }
-                        if let (Some(start), Some(perf)) = (started, web_sys::window().and_then(|w| w.performance())) {
-                            let _ = perf.mark("graph-loaded");
-                            let _ = start;
-                        }
+            match api::get::<GraphJson>(&format!("/api/updraft/dags/{}/graph", api::seg(&dag_id))).await {
+                Ok(mut json) => {
+                    let run = json.latest_run.take().map(|r| r.dag_run_id);
+                    let s: HashMap<String, String> =
+                        std::mem::take(&mut json.states).into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect();
+                    let g = Graph::from_parsed(json);
+                    shown_run.set(run);
+                    states.set(s);
+                    if graph.with_untracked(|old| old.as_deref() != Some(&g)) {
+                        graph.set(Some(Arc::new(g)));
                     }
-                    Err(e) => error.set(Some(e)),
-                },
+                    if let (Some(start), Some(perf)) = (started, web_sys::window().and_then(|w| w.performance())) {
+                        let _ = perf.mark("graph-loaded");
+                        let _ = start;
+                    }
+                }
                 Err(e) => error.set(Some(e.detail)),
             }
         });

@@ -20,8 +20,8 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::components::state::{RANKED, color};
 use list::GraphList;
-pub use model::Graph;
 use model::{Collapse, GroupBy, Groups};
+pub use model::{Graph, GraphJson};
 use paint::{Camera, NodeStyle, PaintCache, Scene};
 
 /// Smallest and largest zoom (screen px per world unit).
