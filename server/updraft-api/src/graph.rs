@@ -110,7 +110,7 @@ pub(crate) async fn graph(
     let run = serde_json::to_string(&run).map_err(|e| ApiError::Internal(format!("graph JSON: {e}")))?;
     let states = serde_json::to_string(&states).map_err(|e| ApiError::Internal(format!("graph JSON: {e}")))?;
     let rest = format!(",\"latest_run\":{run},\"states\":{states}}}");
-    if gzip::accepted(&headers) {
+    if accepts_gzip(&headers) {
         let body = tokio::task::spawn_blocking(move || graph.gzip.finish(rest.as_bytes()))
             .await
             .map_err(|e| ApiError::Internal(format!("compressing a graph: {e}")))?;
@@ -121,6 +121,16 @@ pub(crate) async fn graph(
     Ok(([(CONTENT_TYPE, "application/json"), (VARY, "accept-encoding")], body).into_response())
 }
 
+/// Whether the request says it accepts gzip (and not with `q=0`); the web app's files use it
+/// too.
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+            && !parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"))
+    })
+}
+
 /// gzip of a body whose long prefix is the same on every request: the prefix is deflated once,
 /// at the best compression (it is paid once per DAG version), ending on a byte boundary without
 /// closing the stream (a sync flush), and each request only deflates its own tail into a new
@@ -129,21 +139,8 @@ pub(crate) async fn graph(
 mod gzip {
     use flate2::{Compress, Compression, Crc, FlushCompress};
 
-    use super::{ACCEPT_ENCODING, HeaderMap};
-
     /// The gzip header: magic, deflate, no flags, no time, no extra flags, unknown OS.
     const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-
-    /// Whether the request says it accepts gzip (and not with `q=0`).
-    pub(super) fn accepted(headers: &HeaderMap) -> bool {
-        headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-            |coding| {
-                let mut parts = coding.split(';').map(str::trim);
-                parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
-                    && !parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"))
-            },
-        )
-    }
 
     #[derive(Debug)]
     pub(crate) struct Prefix {

@@ -148,19 +148,9 @@ fn file_name_for(dag_id: &str) -> Option<String> {
 }
 
 /// Writes `content` as `target`, which must not exist: a synced temporary file, hard-linked
-/// to its name (which fails, changing nothing, if the name is taken), then unlinked.
+/// to its name (which fails, changing nothing, if the name is taken).
 fn create_new(target: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let temp = crate::sources::scratch(dir, "new");
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        f.write_all(content.as_bytes())?;
-        f.sync_all()?;
-        std::fs::hard_link(&temp, target)
-    })();
-    let _ = std::fs::remove_file(&temp);
-    result
+    crate::sources::write_via_temp(target, content, |from, to| std::fs::hard_link(from, to))
 }
 
 /// `POST /api/updraft/dags` with `{"content": "…"}`: a new one-file DAG, written as

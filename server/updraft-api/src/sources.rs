@@ -126,20 +126,25 @@ fn copy_folder(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `content` to `file` atomically: a synced temporary file in the same folder, renamed.
-fn replace(file: &Path, content: &str) -> std::io::Result<()> {
+/// Writes `content` to a synced temporary file beside `target`, then `place`s it there:
+/// `std::fs::rename` replaces `target` atomically, `std::fs::hard_link` creates it only if the
+/// name is free (changing nothing otherwise). The temporary name never stays.
+pub(crate) fn write_via_temp(
+    target: &Path,
+    content: &str,
+    place: fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = target.parent().unwrap_or(Path::new("."));
     let temp = scratch(dir, "write");
     let result = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&temp, file)
+        place(&temp, target)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
+    // After a rename it is gone already; after a hard link or an error it is not.
+    let _ = std::fs::remove_file(&temp);
     result
 }
 
@@ -231,7 +236,7 @@ pub(crate) async fn write(
         .collect();
     let content = body.content;
     let target = file.clone();
-    tokio::task::spawn_blocking(move || replace(&target, &content))
+    tokio::task::spawn_blocking(move || write_via_temp(&target, &content, |from, to| std::fs::rename(from, to)))
         .await
         .map_err(|e| ApiError::Internal(format!("writing {}: {e}", file.display())))?
         .map_err(|e| ApiError::Internal(format!("writing {}: {e}", file.display())))?;

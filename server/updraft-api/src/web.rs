@@ -32,13 +32,7 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
 }
 
 fn send(asset: &'static Asset, immutable: bool, request: &HeaderMap) -> Response {
-    let gzip = request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("gzip")));
-    let mut response = if gzip {
+    let mut response = if crate::graph::accepts_gzip(request) {
         let mut response = asset.gzip.into_response();
         response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         response

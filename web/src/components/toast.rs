@@ -24,6 +24,27 @@ pub struct Toasts {
 }
 
 impl Toasts {
+    /// Sends `body` to the API with `method` while `busy` is set, toasts `done` or the problem
+    /// detail, then calls `after` (the page reloads what it shows).
+    pub fn act(
+        self,
+        busy: RwSignal<bool>,
+        after: impl Fn() + 'static,
+    ) -> impl Fn(&'static str, String, serde_json::Value, &'static str) + Copy + 'static {
+        let after = StoredValue::new_local(after);
+        move |method, path, body, done| {
+            busy.set(true);
+            leptos::task::spawn_local(async move {
+                match crate::api::send::<serde_json::Value>(method, &path, &body).await {
+                    Ok(_) => self.ok(done),
+                    Err(e) => self.error(e.detail),
+                }
+                busy.set(false);
+                after.with_value(|after| after());
+            });
+        }
+    }
+
     pub fn new() -> Self {
         Toasts { items: RwSignal::new(Vec::new()), next: StoredValue::new(0) }
     }

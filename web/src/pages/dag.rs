@@ -223,7 +223,6 @@ fn DagGraph(dag_id: String, refresh: RwSignal<u32>) -> impl IntoView {
     let load = move || {
         let dag_id = id.get_value();
         spawn_local(async move {
-            let started = web_sys::window().and_then(|w| w.performance()).map(|p| p.now());
             match api::get::<GraphJson>(&format!("/api/updraft/dags/{}/graph", api::seg(&dag_id))).await {
                 Ok(mut json) => {
                     let run = json.latest_run.take().map(|r| r.dag_run_id);
@@ -235,9 +234,8 @@ fn DagGraph(dag_id: String, refresh: RwSignal<u32>) -> impl IntoView {
                     if graph.with_untracked(|old| old.as_deref() != Some(&g)) {
                         graph.set(Some(Arc::new(g)));
                     }
-                    if let (Some(start), Some(perf)) = (started, web_sys::window().and_then(|w| w.performance())) {
+                    if let Some(perf) = web_sys::window().and_then(|w| w.performance()) {
                         let _ = perf.mark("graph-loaded");
-                        let _ = start;
                     }
                 }
                 Err(e) => error.set(Some(e.detail)),

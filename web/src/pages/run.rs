@@ -65,17 +65,7 @@ pub fn RunPage() -> impl IntoView {
         },
         load,
     );
-    let act = move |method: &'static str, path: String, body: serde_json::Value, done: &'static str| {
-        busy.set(true);
-        spawn_local(async move {
-            match api::send::<serde_json::Value>(method, &path, &body).await {
-                Ok(_) => toasts.ok(done),
-                Err(e) => toasts.error(e.detail),
-            }
-            busy.set(false);
-            load();
-        });
-    };
+    let act = toasts.act(busy, load);
     view! {
         <div class="row">
             <h1>

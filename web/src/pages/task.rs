@@ -60,17 +60,7 @@ pub fn TaskPage() -> impl IntoView {
     );
     let tries = Memo::new(move |_| ti.with(|t| t.as_ref().and_then(|t| t.as_ref().ok()).map_or(0, |t| t.try_number)));
     let shown_try = Memo::new(move |_| chosen_try.get().unwrap_or_else(|| tries.get()));
-    let act = move |method: &'static str, path: String, body: serde_json::Value, done: &'static str| {
-        busy.set(true);
-        spawn_local(async move {
-            match api::send::<serde_json::Value>(method, &path, &body).await {
-                Ok(_) => toasts.ok(done),
-                Err(e) => toasts.error(e.detail),
-            }
-            busy.set(false);
-            load();
-        });
-    };
+    let act = toasts.act(busy, load);
     let clear = move |_| {
         let path = format!("/api/v2/dags/{}/clearTaskInstances", api::seg(&dag_id.get_untracked()));
         let body = json!({

@@ -300,24 +300,14 @@ pub fn GraphView(
             g.visible(x - rx, y - ry, x, y, |i| candidates.push(i));
             let only_lineage = only.get_untracked();
             collapse.with_untracked(|col| {
-                lineage.with_untracked(|l| {
-                    let drawn = |node: u32| {
-                        if col.hidden(node) {
-                            return false;
-                        }
-                        match (l, only_lineage) {
-                            (Some(l), true) => match col.card[node as usize] {
-                                Some(group) => groups
-                                    .with_untracked(|gr| gr.members[group as usize].iter().any(|&m| l[m as usize])),
-                                None => l[node as usize],
-                            },
-                            _ => true,
-                        }
-                    };
-                    let node = candidates.into_iter().find(|&n| drawn(n))?;
-                    Some(match col.card[node as usize] {
-                        Some(group) => Target::Card(group, node),
-                        None => Target::Node(node),
+                groups.with_untracked(|gr| {
+                    lineage.with_untracked(|l| {
+                        let shown_only = l.as_deref().map(Vec::as_slice).filter(|_| only_lineage);
+                        let node = candidates.into_iter().find(|&n| paint::is_drawn(col, gr, shown_only, n))?;
+                        Some(match col.card[node as usize] {
+                            Some(group) => Target::Card(group, node),
+                            None => Target::Node(node),
+                        })
                     })
                 })
             })

@@ -173,19 +173,9 @@ impl Scene<'_> {
         }
     }
 
-    /// Whether node `i` is drawn at all: not folded into a card, and in the lineage when only
-    /// the lineage is shown (a card when one of its members is).
+    /// Whether node `i` is drawn at all (see [`is_drawn`]).
     pub fn drawn(&self, i: u32) -> bool {
-        if self.collapse.hidden(i) {
-            return false;
-        }
-        if !self.only {
-            return true;
-        }
-        match self.collapse.card[i as usize] {
-            Some(group) => self.group_lit(group),
-            None => self.lit(i),
-        }
+        is_drawn(self.collapse, self.groups, if self.only { self.lineage } else { None }, i)
     }
 
     /// Whether node `i` (or the card it anchors) is highlighted.
@@ -194,6 +184,19 @@ impl Scene<'_> {
             Some(group) => self.group_lit(group),
             None => self.lit(i),
         }
+    }
+}
+
+/// Whether node `i` is drawn: not folded into a card, and, when `only` (the lineage shown
+/// alone) is given, in it (a card when one of its members is).
+pub fn is_drawn(collapse: &Collapse, groups: &Groups, only: Option<&[bool]>, i: u32) -> bool {
+    if collapse.hidden(i) {
+        return false;
+    }
+    let Some(lineage) = only else { return true };
+    match collapse.card[i as usize] {
+        Some(group) => groups.members[group as usize].iter().any(|&m| lineage[m as usize]),
+        None => lineage[i as usize],
     }
 }
 
