@@ -60,7 +60,12 @@ pub struct Cluster {
     pub fake: FakeKube,
     /// Port of the test server's plain-HTTP listener (the test talks to it as an administrator).
     api_port: u16,
+    /// No wait goes past this: a run of the deployment is bounded as a whole.
+    deadline: Instant,
 }
+
+/// How long one run of the deployment may take, all waits together.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 impl Cluster {
     /// A test server with real volumes whose node runs Updraft's image (any `…/updraft:…`) as
@@ -75,7 +80,7 @@ impl Cluster {
         .expect("the Kubernetes API test server starts (as root, with unshare)");
         fake.load_manifests(rendered).expect("the rendering loads");
         let api_port = fake.http_url().rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-        Cluster { fake, api_port }
+        Cluster { fake, api_port, deadline: Instant::now() + RUN_LIMIT }
     }
 
     /// A request to the test server as the cluster administrator.
@@ -154,7 +159,7 @@ impl Cluster {
     /// Polls `check` every 250 ms until it gives a value; fails the test at once, with the
     /// containers' logs, if a container fails, and after `timeout` with `what` and `context()`.
     pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
+        let deadline = (Instant::now() + timeout).min(self.deadline);
         loop {
             if let Some(report) = self.failures() {
                 panic!("a container failed while waiting for {what}:{report}");
@@ -163,7 +168,12 @@ impl Cluster {
                 return value;
             }
             if Instant::now() >= deadline {
-                panic!("timed out after {} s waiting for {what}{}", timeout.as_secs(), self.describe());
+                panic!(
+                    "timed out waiting for {what} (at most {} s; {} s for the whole run){}",
+                    timeout.as_secs(),
+                    RUN_LIMIT.as_secs(),
+                    self.describe()
+                );
             }
             std::thread::sleep(Duration::from_millis(250));
         }

@@ -39,62 +39,89 @@ pub struct Substitution {
     pub why: &'static str,
 }
 
-/// Where this run's processes are reached and what they use.
+/// What this run uses instead of a cluster's.
 pub struct Local {
-    /// The database URL the pods get.
-    pub database_url: String,
+    /// For `local`, the database URL; for `eks`, what replaces the RDS endpoint's
+    /// `user:password@host:port/database` (the manifest's TLS options, `sslmode=verify-full` and
+    /// `sslrootcert`, are kept).
+    pub database: String,
+    /// For `eks`: the CA that signed the test database server's certificate.
+    pub database_ca: Option<String>,
     pub api_port: u16,
     pub metrics_port: u16,
 }
 
+/// The RDS endpoint and credentials in `overlays/eks/secret.yaml`.
+const RDS_ENDPOINT: &str = "updraft:CHANGE-ME@updraft.abcdefghijkl.eu-west-1.rds.amazonaws.com:5432/updraft";
+
 /// What the test substitutes in an overlay's rendering, and nothing else. Not substituted
 /// either, but worth saying: the image (the test server's node runs any `…/updraft:…` image as
 /// this build's binary), the Ingress, Service and PodDisruptionBudget (the test server serves
-/// pods only), the PersistentVolumes and claims (the node gives each claim name one folder), and
-/// the replicas (one pod per Deployment: on one host network two API servers would share a
-/// port).
+/// pods only), the PersistentVolumes and claims (the node gives each claim name one folder), the
+/// ServiceAccounts' IAM role annotations (nothing here calls AWS), and the replicas (one pod per
+/// Deployment: on one host network two API servers would share a port).
 pub fn substitutions(overlay: &str, local: &Local) -> Vec<Substitution> {
-    let database = match overlay {
-        "local" => {
-            "the overlay's database is the in-cluster `postgres` StatefulSet (postgres.yaml), which the test \
-                    server cannot run: a fresh database on the local PostgreSQL instead"
-        }
-        _ => "the overlay's database is RDS: a fresh database on a local PostgreSQL instead",
+    let config = |find: &'static str, replace: String, why: &'static str| Substitution {
+        kind: "ConfigMap",
+        name: "updraft-config",
+        key: "updraft.toml",
+        find: Some(find),
+        replace,
+        why,
     };
-    vec![
-        Substitution {
-            kind: "Secret",
-            name: "updraft-secrets",
-            key: "UPDRAFT__DATABASE__URL",
-            find: None,
-            replace: local.database_url.clone(),
-            why: database,
-        },
-        Substitution {
-            kind: "ConfigMap",
-            name: "updraft-config",
-            key: "updraft.toml",
-            find: Some("host = \"0.0.0.0\""),
-            replace: "host = \"127.0.0.1\"".to_owned(),
-            why: "pods share the test machine's network: listen on loopback only",
-        },
-        Substitution {
-            kind: "ConfigMap",
-            name: "updraft-config",
-            key: "updraft.toml",
-            find: Some("port = 8080"),
-            replace: format!("port = {}", local.api_port),
-            why: "a pod has its own network namespace in a cluster; here the port may be taken",
-        },
-        Substitution {
-            kind: "ConfigMap",
-            name: "updraft-config",
-            key: "updraft.toml",
-            find: Some("metrics_port = 9090"),
-            replace: format!("metrics_port = {}", local.metrics_port),
-            why: "a pod has its own network namespace in a cluster; here the port may be taken",
-        },
-    ]
+    let secret = |key: &'static str, find: Option<&'static str>, replace: String, why: &'static str| Substitution {
+        kind: "Secret",
+        name: "updraft-secrets",
+        key,
+        find,
+        replace,
+        why,
+    };
+    let own_network =
+        "a pod has a network namespace of its own; here pods share the test machine's, where the port may be taken";
+    let mut list = vec![
+        config(
+            "\nhost = \"0.0.0.0\"",
+            "\nhost = \"127.0.0.1\"".to_owned(),
+            "pods share the test machine's network: listen on loopback only",
+        ),
+        config("\nport = 8080", format!("\nport = {}", local.api_port), own_network),
+        config("\nmetrics_port = 9090", format!("\nmetrics_port = {}", local.metrics_port), own_network),
+    ];
+    match overlay {
+        "local" => list.push(secret(
+            "UPDRAFT__DATABASE__URL",
+            None,
+            local.database.clone(),
+            "the overlay's database is the in-cluster `postgres` StatefulSet (postgres.yaml), which the test server \
+             cannot run: a fresh database on the local PostgreSQL instead",
+        )),
+        "eks" => {
+            let placeholder = "a CHANGE-ME placeholder the guide has you replace";
+            list.extend([
+                secret(
+                    "UPDRAFT__DATABASE__URL",
+                    Some(RDS_ENDPOINT),
+                    local.database.clone(),
+                    "the RDS endpoint: a fresh database on a PostgreSQL the test starts with a certificate of its own CA, \
+                     reached with the manifest's own sslmode=verify-full and sslrootcert",
+                ),
+                Substitution {
+                    kind: "ConfigMap",
+                    name: "updraft-ca-certs",
+                    key: "rds-global-bundle.pem",
+                    find: None,
+                    replace: local.database_ca.clone().expect("the eks overlay needs the database's CA"),
+                    why: "the RDS CA bundle the guide has you download (the file in git is a placeholder): the test \
+                          database's CA instead",
+                },
+                secret("UPDRAFT__CORE__ENCRYPTION_KEY", None, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(), placeholder),
+                secret("UPDRAFT__API__JWT_SECRET", None, "eks-overlay-test-jwt-secret-at-least-32-characters".to_owned(), placeholder),
+            ]);
+        }
+        other => panic!("no substitutions for overlay {other}"),
+    }
+    list
 }
 
 /// Applies `substitutions` to the rendering's documents; panics if one finds nothing, so a
@@ -316,7 +343,8 @@ fn task_logs(dir: &Path) -> String {
 fn the_local_overlay_runs_as_written() {
     let database = Database::create("local");
     let local = Local {
-        database_url: format!("postgres://postgres@127.0.0.1:5432/{}", database.name),
+        database: format!("postgres://postgres@127.0.0.1:5432/{}", database.name),
+        database_ca: None,
         api_port: free_port(),
         metrics_port: free_port(),
     };
