@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
 use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
-pub use backends::{connection_uri, db_backends};
+pub use backends::db_backends;
 
 /// Runs tries through a plugin [`Registry`].
 pub struct LocalExecutor {

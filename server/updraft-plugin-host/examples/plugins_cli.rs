@@ -17,7 +17,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    match plugins::run(Cli::parse().command) {
+    match plugins::run(Cli::parse().command, Default::default()) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -34,6 +34,11 @@ impl Cluster {
 
     /// A cluster whose scheduler reads `tests/fixtures/scheduler/FILE`.
     fn with_dags(name: &str, file: &str) -> Cluster {
+        Cluster::with_dags_and_env(name, file, &[])
+    }
+
+    /// [`Cluster::with_dags`], with more environment variables in the task pods' template.
+    fn with_dags_and_env(name: &str, file: &str, pod_env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = format!("updraft_k8s_{name}_{}", std::process::id());
         let out = psql(&format!("CREATE DATABASE {db}"), "postgres");
@@ -60,7 +65,8 @@ impl Cluster {
             dags.display(),
             worker_kubeconfig.display()
         );
-        std::fs::write(dir.path().join("pod-template.yaml"), template).expect("template");
+        let extra: String = pod_env.iter().map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n")).collect();
+        std::fs::write(dir.path().join("pod-template.yaml"), template + &extra).expect("template");
         let cluster = Cluster { dir, db, url, fake, dags: dags_file, metrics_port: free_port() };
         let out = cluster.command(&["db", "migrate"]).output().expect("migrate");
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -258,4 +264,39 @@ fn the_kubernetes_pod_operator_runs_images_streams_their_logs_and_cleans_up() {
     assert_eq!(kept[0]["metadata"]["annotations"]["updraft.dev/task-id"], "exits_3");
     let name = kept[0]["metadata"]["name"].as_str().unwrap_or_default();
     assert!(exits.contains(name), "the log names the kept pod {name}:\n{exits}");
+}
+
+#[test]
+fn grants_from_the_pods_configuration_file_and_environment_reach_the_task_pod() {
+    let server = common::HttpsServer::start();
+    // What a platform team ships to task pods: the grant in the mounted updraft.toml, the CA
+    // bundle's path in the environment.
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("updraft.toml");
+    std::fs::write(&config, format!("[plugins.http]\nallow_http_hosts = [\"127.0.0.1:{}\"]\n", server.port))
+        .expect("config");
+    let (config, ca) = (config.display().to_string(), server.ca.display().to_string());
+    let cluster = Cluster::with_dags_and_env(
+        "grants",
+        "https_pod.yaml",
+        &[("UPDRAFT_CONFIG", &config), ("UPDRAFT__HTTP__EXTRA_CA_FILE", &ca)],
+    );
+    let scheduler = cluster.scheduler();
+    let conf = format!("{{\"base\": \"https://127.0.0.1:{}\"}}", server.port);
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster
+            .command(&["dags", "trigger", "https_pod", "--run-id", "r4", "--conf", &conf])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    wait_for("the run to end", Duration::from_secs(120), || {
+        matches!(cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r4'").as_str(), "success" | "failed")
+    });
+    stop(scheduler);
+    let log =
+        std::fs::read_to_string(cluster.dir.path().join("logs/dag_id=https_pod/run_id=r4/task_id=call/attempt=1.log"))
+            .unwrap_or_default();
+    assert_eq!(cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r4'"), "success", "{log}");
+    assert!(log.contains("-> 200"), "{log}");
+    assert_eq!(cluster.fake.created_pods().len(), 1, "the try ran in a pod");
 }

@@ -3,8 +3,13 @@
 
 use std::process::ExitCode;
 
-use crate::plugins_cmd::{OutputFormat, PluginsCommand, PluginsFolder, run};
+use crate::plugins_cmd::{OutputFormat, PluginsCommand, PluginsFolder};
 use crate::support::guest;
+
+/// Runs the subcommand as the binary does, with no `[plugins.NAME]` grants configured.
+fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
+    crate::plugins_cmd::run(command, Default::default())
+}
 
 /// `updraft plugins` as clap sees it inside the `updraft` binary.
 #[derive(Debug, clap::Parser)]

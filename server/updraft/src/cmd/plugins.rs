@@ -2,13 +2,16 @@
 //! new one. Every command loads plugins exactly as the server does (same runtime, same checks),
 //! so "valid here" means "loads in the server".
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use updraft_plugin_host::{Backends, FileStatus, HostConfig, Plugin, PluginSource, Registry, Runtime, scaffold};
+use updraft_plugin_host::{
+    Backends, FileStatus, Grants, HostConfig, Plugin, PluginSource, Registry, Runtime, scaffold,
+};
 
 /// Where third-party plugins live.
 #[derive(Debug, Args)]
@@ -74,8 +77,9 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Runs a `plugins` subcommand.
-pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
+/// Runs a `plugins` subcommand; `grants` are the configuration's `[plugins.NAME]` tables, which
+/// `inspect` shows.
+pub fn run(command: PluginsCommand, grants: BTreeMap<String, Grants>) -> anyhow::Result<ExitCode> {
     if let PluginsCommand::New { name, dir, sdk } = &command {
         return new(name, dir, sdk.as_deref());
     }
@@ -83,7 +87,7 @@ pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
     tokio.block_on(async {
         match command {
             PluginsCommand::List { folder, output } => list(&folder, output).await,
-            PluginsCommand::Inspect { operator, folder, output } => inspect(&operator, &folder, output).await,
+            PluginsCommand::Inspect { operator, folder, output } => inspect(&operator, &folder, output, grants).await,
             PluginsCommand::Validate { paths } => validate(&paths).await,
             PluginsCommand::Install { file, folder } => install(&file, &folder).await,
             PluginsCommand::New { .. } => Ok(ExitCode::SUCCESS),
@@ -92,8 +96,8 @@ pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// A runtime sized for a command-line tool (a handful of instances, not the server's pool).
-fn runtime(folder: Option<&PluginsFolder>) -> anyhow::Result<Arc<Runtime>> {
-    let mut config = HostConfig::default();
+fn runtime(folder: Option<&PluginsFolder>, grants: BTreeMap<String, Grants>) -> anyhow::Result<Arc<Runtime>> {
+    let mut config = HostConfig { plugins: grants, ..HostConfig::default() };
     config.limits.max_instances = 8;
     if let Some(folder) = folder {
         config.plugins_dir = Some(folder.path.clone());
@@ -103,14 +107,14 @@ fn runtime(folder: Option<&PluginsFolder>) -> anyhow::Result<Arc<Runtime>> {
     Ok(Runtime::new(config, backends)?)
 }
 
-async fn registry(folder: &PluginsFolder) -> anyhow::Result<Arc<Registry>> {
+async fn registry(folder: &PluginsFolder, grants: BTreeMap<String, Grants>) -> anyhow::Result<Arc<Registry>> {
     if !folder.path.is_dir() {
         eprintln!(
             "note: plugins folder `{}` does not exist; showing built-in operators only (pass --plugins DIR)",
             folder.path.display()
         );
     }
-    Ok(Registry::new(runtime(Some(folder))?).await?)
+    Ok(Registry::new(runtime(Some(folder), grants)?).await?)
 }
 
 fn source(plugin: &Plugin) -> String {
@@ -121,7 +125,7 @@ fn source(plugin: &Plugin) -> String {
 }
 
 async fn list(folder: &PluginsFolder, output: OutputFormat) -> anyhow::Result<ExitCode> {
-    let registry = registry(folder).await?;
+    let registry = registry(folder, BTreeMap::new()).await?;
     let plugins = registry.plugins();
     let invalid: Vec<_> = registry
         .files()
@@ -172,16 +176,25 @@ async fn list(folder: &PluginsFolder, output: OutputFormat) -> anyhow::Result<Ex
     Ok(if invalid.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn inspect(operator: &str, folder: &PluginsFolder, output: OutputFormat) -> anyhow::Result<ExitCode> {
+async fn inspect(
+    operator: &str,
+    folder: &PluginsFolder,
+    output: OutputFormat,
+    grants: BTreeMap<String, Grants>,
+) -> anyhow::Result<ExitCode> {
     let plugin = if operator.ends_with(".wasm") || Path::new(operator).is_file() {
         let bytes = std::fs::read(operator).with_context(|| format!("reading {operator}"))?;
-        runtime(None)?.load(bytes, PluginSource::File(operator.into())).await?
+        runtime(None, grants)?.load(bytes, PluginSource::File(operator.into())).await?
     } else {
-        registry(folder).await?.get(operator)?
+        registry(folder, grants).await?.get(operator)?
     };
     let d = &plugin.descriptor;
     match output {
-        OutputFormat::Json => println!("{:#}", serde_json::to_value(d)?),
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(d)?;
+            value["granted"] = serde_json::to_value(plugin.grants())?;
+            println!("{value:#}");
+        }
         OutputFormat::Table => {
             println!("name:         {}", d.name);
             println!("version:      {}", d.version);
@@ -191,14 +204,29 @@ async fn inspect(operator: &str, folder: &PluginsFolder, output: OutputFormat) -
             println!("size:         {} bytes", plugin.size_bytes);
             let caps = if d.capabilities.is_empty() { "none".to_owned() } else { d.capabilities.join(", ") };
             println!("capabilities: {caps}");
+            print_grants(plugin.grants());
             println!("params schema:\n{:#}", d.params_schema);
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the configuration grants a plugin (`[plugins.NAME]`), one line per kind.
+fn print_grants(grants: &updraft_plugin_host::Grants) {
+    let list = |items: &[String]| if items.is_empty() { "none".to_owned() } else { items.join(", ") };
+    println!("granted:");
+    println!("  connections:           {}", list(&grants.connections));
+    println!("  allow_http_hosts:      {}", list(&grants.allow_http_hosts));
+    println!("  variables:             {}", list(&grants.variables));
+    println!("  kubernetes_namespaces: {}", list(&grants.kubernetes_namespaces));
+    let limit = |value: Option<u64>, unit: &str| value.map_or("the deployment's".to_owned(), |v| format!("{v} {unit}"));
+    println!("  memory_bytes:          {}", limit(grants.memory_bytes, "bytes"));
+    println!("  max_cpu_ms:            {}", limit(grants.max_cpu_ms, "ms"));
+    println!("  timeout_seconds:       {}", limit(grants.timeout_seconds, "s"));
+}
+
 async fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let rt = runtime(None)?;
+    let rt = runtime(None, BTreeMap::new())?;
     let mut failed = 0;
     for path in paths {
         let loaded = match std::fs::read(path) {
@@ -218,7 +246,7 @@ async fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 
 async fn install(path: &Path, folder: &PluginsFolder) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let plugin = runtime(None)?.load(bytes.clone(), PluginSource::File(path.to_owned())).await?;
+    let plugin = runtime(None, BTreeMap::new())?.load(bytes.clone(), PluginSource::File(path.to_owned())).await?;
     let name = &plugin.descriptor.name;
     if updraft_plugin_host::builtin_names().contains(&name.as_str()) {
         eprintln!("note: {name} shadows the built-in operator of the same name");
