@@ -190,15 +190,21 @@ impl Drop for Database {
     }
 }
 
+/// The documents of `overlay`'s rendering with `substitutions` made, and the same as one YAML
+/// stream (JSON is YAML) for the test server.
+fn rendered(overlay: &str, substitutions: &[Substitution]) -> (Vec<Value>, String) {
+    let text = crate::render(&workspace().join("k8s/overlays").join(overlay));
+    let mut docs = updraft_fake_kube::parse_manifests(&text).expect("the rendering parses");
+    substitute(&mut docs, substitutions);
+    let yaml = docs.iter().map(Value::to_string).collect::<Vec<_>>().join("\n---\n");
+    (docs, yaml)
+}
+
 /// Renders `overlay`, substitutes, runs the scheduler and the API server from their
 /// Deployments, and a DAG through task pods; panics with the containers' logs if anything fails.
 pub fn run_as_written(overlay: &str, local: &Local) {
     let started = Instant::now();
-    let rendered = crate::render(&workspace().join("k8s/overlays").join(overlay));
-    let mut docs = updraft_fake_kube::parse_manifests(&rendered).expect("the rendering parses");
-    substitute(&mut docs, &substitutions(overlay, local));
-    // JSON is YAML: the substituted documents go to the test server as one stream.
-    let yaml = docs.iter().map(Value::to_string).collect::<Vec<_>>().join("\n---\n");
+    let (docs, yaml) = rendered(overlay, &substitutions(overlay, local));
     // The mount points of the manifests, which the containers see and the host must not get.
     let host_paths = ["/etc/updraft", "/opt/updraft", "/var/lib/updraft", "/run/secrets"];
     let existed: Vec<bool> = host_paths.iter().map(|p| Path::new(p).exists()).collect();
@@ -349,4 +355,35 @@ fn the_local_overlay_runs_as_written() {
         metrics_port: free_port(),
     };
     run_as_written("local", &local);
+}
+
+#[test]
+fn the_eks_overlay_runs_as_written() {
+    // RDS's stand-in: a PostgreSQL that accepts only TLS, with a certificate for localhost
+    // signed by a CA of the test's; stopped (with its databases) when the test ends.
+    let postgres = crate::common::TlsPostgres::start();
+    let name = postgres.database(&format!("updraft_k8s_eks_{}", std::process::id()));
+    let local = Local {
+        database: format!("postgres@localhost:{}/{name}", postgres.port),
+        database_ca: Some(std::fs::read_to_string(&postgres.ca).expect("the test CA")),
+        api_port: free_port(),
+        metrics_port: free_port(),
+    };
+    run_as_written("eks", &local);
+
+    // The CA bundle really is what the processes verify the database with: with the placeholder
+    // in git instead, the scheduler's first command stops at once and says why.
+    let mut without_bundle = substitutions("eks", &local);
+    without_bundle.retain(|s| s.name != "updraft-ca-certs");
+    let (docs, yaml) = rendered("eks", &without_bundle);
+    let cluster = Cluster::start(&yaml);
+    let pod = cluster.create_pod("updraft-scheduler", template(&docs, "updraft-scheduler"));
+    crate::common::wait_for("the scheduler pod to fail", Duration::from_secs(60), || {
+        cluster.pod(&pod)["status"]["phase"] == "Failed"
+    });
+    let log = cluster.log(&pod, "migrate");
+    assert!(
+        log.contains("/etc/updraft/ca/rds-global-bundle.pem") && log.contains("no PEM `CERTIFICATE` block"),
+        "{log}"
+    );
 }
