@@ -209,6 +209,23 @@ impl Cause {
         Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {why}") }
     }
 
+    pub(crate) fn too_long(field: impl Into<String>, max_bytes: usize) -> Cause {
+        Cause {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: may not be more than {max_bytes} bytes"),
+        }
+    }
+
+    pub(crate) fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Cause {
+        let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        Cause {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            message: format!("Unsupported value: {value:?}: supported values: {list}"),
+        }
+    }
+
     fn text(&self) -> String {
         format!("{}: {}", self.field, self.message)
     }

@@ -46,8 +46,9 @@ async fn containers_see_their_volumes_where_the_spec_mounts_them_and_nothing_els
             ("app.toml".to_owned(), "answer = 42\n".to_owned()),
             ("extra".to_owned(), "more\n".to_owned()),
         ]),
-    );
-    fake.add_secret(NS, "app-secret", BTreeMap::from([("password".to_owned(), "hunter2".to_owned())]));
+    )
+    .expect("stored");
+    fake.add_secret(NS, "app-secret", BTreeMap::from([("password".to_owned(), "hunter2".to_owned())])).expect("stored");
     let claim = fake.claim_dir(NS, "app-data").expect("claim folder");
     std::fs::write(claim.join("hello.txt"), "from the claim\n").expect("write");
 
@@ -201,7 +202,7 @@ async fn a_missing_config_map_holds_the_pod_in_failed_mount_until_it_exists() {
     let waiting = pods.get("late").await.expect("get");
     assert_eq!(phase(&waiting), "Pending");
     assert_eq!(base_state(&waiting).waiting.and_then(|w| w.reason).as_deref(), Some("ContainerCreating"));
-    fake.add_config_map(NS, "late-config", BTreeMap::from([("key".to_owned(), "at last".to_owned())]));
+    fake.add_config_map(NS, "late-config", BTreeMap::from([("key".to_owned(), "at last".to_owned())])).expect("stored");
     assert_eq!(ended(&pods, "late").await, "Succeeded");
     assert_eq!(log(&pods, "late", "base").await, "at last");
 }
