@@ -15,6 +15,7 @@ mod gate;
 mod kinds;
 mod kubelet;
 mod patch;
+mod protobuf;
 mod rbac;
 mod selector;
 mod status;

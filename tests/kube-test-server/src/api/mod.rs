@@ -76,6 +76,16 @@ pub(crate) fn json_body(body: &Bytes) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
 }
 
+/// A request body of `resource`: JSON, or Kubernetes' protobuf (`kubectl create secret` sends
+/// it) for the kinds whose messages this server decodes (else 415).
+pub(crate) fn request_body(resource: Resource, headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with(crate::protobuf::CONTENT_TYPE) {
+        return crate::protobuf::decode(resource, body);
+    }
+    json_body(body)
+}
+
 /// The object as it appears inside a list: the apiserver omits each item's kind and apiVersion.
 fn list_item(object: &Value) -> Value {
     let mut item = object.clone();

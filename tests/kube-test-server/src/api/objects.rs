@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
 use serde_json::{Value, json};
 
-use super::{Params, json_body, list_or_watch, meta_str, wants_table};
+use super::{Params, json_body, list_or_watch, meta_str, request_body, wants_table};
 use crate::patch::{self, PatchType};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::Resource;
@@ -49,10 +49,12 @@ fn collection(resource: Resource) -> MethodRouter<Arc<Shared>> {
               Query(params): Query<Params>,
               headers: HeaderMap| async move { list_or_watch(&shared, resource, Some(ns), &params, &headers) },
     )
-    .post(move |State(shared): State<Arc<Shared>>, Path(ns): Path<String>, body: Bytes| async move {
-        let object = json_body(&body)?;
-        create(&shared, resource, &ns, object).map(|created| (StatusCode::CREATED, Json(created)).into_response())
-    })
+    .post(
+        move |State(shared): State<Arc<Shared>>, Path(ns): Path<String>, headers: HeaderMap, body: Bytes| async move {
+            let object = request_body(resource, &headers, &body)?;
+            create(&shared, resource, &ns, object).map(|created| (StatusCode::CREATED, Json(created)).into_response())
+        },
+    )
 }
 
 fn object(resource: Resource) -> MethodRouter<Arc<Shared>> {
@@ -66,8 +68,8 @@ fn object(resource: Resource) -> MethodRouter<Arc<Shared>> {
             Ok(Json(object).into_response())
         },
     )
-    .put(move |State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>, body: Bytes| async move {
-        let new = json_body(&body)?;
+    .put(move |State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>, headers: HeaderMap, body: Bytes| async move {
+        let new = request_body(resource, &headers, &body)?;
         // An update without a resourceVersion is unconditional, as these registries allow.
         let rv = Some(meta_str(&new, "resourceVersion").to_owned()).filter(|rv| !rv.is_empty());
         update(&shared, resource, &ns, &name, new, rv).map(Json)

@@ -119,9 +119,10 @@ fn is_terminal(pod: &Value) -> bool {
 pub(crate) async fn create(
     State(shared): State<Arc<Shared>>,
     Path(ns): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let mut pod = json_body(&body)?;
+    let mut pod = super::request_body(Resource::Pods, &headers, &body)?;
     if !pod.is_object() {
         return Err(ApiError::bad_request("the body of the request must be a Pod object"));
     }

@@ -116,10 +116,8 @@ async fn read_message<R: AsyncRead + Unpin>(reader: &mut R, message: &mut Option
             },
             _ => return Err(invalid("unexpected opcode")),
         }
-        if fin {
-            if let Some(data) = message.take() {
-                return Ok(Message::Data(data));
-            }
+        if fin && let Some(data) = message.take() {
+            return Ok(Message::Data(data));
         }
     }
 }
