@@ -1,13 +1,16 @@
-//! The plugin host's backends on the metadata database: XCom, variables, and connections
+//! The plugin host's backends on the metadata database: XCom, variables, connections
 //! (decrypted here, in the host, and handed to the SQL host interface as a URI; plugins only
-//! ever see the connection's name).
+//! ever see the connection's name), and the plugin store every process of a deployment shares.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 use updraft_db::{Db, EncryptionKey};
 use updraft_plugin_host::backends::{BackendResult, BoxFuture};
-use updraft_plugin_host::{Backends, Connection, ConnectionStore, TaskKey, VariableStore, XComStore};
+use updraft_plugin_host::{
+    Backends, ComponentStore, Connection, ConnectionStore, PluginUpload, StoredPlugin, TaskKey, VariableStore,
+    XComStore,
+};
 
 struct DbBackend {
     db: Db,
@@ -16,8 +19,60 @@ struct DbBackend {
 
 /// Backends reading and writing `db`, with secrets decrypted by `key`.
 pub fn db_backends(db: Db, key: EncryptionKey) -> Backends {
+    let plugins = db_plugin_store(db.clone());
     let backend = Arc::new(DbBackend { db, key });
-    Backends { xcom: backend.clone(), variables: backend.clone(), connections: backend, pods: None }
+    Backends { xcom: backend.clone(), variables: backend.clone(), connections: backend, pods: None, plugins }
+}
+
+/// The plugin store on the metadata database (for processes that need no other backend, such
+/// as the API server and `updraft plugins`).
+pub fn db_plugin_store(db: Db) -> Arc<dyn ComponentStore> {
+    Arc::new(DbPlugins(db))
+}
+
+struct DbPlugins(Db);
+
+impl ComponentStore for DbPlugins {
+    fn current(&self) -> BoxFuture<'_, BackendResult<Vec<StoredPlugin>>> {
+        Box::pin(async move {
+            let rows = self.0.plugin_versions().await.map_err(|e| e.to_string())?;
+            Ok(rows
+                .into_iter()
+                .map(|r| StoredPlugin {
+                    name: r.name,
+                    sha256: r.sha256,
+                    version: r.version,
+                    installed_by: r.installed_by,
+                    installed_at_us: r.installed_at,
+                })
+                .collect())
+        })
+    }
+
+    fn fetch<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<Option<Vec<u8>>>> {
+        Box::pin(async move { self.0.plugin_component(sha256).await.map_err(|e| e.to_string()) })
+    }
+
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<bool>> {
+        Box::pin(async move { self.0.has_plugin_component(sha256).await.map_err(|e| e.to_string()) })
+    }
+
+    fn put(&self, upload: PluginUpload) -> BoxFuture<'_, BackendResult<()>> {
+        Box::pin(async move {
+            let new = updraft_db::plugins::NewPlugin {
+                name: &upload.name,
+                version: &upload.version,
+                sha256: &upload.sha256,
+                content: &upload.bytes,
+                installed_by: &upload.installed_by,
+            };
+            self.0.put_plugin(&new).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn remove<'a>(&'a self, name: &'a str, only_if_sha256: Option<&'a str>) -> BoxFuture<'a, BackendResult<bool>> {
+        Box::pin(async move { self.0.delete_plugin(name, only_if_sha256).await.map_err(|e| e.to_string()) })
+    }
 }
 
 impl XComStore for DbBackend {

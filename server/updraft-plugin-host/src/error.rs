@@ -29,6 +29,9 @@ pub enum Error {
     /// `updraft plugins new` could not create the crate.
     #[error("{0}")]
     Scaffold(String),
+    /// The plugin store (the metadata database) failed or holds something unusable.
+    #[error("plugin store: {0}")]
+    Store(String),
     /// No plugin of that name is loaded.
     #[error("no operator named \"{0}\" is installed; `updraft plugins list` shows the installed ones")]
     UnknownOperator(String),

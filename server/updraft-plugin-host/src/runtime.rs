@@ -37,6 +37,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        // reqwest (built without a crypto provider) panics unless the process has one: ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = HttpClient::new().map_err(Error::Engine)?;
         let services = Arc::new(Services { backends, sql: SqlPools::default(), http, limits: config.limits.clone() });
         let stop_ticker = Arc::new(AtomicBool::new(false));
