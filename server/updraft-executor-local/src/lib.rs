@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
 use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
-pub use backends::{connection_uri, db_backends, db_plugin_store};
+pub use backends::{db_backends, db_plugin_store};
 pub use pin::PinVersions;
 
 /// Runs tries through a plugin [`Registry`].

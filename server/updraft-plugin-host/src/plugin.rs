@@ -68,6 +68,13 @@ pub struct Plugin {
     pub(crate) pre: OperatorPre<HostState>,
 }
 
+impl Plugin {
+    /// What this plugin was granted (and its own limits), from the configuration.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+}
+
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")

@@ -261,6 +261,59 @@ fn secrets_commands_on_postgres_never_print_passwords() {
 }
 
 #[test]
+fn connections_and_variables_from_the_environment_and_a_secret_directory_win_and_stay_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data").display().to_string();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("connections/..data")).expect("a Secret volume's bookkeeping");
+    std::fs::create_dir_all(secrets.join("variables")).expect("dir");
+    std::fs::write(secrets.join("connections/reports"), "postgres://rep:filepass@reports-db:5432/r\n").expect("w");
+    std::fs::write(secrets.join("variables/threshold"), "0.25\n").expect("w");
+    let (connections_dir, variables_dir) =
+        (secrets.join("connections").display().to_string(), secrets.join("variables").display().to_string());
+    let env = [
+        ("UPDRAFT__CORE__DATA_DIR", data.as_str()),
+        ("UPDRAFT__SECRETS__CONNECTIONS_DIR", connections_dir.as_str()),
+        ("UPDRAFT__SECRETS__VARIABLES_DIR", variables_dir.as_str()),
+        (
+            "UPDRAFT_CONN_WAREHOUSE",
+            r#"{"conn_type": "postgres", "host": "wh-db", "login": "etl", "password": "envpass"}"#,
+        ),
+        ("UPDRAFT_VAR_REGION", "eu-west-1"),
+    ];
+    let run = |args: &[&str]| updraft_env(args, &env);
+    assert!(run(&["db", "migrate"]).status.success());
+    // A SQLite connection's relative path is stored absolute (every process finds the file).
+    let out = run(&["connections", "add", "local", "--conn-uri", "sqlite:///warehouse/local.db"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let absolute = workspace().join("warehouse/local.db");
+    assert!(text(&out.stdout).contains(&absolute.display().to_string()), "{}", text(&out.stdout));
+    let out = run(&["connections", "list"]);
+    let listed = text(&out.stdout);
+    assert!(listed.starts_with("ID\tURI\tSOURCE\n"), "{listed}");
+    assert!(
+        listed.contains("warehouse\tpostgres://etl:***@wh-db\tenvironment variable UPDRAFT_CONN_WAREHOUSE"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("reports\tpostgres://rep:***@reports-db:5432/r\tfile {connections_dir}/reports")),
+        "{listed}"
+    );
+    assert!(listed.contains("local\tsqlite://") && listed.contains("metadata database"), "{listed}");
+    let out = run(&["connections", "delete", "warehouse"]);
+    assert!(text(&out.stderr).contains("comes from the environment variable UPDRAFT_CONN_WAREHOUSE: remove it there"));
+    assert_eq!(text(&run(&["variables", "get", "region"]).stdout).trim(), "eu-west-1");
+    assert_eq!(text(&run(&["variables", "get", "threshold"]).stdout).trim(), "0.25");
+    let variables = text(&run(&["variables", "list"]).stdout);
+    assert!(variables.contains("region\tenvironment variable UPDRAFT_VAR_REGION"), "{variables}");
+    for output in [listed, variables] {
+        for secret in ["envpass", "filepass", "eu-west-1", "0.25"] {
+            assert!(!output.contains(secret), "{secret} printed: {output}");
+        }
+    }
+}
+
+#[test]
 fn a_closed_pipe_ends_output_without_a_panic() {
     use std::io::Read;
     let mut child = Command::new(env!("CARGO_BIN_EXE_updraft"))

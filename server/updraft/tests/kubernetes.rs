@@ -35,12 +35,17 @@ impl Cluster {
 
     /// A cluster whose scheduler reads `tests/fixtures/scheduler/FILE`.
     fn with_dags(name: &str, file: &str) -> Cluster {
-        Cluster::build(name, file, None)
+        Cluster::with_dags_and_env(name, file, &[])
     }
 
-    /// [`Cluster::with_dags`], with task pods using the data folder `pod_data` (under the
-    /// cluster's folder) instead of the scheduler's.
-    fn build(name: &str, file: &str, pod_data: Option<&str>) -> Cluster {
+    /// [`Cluster::with_dags`], with more environment variables in the task pods' template.
+    fn with_dags_and_env(name: &str, file: &str, pod_env: &[(&str, &str)]) -> Cluster {
+        Cluster::build(name, file, pod_env, None)
+    }
+
+    /// [`Cluster::with_dags_and_env`], with task pods using the data folder `pod_data` (under
+    /// the cluster's folder) instead of the scheduler's.
+    fn build(name: &str, file: &str, pod_env: &[(&str, &str)], pod_data: Option<&str>) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let pod_data = pod_data.map_or_else(|| dir.path().to_owned(), |d| dir.path().join(d));
         let db = format!("updraft_k8s_{name}_{}", std::process::id());
@@ -68,7 +73,8 @@ impl Cluster {
             dags.display(),
             worker_kubeconfig.display()
         );
-        std::fs::write(dir.path().join("pod-template.yaml"), template).expect("template");
+        let extra: String = pod_env.iter().map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n")).collect();
+        std::fs::write(dir.path().join("pod-template.yaml"), template + &extra).expect("template");
         let cluster = Cluster { dir, db, url, fake, dags: dags_file, metrics_port: free_port() };
         let out = cluster.command(&["db", "migrate"]).output().expect("migrate");
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -297,7 +303,7 @@ fn http_send(
 fn a_plugin_uploaded_through_one_api_server_runs_in_task_pods_of_a_scheduler_elsewhere() {
     // Three processes, three data folders, one database: the API server (api/), the scheduler
     // (the cluster's folder) and the task pods (pods/).
-    let cluster = Cluster::build("store", "plugin_store.yaml", Some("pods"));
+    let cluster = Cluster::build("store", "plugin_store.yaml", &[], Some("pods"));
     let api_data = cluster.dir.path().join("api");
     let out = cluster
         .command(&["users", "create", "--username", "ops", "--role", "admin", "--password", "store-test-pw"])
@@ -421,4 +427,39 @@ fn a_plugin_uploaded_through_one_api_server_runs_in_task_pods_of_a_scheduler_els
     stop(scheduler);
     let _ = api.kill();
     let _ = api.wait();
+}
+
+#[test]
+fn grants_from_the_pods_configuration_file_and_environment_reach_the_task_pod() {
+    let server = common::HttpsServer::start();
+    // What a platform team ships to task pods: the grant in the mounted updraft.toml, the CA
+    // bundle's path in the environment.
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("updraft.toml");
+    std::fs::write(&config, format!("[plugins.http]\nallow_http_hosts = [\"127.0.0.1:{}\"]\n", server.port))
+        .expect("config");
+    let (config, ca) = (config.display().to_string(), server.ca.display().to_string());
+    let cluster = Cluster::with_dags_and_env(
+        "grants",
+        "https_pod.yaml",
+        &[("UPDRAFT_CONFIG", &config), ("UPDRAFT__HTTP__EXTRA_CA_FILE", &ca)],
+    );
+    let scheduler = cluster.scheduler();
+    let conf = format!("{{\"base\": \"https://127.0.0.1:{}\"}}", server.port);
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster
+            .command(&["dags", "trigger", "https_pod", "--run-id", "r4", "--conf", &conf])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    wait_for("the run to end", Duration::from_secs(120), || {
+        matches!(cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r4'").as_str(), "success" | "failed")
+    });
+    stop(scheduler);
+    let log =
+        std::fs::read_to_string(cluster.dir.path().join("logs/dag_id=https_pod/run_id=r4/task_id=call/attempt=1.log"))
+            .unwrap_or_default();
+    assert_eq!(cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r4'"), "success", "{log}");
+    assert!(log.contains("-> 200"), "{log}");
+    assert_eq!(cluster.fake.created_pods().len(), 1, "the try ran in a pod");
 }

@@ -90,6 +90,7 @@ pub async fn prepare(
         log_dir: meta.data_dir.join("logs"),
         secure_cookies: server.secure_cookies,
         dags_dir: dags,
+        secret_sources: updraft_secrets::Sources::new(meta.connections_dir.clone(), meta.variables_dir.clone()),
         plugins: Some(Arc::new(HostPlugins {
             db: db.clone(),
             folder: server.plugins.clone().unwrap_or_else(|| meta.data_dir.join("plugins")),

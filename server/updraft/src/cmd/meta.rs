@@ -1,22 +1,33 @@
-//! How every command that touches the metadata database finds it, and the key that encrypts
-//! its secrets: `UPDRAFT__DATABASE__URL` when set, else the SQLite file in `--data-dir`; the
-//! key from `UPDRAFT__CORE__ENCRYPTION_KEY`, else a key file the data folder keeps (created on
-//! first use, readable by its owner only).
+//! How every command that touches the metadata database finds it, the key that encrypts its
+//! secrets, and where else connections and variables come from: `UPDRAFT__DATABASE__URL` when
+//! set, else the SQLite file in `--data-dir`; the key from `UPDRAFT__CORE__ENCRYPTION_KEY`,
+//! else a key file the data folder keeps (created on first use, readable by its owner only);
+//! `UPDRAFT_CONN_*`/`UPDRAFT_VAR_*` and the `[secrets]` directories before the database.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 use updraft_db::{Db, EncryptionKey, SchemaStatus};
+use updraft_secrets::{Secrets, Sources};
 
 #[derive(Debug, Clone, Args)]
 pub struct MetaArgs {
     /// Folder of the embedded default: the SQLite database, logs, the encryption key file.
     #[arg(long, env = "UPDRAFT__CORE__DATA_DIR", default_value = "updraft-data", global = true)]
     pub data_dir: PathBuf,
-    /// Metadata database URL (sqlite://… or postgres://…); overrides --data-dir's database.
+    /// Metadata database URL (sqlite://… or postgres://…, TLS with `?sslmode=verify-full&sslrootcert=FILE`);
+    /// overrides --data-dir's database.
     #[arg(long = "database-url", env = "UPDRAFT__DATABASE__URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
+    /// A directory of connections, one file per connection id holding its URI or JSON (a
+    /// mounted Kubernetes Secret); looked up after `UPDRAFT_CONN_<ID>` and before the database.
+    #[arg(long = "connections-dir", env = "UPDRAFT__SECRETS__CONNECTIONS_DIR", global = true, value_name = "DIR")]
+    pub connections_dir: Option<PathBuf>,
+    /// A directory of variables, one file per key holding its value (a mounted Kubernetes
+    /// Secret); looked up after `UPDRAFT_VAR_<KEY>` and before the database.
+    #[arg(long = "variables-dir", env = "UPDRAFT__SECRETS__VARIABLES_DIR", global = true, value_name = "DIR")]
+    pub variables_dir: Option<PathBuf>,
 }
 
 impl MetaArgs {
@@ -40,6 +51,12 @@ impl MetaArgs {
                 anyhow::bail!("the metadata database is not ready ({}): run `updraft db migrate`", describe(&status))
             }
         }
+    }
+
+    /// Connections and variables from the environment, the Secret directories and `db`.
+    pub fn secrets(&self, db: &Db) -> anyhow::Result<Secrets> {
+        let sources = Sources::new(self.connections_dir.clone(), self.variables_dir.clone());
+        Ok(Secrets::new(db.clone(), self.encryption_key()?, sources))
     }
 
     pub fn encryption_key(&self) -> anyhow::Result<EncryptionKey> {

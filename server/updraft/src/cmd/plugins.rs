@@ -4,6 +4,7 @@
 //! (`--data-dir`, `UPDRAFT__DATABASE__URL`) like every other. Every command loads plugins exactly
 //! as the server does (same runtime, same checks), so "valid here" means "loads in the server".
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use updraft_plugin_host::backends::MemoryComponents;
 use updraft_plugin_host::{
-    Backends, ComponentStore, FileStatus, HostConfig, Plugin, PluginSource, PluginUpload, Registry, Runtime, scaffold,
-    short_hash,
+    Backends, ComponentStore, FileStatus, Grants, HostConfig, Plugin, PluginSource, PluginUpload, Registry, Runtime,
+    scaffold, short_hash,
 };
 
 use super::meta::MetaArgs;
@@ -96,15 +97,16 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Runs a `plugins` subcommand.
-pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
+/// Runs a `plugins` subcommand; `grants` are the configuration's `[plugins.NAME]` tables, which
+/// `inspect` shows.
+pub fn run(command: PluginsCommand, grants: BTreeMap<String, Grants>) -> anyhow::Result<ExitCode> {
     if let PluginsCommand::New { name, dir, sdk } = &command {
         return new(name, dir, sdk.as_deref());
     }
     super::meta::runtime()?.block_on(async {
         match command {
             PluginsCommand::List { store, output } => list(&store, output).await,
-            PluginsCommand::Inspect { operator, store, output } => inspect(&operator, &store, output).await,
+            PluginsCommand::Inspect { operator, store, output } => inspect(&operator, &store, output, grants).await,
             PluginsCommand::Validate { paths } => validate(&paths).await,
             PluginsCommand::Install { file, meta } => install(&file, &meta).await,
             PluginsCommand::Delete { name, meta } => delete(&name, &meta).await,
@@ -113,14 +115,24 @@ pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A runtime sized for a command-line tool (a handful of instances, not the server's pool),
-/// on the plugin store of `meta`'s database when given.
-async fn runtime(
-    meta: Option<&MetaArgs>,
+/// Where a command's runtime finds plugins: the folder, the component cache, and the
+/// configuration's grants.
+#[derive(Default)]
+struct Places {
     folder: Option<PathBuf>,
     cache: Option<PathBuf>,
-) -> anyhow::Result<Arc<Runtime>> {
-    let mut config = HostConfig { plugins_dir: folder, cache_dir: cache, ..HostConfig::default() };
+    grants: BTreeMap<String, Grants>,
+}
+
+/// A runtime sized for a command-line tool (a handful of instances, not the server's pool),
+/// on the plugin store of `meta`'s database when given.
+async fn runtime(meta: Option<&MetaArgs>, places: Places) -> anyhow::Result<Arc<Runtime>> {
+    let mut config = HostConfig {
+        plugins_dir: places.folder,
+        cache_dir: places.cache,
+        plugins: places.grants,
+        ..HostConfig::default()
+    };
     config.limits.max_instances = 8;
     let (mut backends, _) = Backends::in_memory();
     if let Some(meta) = meta {
@@ -131,11 +143,11 @@ async fn runtime(
 }
 
 /// The registry as a server sees it: built-ins, the plugin store, the drop-in folder imported.
-async fn registry(store: &PluginsStore) -> anyhow::Result<Arc<Registry>> {
+async fn registry(store: &PluginsStore, grants: BTreeMap<String, Grants>) -> anyhow::Result<Arc<Registry>> {
     let data = &store.meta.data_dir;
     let folder = store.folder.clone().unwrap_or_else(|| data.join("plugins"));
     let cache = store.cache.clone().unwrap_or_else(|| data.join("cache"));
-    let runtime = runtime(Some(&store.meta), Some(folder), Some(cache)).await?;
+    let runtime = runtime(Some(&store.meta), Places { folder: Some(folder), cache: Some(cache), grants }).await?;
     Ok(Registry::new(runtime).await?)
 }
 
@@ -225,7 +237,7 @@ pub fn problems(registry: &Registry) -> Vec<Value> {
 }
 
 async fn list(store: &PluginsStore, output: OutputFormat) -> anyhow::Result<ExitCode> {
-    let registry = registry(store).await?;
+    let registry = registry(store, BTreeMap::new()).await?;
     let plugins = registry.plugins();
     let invalid = problems(&registry);
     match output {
@@ -258,16 +270,26 @@ async fn list(store: &PluginsStore, output: OutputFormat) -> anyhow::Result<Exit
     Ok(if invalid.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn inspect(operator: &str, store: &PluginsStore, output: OutputFormat) -> anyhow::Result<ExitCode> {
+async fn inspect(
+    operator: &str,
+    store: &PluginsStore,
+    output: OutputFormat,
+    grants: BTreeMap<String, Grants>,
+) -> anyhow::Result<ExitCode> {
     let plugin = if operator.ends_with(".wasm") || Path::new(operator).is_file() {
         let bytes = std::fs::read(operator).with_context(|| format!("reading {operator}"))?;
-        runtime(None, None, None).await?.load(bytes, PluginSource::File(operator.into())).await?
+        let places = Places { grants, ..Places::default() };
+        runtime(None, places).await?.load(bytes, PluginSource::File(operator.into())).await?
     } else {
-        registry(store).await?.get(operator)?
+        registry(store, grants).await?.get(operator)?
     };
     let d = &plugin.descriptor;
     match output {
-        OutputFormat::Json => super::emit(&format!("{:#}\n", plugin_json(&plugin)))?,
+        OutputFormat::Json => {
+            let mut value = plugin_json(&plugin);
+            value["granted"] = serde_json::to_value(plugin.grants())?;
+            super::emit(&format!("{value:#}\n"))?;
+        }
         OutputFormat::Table => {
             let mut text = String::new();
             text.push_str(&format!("name:         {}\n", d.name));
@@ -282,6 +304,7 @@ async fn inspect(operator: &str, store: &PluginsStore, output: OutputFormat) -> 
             text.push_str(&format!("size:         {} bytes\n", plugin.size_bytes));
             let caps = if d.capabilities.is_empty() { "none".to_owned() } else { d.capabilities.join(", ") };
             text.push_str(&format!("capabilities: {caps}\n"));
+            text.push_str(&granted(plugin.grants()));
             text.push_str(&format!("params schema:\n{:#}\n", d.params_schema));
             super::emit(&text)?;
         }
@@ -289,8 +312,23 @@ async fn inspect(operator: &str, store: &PluginsStore, output: OutputFormat) -> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the configuration grants a plugin (`[plugins.NAME]`), one line per kind.
+fn granted(grants: &Grants) -> String {
+    let list = |items: &[String]| if items.is_empty() { "none".to_owned() } else { items.join(", ") };
+    let limit = |value: Option<u64>, unit: &str| value.map_or("the deployment's".to_owned(), |v| format!("{v} {unit}"));
+    let mut text = String::from("granted:\n");
+    text.push_str(&format!("  connections:           {}\n", list(&grants.connections)));
+    text.push_str(&format!("  allow_http_hosts:      {}\n", list(&grants.allow_http_hosts)));
+    text.push_str(&format!("  variables:             {}\n", list(&grants.variables)));
+    text.push_str(&format!("  kubernetes_namespaces: {}\n", list(&grants.kubernetes_namespaces)));
+    text.push_str(&format!("  memory_bytes:          {}\n", limit(grants.memory_bytes, "bytes")));
+    text.push_str(&format!("  max_cpu_ms:            {}\n", limit(grants.max_cpu_ms, "ms")));
+    text.push_str(&format!("  timeout_seconds:       {}\n", limit(grants.timeout_seconds, "s")));
+    text
+}
+
 async fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let rt = runtime(None, None, None).await?;
+    let rt = runtime(None, Places::default()).await?;
     let mut failed = 0;
     for path in paths {
         let loaded = match std::fs::read(path) {
@@ -312,7 +350,8 @@ async fn install(path: &Path, meta: &MetaArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     // On demand: installing needs the built-ins (for their names) and this one plugin, not
     // every stored plugin compiled.
-    let registry = Registry::on_demand(runtime(Some(meta), None, Some(meta.data_dir.join("cache"))).await?).await?;
+    let places = Places { cache: Some(meta.data_dir.join("cache")), ..Places::default() };
+    let registry = Registry::on_demand(runtime(Some(meta), places).await?).await?;
     let label = path.display().to_string();
     let plugin = registry.install(bytes, &label, &cli_user()).await?;
     let d = &plugin.descriptor;

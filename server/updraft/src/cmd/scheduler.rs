@@ -1,6 +1,8 @@
-//! `updraft scheduler` and `updraft standalone`: the scheduler loop with the local executor,
-//! and everything-in-one-process on the embedded default.
+//! `updraft scheduler` and `updraft standalone`: the scheduler loop with the configured executor
+//! (local or kubernetes), and everything-in-one-process on the embedded default. Every process
+//! that runs tasks builds its plugin host here, with the grants of the configuration.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use updraft_db::Db;
 use updraft_executor_local::{LocalExecutor, PinVersions, db_backends};
-use updraft_plugin_host::{HostConfig, Registry, Runtime};
+use updraft_plugin_host::{Grants, HostConfig, Registry, Runtime};
 use updraft_scheduler::engine::{CatalogSource, Engine, EngineConfig};
 use updraft_scheduler::executor::{Executor, WorkItem, WorkOutcome};
 
@@ -47,6 +49,14 @@ pub struct RunArgs {
     /// Also push the metrics to a StatsD server (`HOST:PORT`, UDP) every 10 s.
     #[arg(long, env = "UPDRAFT__METRICS__STATSD_ADDRESS", value_name = "HOST:PORT")]
     pub statsd_address: Option<String>,
+    /// A PEM file of CA certificates that HTTPS calls trust besides the platform's root
+    /// certificates (services signed by a private CA).
+    #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+    pub http_extra_ca_file: Option<PathBuf>,
+    /// Grants for plugins the configuration says nothing about (`updraft standalone` lets the
+    /// built-in `http` operator call its own API, for the example DAG).
+    #[arg(skip)]
+    pub default_grants: BTreeMap<String, Grants>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,13 +165,17 @@ impl RunArgs {
         db: &Db,
     ) -> anyhow::Result<(Arc<Runtime>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
         let data = &self.meta.data_dir;
+        let mut plugins = self.default_grants.clone();
+        plugins.extend(super::config::grants());
         let mut config = HostConfig {
             plugins_dir: Some(self.plugins.clone().unwrap_or_else(|| data.join("plugins"))),
             cache_dir: Some(data.join("cache")),
+            plugins,
+            http_extra_ca_file: self.http_extra_ca_file.clone(),
             ..Default::default()
         };
         config.limits.max_instances = u32::try_from(self.parallelism.max(8) * 2).unwrap_or(u32::MAX);
-        let mut backends = db_backends(db.clone(), self.meta.encryption_key()?);
+        let mut backends = db_backends(self.meta.secrets(db)?);
         // Pods for the `kubernetes_pod` operator: the cluster of --kubeconfig, else the one this
         // process runs in; the client is made when a task first asks for a pod.
         let source = match &self.kubernetes.kubeconfig {
