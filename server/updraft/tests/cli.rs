@@ -209,6 +209,44 @@ fn db_migrate_and_check_on_the_embedded_default() {
     }
     let out = updraft_env(&["db", "check", "--wait", "5", "--data-dir", data], &[]);
     assert!(out.status.success());
+    // A bare `--wait`, as the product reference writes it (300 s), returns at once when current.
+    let out = updraft_env(&["db", "check", "--wait", "--data-dir", data], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).trim().ends_with(", current"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn db_check_says_what_it_waits_for_and_gives_up_when_the_time_is_up() {
+    // A host that does not resolve: every attempt fails at once, with the reason.
+    let url = "postgres://postgres:secret@updraft-db.invalid:5432/updraft";
+    let env = [("UPDRAFT__DATABASE__URL", url)];
+    let started = std::time::Instant::now();
+    let out = updraft_env(&["db", "check", "--wait", "2"], &env);
+    let elapsed = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        elapsed >= std::time::Duration::from_secs(2) && elapsed < std::time::Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    let reason = "cannot connect to the metadata database postgres://postgres:***@updraft-db.invalid:5432/updraft";
+    assert!(lines[0].starts_with(&format!("waiting for the metadata database (0 s of 2 s): {reason}")), "{stderr}");
+    // The same reason is said once, not every half second, and no password ever.
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[1].starts_with(&format!("error: gave up after 2 s: {reason}")), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+
+    // Without --wait, one look and the error.
+    let out = updraft_env(&["db", "check"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with(&format!("error: {reason}")), "{}", text(&out.stderr));
+    // A URL no wait can fix fails at once.
+    let started = std::time::Instant::now();
+    let out = updraft_env(&["db", "check", "--wait"], &[("UPDRAFT__DATABASE__URL", "mysql://x@y/z")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(text(&out.stderr).contains("unsupported database URL"), "{}", text(&out.stderr));
 }
 
 #[test]
