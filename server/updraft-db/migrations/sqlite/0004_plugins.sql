@@ -6,9 +6,11 @@ CREATE TABLE plugin_component (
     sha256 TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     version TEXT NOT NULL,
-    content BLOB NOT NULL,
     size_bytes BIGINT NOT NULL,
-    stored_at BIGINT NOT NULL
+    stored_at BIGINT NOT NULL,
+    -- Last, so that reading the other columns (the listing every process polls) never walks
+    -- the bytes' overflow pages on SQLite.
+    content BLOB NOT NULL
 );
 
 CREATE TABLE plugin (
