@@ -99,28 +99,14 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<ConnectionCollection>, ApiError> {
     let page = params.page()?;
-    let rows = state.secrets().connections().await.map_err(secrets_error)?;
+    let rows = state.secrets().connections().await?;
     let total = rows.len();
     let connections = paginate(rows, page).iter().map(|(c, origin)| connection(c, origin)).collect();
     Ok(Json(ConnectionCollection { connections, total_entries: total }))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<(Connection, Origin), ApiError> {
-    state
-        .secrets()
-        .connection(id)
-        .await
-        .map_err(secrets_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
-}
-
-/// A connection from the cluster that cannot be read is the operator's to fix: its message
-/// names the variable or file, never the value.
-fn secrets_error(error: updraft_secrets::SecretsError) -> ApiError {
-    match error {
-        updraft_secrets::SecretsError::Db(e) => e.into(),
-        invalid @ updraft_secrets::SecretsError::Invalid { .. } => ApiError::Unprocessable(invalid.to_string()),
-    }
+    state.secrets().connection(id).await?.ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
 }
 
 /// 409 for a connection the cluster defines: the API changes only the database's.

@@ -54,13 +54,6 @@ fn managed_elsewhere(state: &AppState, key: &str) -> Result<(), ApiError> {
     }
 }
 
-fn secrets_error(error: updraft_secrets::SecretsError) -> ApiError {
-    match error {
-        updraft_secrets::SecretsError::Db(e) => e.into(),
-        invalid @ updraft_secrets::SecretsError::Invalid { .. } => ApiError::Unprocessable(invalid.to_string()),
-    }
-}
-
 fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 250 {
         return Err(ApiError::Unprocessable("a variable `key` has 1 to 250 characters".into()));
@@ -90,7 +83,7 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<VariableCollection>, ApiError> {
     let page = params.page()?;
-    let rows = state.secrets().variables().await.map_err(secrets_error)?;
+    let rows = state.secrets().variables().await?;
     let total = rows.len();
     let variables =
         paginate(rows, page).iter().map(|(k, d, origin)| variable(k, "***", d.as_deref(), origin)).collect();
@@ -121,12 +114,8 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<VariableResponse>, ApiError> {
-    let (value, origin) = state
-        .secrets()
-        .variable(&key)
-        .await
-        .map_err(secrets_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("no variable `{key}`")))?;
+    let (value, origin) =
+        state.secrets().variable(&key).await?.ok_or_else(|| ApiError::NotFound(format!("no variable `{key}`")))?;
     let description = if origin.is_managed() { description(&state, &key).await?.flatten() } else { None };
     Ok(Json(variable(&key, &value, description.as_deref(), &origin)))
 }

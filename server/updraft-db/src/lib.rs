@@ -1,5 +1,6 @@
 //! The metadata database: DAGs, runs, task instances, logs locations, XComs, pools, variables,
-//! connections (encrypted at rest), accounts and scheduler heartbeats.
+//! connections (encrypted at rest), accounts, scheduler heartbeats and the operator plugins
+//! every process of a deployment shares.
 //!
 //! One code path serves both backends: SQLite (a file, WAL mode; the embedded default) and
 //! PostgreSQL (production, several schedulers). Queries are written once in the SQL both accept
@@ -10,6 +11,7 @@
 mod crypto;
 pub mod dags;
 pub mod demo;
+pub mod plugins;
 pub mod requests;
 pub mod results;
 pub mod runs;

@@ -29,6 +29,9 @@ pub enum Error {
     /// `updraft plugins new` could not create the crate.
     #[error("{0}")]
     Scaffold(String),
+    /// The plugin store (the metadata database) failed or holds something unusable.
+    #[error("plugin store: {0}")]
+    Store(String),
     /// The host's configuration is unusable (for example an unreadable CA file).
     #[error("{0}")]
     Config(String),

@@ -31,8 +31,8 @@ const VAR_PREFIX: &str = "UPDRAFT_VAR_";
 pub enum SecretsError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("connection `{id}` from the {origin}: {message}")]
-    Invalid { id: String, origin: Origin, message: String },
+    #[error("{kind} `{id}` from the {origin}: {message}")]
+    Invalid { kind: &'static str, id: String, origin: Origin, message: String },
 }
 
 /// Where a connection or variable came from.
@@ -165,24 +165,48 @@ impl Secrets {
         &self.key
     }
 
-    /// Connection `id` from the cluster (environment, then directory), if it is there.
-    fn cluster_connection(&self, id: &str) -> Result<Option<(Connection, Origin)>, SecretsError> {
-        let from = |text: String, origin: Origin| match uri::parse(id, &text) {
-            Ok(c) => Ok(Some((c, origin))),
-            Err(message) => Err(SecretsError::Invalid { id: id.to_owned(), origin, message }),
-        };
-        let name = env_name(CONN_PREFIX, id);
+    /// The text the cluster holds for `key` (environment variable `PREFIX<KEY>`, then the file
+    /// `key` of `dir`), and where it came from.
+    fn cluster_text(
+        &self,
+        prefix: &str,
+        dir: Option<&Path>,
+        key: &str,
+    ) -> Result<Option<(String, Origin)>, SecretsError> {
+        let name = env_name(prefix, key);
         if let Some(text) = self.sources.environment.get(&name) {
-            return from(text.clone(), Origin::Environment(name));
+            return Ok(Some((text.clone(), Origin::Environment(name))));
         }
-        if let Some(path) = self.sources.connections_dir.as_deref().and_then(|d| secret_file(d, id)) {
-            let origin = Origin::Directory(path.clone());
-            return match read_value(&path) {
-                Ok(text) => from(text, origin),
-                Err(e) => Err(SecretsError::Invalid { id: id.to_owned(), origin, message: e.to_string() }),
-            };
+        let Some(path) = dir.and_then(|d| secret_file(d, key)) else { return Ok(None) };
+        match read_value(&path) {
+            Ok(text) => Ok(Some((text, Origin::Directory(path)))),
+            Err(e) => Err(SecretsError::Invalid {
+                kind: if prefix == CONN_PREFIX { "connection" } else { "variable" },
+                id: key.to_owned(),
+                origin: Origin::Directory(path),
+                message: e.to_string(),
+            }),
         }
-        Ok(None)
+    }
+
+    /// Where the cluster defines `key`, without reading it.
+    fn cluster_origin(&self, prefix: &str, dir: Option<&Path>, key: &str) -> Option<Origin> {
+        let name = env_name(prefix, key);
+        if self.sources.environment.contains_key(&name) {
+            return Some(Origin::Environment(name));
+        }
+        dir.and_then(|d| secret_file(d, key)).map(Origin::Directory)
+    }
+
+    /// Connection `id` from the cluster, if it is there.
+    fn cluster_connection(&self, id: &str) -> Result<Option<(Connection, Origin)>, SecretsError> {
+        let Some((text, origin)) = self.cluster_text(CONN_PREFIX, self.sources.connections_dir.as_deref(), id)? else {
+            return Ok(None);
+        };
+        match uri::parse(id, &text) {
+            Ok(c) => Ok(Some((c, origin))),
+            Err(message) => Err(SecretsError::Invalid { kind: "connection", id: id.to_owned(), origin, message }),
+        }
     }
 
     /// Connection `id`, password in clear, and where it came from.
@@ -225,33 +249,12 @@ impl Secrets {
 
     /// Where connection `id` is defined outside the database, if it is.
     pub fn cluster_origin_of_connection(&self, id: &str) -> Option<Origin> {
-        let name = env_name(CONN_PREFIX, id);
-        if self.sources.environment.contains_key(&name) {
-            return Some(Origin::Environment(name));
-        }
-        let dir = self.sources.connections_dir.as_deref()?;
-        secret_file(dir, id).map(Origin::Directory)
-    }
-
-    /// Variable `key` from the cluster (environment, then directory).
-    fn cluster_variable(&self, key: &str) -> Result<Option<(String, Origin)>, SecretsError> {
-        let name = env_name(VAR_PREFIX, key);
-        if let Some(value) = self.sources.environment.get(&name) {
-            return Ok(Some((value.clone(), Origin::Environment(name))));
-        }
-        if let Some(path) = self.sources.variables_dir.as_deref().and_then(|d| secret_file(d, key)) {
-            let origin = Origin::Directory(path.clone());
-            return match read_value(&path) {
-                Ok(value) => Ok(Some((value, origin))),
-                Err(e) => Err(SecretsError::Invalid { id: key.to_owned(), origin, message: e.to_string() }),
-            };
-        }
-        Ok(None)
+        self.cluster_origin(CONN_PREFIX, self.sources.connections_dir.as_deref(), id)
     }
 
     /// Variable `key`'s value and where it came from.
     pub async fn variable(&self, key: &str) -> Result<Option<(String, Origin)>, SecretsError> {
-        if let Some(found) = self.cluster_variable(key)? {
+        if let Some(found) = self.cluster_text(VAR_PREFIX, self.sources.variables_dir.as_deref(), key)? {
             return Ok(Some(found));
         }
         Ok(self.db.get_variable(&self.key, key).await?.map(|v| (v, Origin::Database)))
@@ -284,12 +287,7 @@ impl Secrets {
 
     /// Where variable `key` is defined outside the database, if it is.
     pub fn cluster_origin_of_variable(&self, key: &str) -> Option<Origin> {
-        let name = env_name(VAR_PREFIX, key);
-        if self.sources.environment.contains_key(&name) {
-            return Some(Origin::Environment(name));
-        }
-        let dir = self.sources.variables_dir.as_deref()?;
-        secret_file(dir, key).map(Origin::Directory)
+        self.cluster_origin(VAR_PREFIX, self.sources.variables_dir.as_deref(), key)
     }
 }
 

@@ -191,10 +191,14 @@ impl updraft_api::PluginStore for FakePlugins {
         Box::pin(async { Ok(serde_json::json!({ "operators": [{ "name": "noop" }], "invalid": [] })) })
     }
 
-    fn install(&self, bytes: Vec<u8>) -> futures_util::future::BoxFuture<'_, Result<Value, updraft_api::PluginError>> {
+    fn install<'a>(
+        &'a self,
+        bytes: Vec<u8>,
+        installed_by: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Value, updraft_api::PluginError>> {
         Box::pin(async move {
             if bytes.starts_with(b"\0asm") {
-                Ok(serde_json::json!({ "name": "x", "size": bytes.len() }))
+                Ok(serde_json::json!({ "name": "x", "size": bytes.len(), "installed_by": installed_by }))
             } else {
                 Err(updraft_api::PluginError::Invalid("not a WebAssembly component".into()))
             }

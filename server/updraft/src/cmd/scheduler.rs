@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use updraft_db::Db;
-use updraft_executor_local::{LocalExecutor, db_backends};
+use updraft_executor_local::{LocalExecutor, PinVersions, db_backends};
 use updraft_plugin_host::{Grants, HostConfig, Registry, Runtime};
 use updraft_scheduler::engine::{CatalogSource, Engine, EngineConfig};
 use updraft_scheduler::executor::{Executor, WorkItem, WorkOutcome};
@@ -27,7 +27,8 @@ pub struct RunArgs {
     /// The DAGs folder.
     #[arg(long = "dags", env = "UPDRAFT__CORE__DAGS_FOLDER", default_value = "dags")]
     pub dags: PathBuf,
-    /// Folder of third-party operator plugins (default: DATA_DIR/plugins).
+    /// A drop-in folder of operator plugins, imported into the plugin store in the metadata
+    /// database (default: DATA_DIR/plugins).
     #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER")]
     pub plugins: Option<PathBuf>,
     /// Most task tries running at once.
@@ -131,7 +132,8 @@ impl updraft_executor_kubernetes::ResultSource for DbResults {
 }
 
 impl RunArgs {
-    /// The plugin registry (built-ins plus the plugins folder, watched) on the metadata DB.
+    /// The plugin registry (built-ins plus the plugin store in the metadata DB, into which the
+    /// plugins folder is imported; both watched).
     pub async fn registry(&self, db: &Db) -> anyhow::Result<Arc<Registry>> {
         Ok(self.registry_with_pods(db).await?.0)
     }
@@ -141,6 +143,27 @@ impl RunArgs {
         &self,
         db: &Db,
     ) -> anyhow::Result<(Arc<Registry>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
+        let (runtime, pods) = self.plugin_runtime(db)?;
+        let registry = Registry::new(runtime).await?;
+        registry.watch(Duration::from_secs(1));
+        Ok((registry, pods))
+    }
+
+    /// The registry of `updraft tasks run`, which runs one try: the built-ins, and only the
+    /// stored plugin version the try asks for, fetched when it does.
+    pub async fn worker_registry_with_pods(
+        &self,
+        db: &Db,
+    ) -> anyhow::Result<(Arc<Registry>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
+        let (runtime, pods) = self.plugin_runtime(db)?;
+        Ok((Registry::on_demand(runtime).await?, pods))
+    }
+
+    /// The plugin runtime on the metadata database, with the kubernetes_pod operator's pods.
+    fn plugin_runtime(
+        &self,
+        db: &Db,
+    ) -> anyhow::Result<(Arc<Runtime>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
         let data = &self.meta.data_dir;
         let mut plugins = self.default_grants.clone();
         plugins.extend(super::config::grants());
@@ -161,9 +184,7 @@ impl RunArgs {
         };
         let pods = Arc::new(updraft_executor_kubernetes::OperatorPods::new(source, &self.kubernetes.namespace));
         backends.pods = Some(pods.clone());
-        let registry = Registry::new(Runtime::new(config, backends)?).await?;
-        registry.watch(Duration::from_secs(1));
-        Ok((registry, pods))
+        Ok((Runtime::new(config, backends)?, pods))
     }
 
     /// A scheduler engine with the configured executor (`dags test` always runs locally).
@@ -196,8 +217,10 @@ impl RunArgs {
         };
         let executor: Arc<dyn Executor> = match &pods {
             Some(pods) => pods.clone(),
-            None => Arc::new(LocalExecutor::new(registry, sender, 2).context("starting the local executor")?),
+            None => Arc::new(LocalExecutor::new(registry.clone(), sender, 2).context("starting the local executor")?),
         };
+        // Each try runs the plugin version current when it is dispatched, wherever it runs.
+        let executor: Arc<dyn Executor> = Arc::new(PinVersions::new(executor, registry));
         let config = EngineConfig {
             scheduler_id,
             dags_folder: self.dags.clone(),

@@ -42,6 +42,10 @@ pub enum TasksCommand {
         /// Also copy the log to standard output (what `kubectl logs` shows).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         echo: bool,
+        /// The content hash of the operator plugin version the scheduler dispatched the try
+        /// with: that version runs, fetched from the plugin store, even if it was replaced since.
+        #[arg(long = "plugin-sha256", value_name = "SHA256")]
+        plugin_sha256: Option<String>,
         #[command(flatten)]
         run: Box<RunArgs>,
     },
@@ -109,8 +113,8 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
         TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta } => {
             logs(&dag_id, &run_id, &task_id, try_number, follow, &meta)
         }
-        TasksCommand::Run { dag_id, task_id, run_id, try_number, echo, run } => {
-            run_try(&dag_id, &task_id, &run_id, try_number, echo, &run)
+        TasksCommand::Run { dag_id, task_id, run_id, try_number, echo, plugin_sha256, run } => {
+            run_try(&dag_id, &task_id, &run_id, try_number, plugin_sha256, echo, &run)
         }
         TasksCommand::States { dag_id, run_id, meta } => states(&dag_id, &run_id, &meta),
         TasksCommand::Clear { dag_id, run_id, task_ids, downstream, upstream, only_failed, wait, meta } => {
@@ -179,6 +183,7 @@ fn run_try(
     task_id: &str,
     run_id: &str,
     try_number: u32,
+    plugin_sha256: Option<String>,
     echo: bool,
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -220,8 +225,9 @@ fn run_try(
                 std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?.write_all(line.as_bytes())?;
                 WorkOutcome::Failed { message, retryable: false }
             }
-            Ok(item) => {
-                let (registry, pods) = args.registry_with_pods(&db).await?;
+            Ok(mut item) => {
+                item.plugin_sha256 = plugin_sha256;
+                let (registry, pods) = args.worker_registry_with_pods(&db).await?;
                 let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
                 let executor = updraft_executor_local::LocalExecutor::new(registry, sender, 1)?;
                 executor.submit(item);
