@@ -12,6 +12,7 @@ mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
 mod deployment;
+mod guide;
 
 use common::{text, workspace};
 
