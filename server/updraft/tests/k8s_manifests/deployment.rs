@@ -7,7 +7,9 @@
 //! mounted where the manifests mount them, and the Secret's environment. A DAG put on the
 //! `updraft-dags` claim is triggered through the API and run to success by the task pods the
 //! scheduler makes from the pod template (`updraft tasks run …`); its log is read back through
-//! the API.
+//! the API. The first user is made with `kubectl exec deploy/updraft-api-server -- updraft users
+//! create …`, as the guide says. [`Running`] lets a test go on with the deployment (the guide's
+//! commands, `guide.rs`).
 //!
 //! [`substitutions`] is the one list of what the test changes in the rendering, each with why:
 //! only what a test machine cannot have (the in-cluster database, fixed ports on a shared host
@@ -74,9 +76,11 @@ const RDS_ENDPOINT: &str = "updraft:CHANGE-ME@updraft.abcdefghijkl.eu-west-1.rds
 /// What the test substitutes in an overlay's rendering, and nothing else. Not substituted
 /// either, but worth saying: the image (the test server's node runs any `…/updraft:…` image as
 /// this build's binary), the Ingress, Service and PodDisruptionBudget (the test server serves
-/// pods only), the PersistentVolumes and claims (the node gives each claim name one folder), the
-/// ServiceAccounts' IAM role annotations (nothing here calls AWS), and the replicas (one pod per
-/// Deployment: on one host network two API servers would share a port).
+/// pods, Secrets, ConfigMaps and Deployments only), the PersistentVolumes and claims (the node
+/// gives each claim name one folder), the ServiceAccounts' IAM role annotations (for `eks` the
+/// test server runs EKS's pod identity webhook, which acts on them), and the replicas (one pod
+/// per Deployment, made by the test from its template: on one host network two API servers
+/// would share a port).
 pub fn substitutions(overlay: &str, local: &Local) -> Vec<Substitution> {
     let config = |find: &'static str, replace: String, why: &'static str| Substitution {
         kind: "ConfigMap",
