@@ -243,6 +243,16 @@ fn secrets(running: &Running, readme: &str, postgres: &TlsPostgres) {
     // The warehouse the connection names: its user, its password and its database, as the
     // guide's URI says (the password is checked: `etl` signs in with SCRAM).
     postgres.password_user("etl", "PASSWORD");
+    let wrong = std::process::Command::new("psql")
+        .arg(format!("host=127.0.0.1 port={} user=etl dbname=postgres sslmode=require password=wrong", postgres.port))
+        .args(["-c", "SELECT 1"])
+        .output()
+        .expect("psql runs");
+    assert!(
+        !wrong.status.success() && text(&wrong.stderr).contains("password authentication failed"),
+        "the warehouse must check etl's password: {}",
+        text(&wrong.stderr)
+    );
     postgres.psql("CREATE DATABASE dw OWNER etl", "postgres");
     postgres.psql("CREATE DATABASE dw2 OWNER etl", "postgres");
     std::fs::write(running.dags.join("guide.yaml"), DAG).expect("the DAG on the claim");

@@ -336,8 +336,12 @@ impl Session {
         };
         kill_group(pgid);
         self.shared.kubelet.track_group(pgid, false);
-        for pump in pumps {
-            let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+        // Output still in the pipes arrives; a descendant that escaped the group and holds them
+        // open does not keep the stream (and kubectl) waiting.
+        for mut pump in pumps {
+            if tokio::time::timeout(Duration::from_secs(2), &mut pump).await.is_err() {
+                pump.abort();
+            }
         }
         reader.abort();
         if let Some(report) = &prepared.report
