@@ -87,7 +87,7 @@ pub async fn prepare(
         encryption_key: meta.encryption_key()?,
         jwt_secret: jwt_secret(meta)?,
         token_lifetime: Duration::from_secs(server.jwt_expiration_time.max(1)),
-        log_dir: meta.data_dir.join("logs"),
+        logs: meta.logs()?,
         secure_cookies: server.secure_cookies,
         dags_dir: dags,
         plugins: Some(Arc::new(HostPlugins {

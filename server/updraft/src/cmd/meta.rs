@@ -1,13 +1,15 @@
-//! How every command that touches the metadata database finds it, and the key that encrypts
-//! its secrets: `UPDRAFT__DATABASE__URL` when set, else the SQLite file in `--data-dir`; the
-//! key from `UPDRAFT__CORE__ENCRYPTION_KEY`, else a key file the data folder keeps (created on
-//! first use, readable by its owner only).
+//! How every command that touches the metadata database finds it, the key that encrypts its
+//! secrets, and the task logs: `UPDRAFT__DATABASE__URL` when set, else the SQLite file in
+//! `--data-dir`; the key from `UPDRAFT__CORE__ENCRYPTION_KEY`, else a key file the data folder
+//! keeps (created on first use, readable by its owner only); logs in `DATA_DIR/logs`, and in S3
+//! with `UPDRAFT__LOGGING__REMOTE`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 use updraft_db::{Db, EncryptionKey, SchemaStatus};
+use updraft_logs::{RemoteLogs, RemoteSettings, TaskLogs};
 
 #[derive(Debug, Clone, Args)]
 pub struct MetaArgs {
@@ -17,6 +19,15 @@ pub struct MetaArgs {
     /// Metadata database URL (sqlite://… or postgres://…); overrides --data-dir's database.
     #[arg(long = "database-url", env = "UPDRAFT__DATABASE__URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
+    /// Also keep task logs in S3: `s3://BUCKET/PREFIX`. Each try's log is uploaded when the try
+    /// ends and read from there once its local file is gone. Credentials: the standard AWS
+    /// variables, or the web-identity token of an IAM role for the pod's ServiceAccount.
+    #[arg(long = "remote-logs", env = "UPDRAFT__LOGGING__REMOTE", value_name = "URL", global = true)]
+    pub remote_logs: Option<String>,
+    /// A PEM file of CA certificates trusted besides the platform's, for HTTPS the server makes
+    /// (here: S3).
+    #[arg(long = "extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "FILE", global = true)]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl MetaArgs {
@@ -40,6 +51,18 @@ impl MetaArgs {
                 anyhow::bail!("the metadata database is not ready ({}): run `updraft db migrate`", describe(&status))
             }
         }
+    }
+
+    /// The task logs: `DATA_DIR/logs`, and the remote copy when `--remote-logs` is set.
+    pub fn logs(&self) -> anyhow::Result<TaskLogs> {
+        let remote = match self.remote_logs.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => Some(RemoteLogs::new(&RemoteSettings {
+                url: url.to_owned(),
+                extra_ca_file: self.extra_ca_file.clone(),
+            })?),
+            None => None,
+        };
+        Ok(TaskLogs::local(self.data_dir.join("logs")).with_remote(remote))
     }
 
     pub fn encryption_key(&self) -> anyhow::Result<EncryptionKey> {

@@ -175,19 +175,24 @@ impl RunArgs {
         let catalog = CatalogSource(Arc::new(move || catalog_of(&catalog_registry)));
         let (sender, receiver) = mpsc::unbounded_channel();
         let scheduler_id = format!("{}-{}", hostname(), std::process::id());
+        // One set of task logs for the engine and the executor: uploads either starts are
+        // waited for when the engine stops.
+        let logs = self.meta.logs()?;
         let pods = if self.executor == ExecutorKind::Kubernetes && !single_run {
-            Some(self.kubernetes_executor(db, &scheduler_id, sender.clone()).await?)
+            Some(self.kubernetes_executor(db, &scheduler_id, sender.clone(), logs.clone()).await?)
         } else {
             None
         };
         let executor: Arc<dyn Executor> = match &pods {
             Some(pods) => pods.clone(),
-            None => Arc::new(LocalExecutor::new(registry, sender, 2).context("starting the local executor")?),
+            None => Arc::new(
+                LocalExecutor::new(registry, sender, 2).context("starting the local executor")?.with_logs(logs.clone()),
+            ),
         };
         let config = EngineConfig {
             scheduler_id,
             dags_folder: self.dags.clone(),
-            log_dir: self.meta.data_dir.join("logs"),
+            logs,
             parallelism: self.parallelism,
             parse_interval: Duration::from_secs(5),
             paused_at_creation: false,
@@ -204,6 +209,7 @@ impl RunArgs {
         db: &Db,
         scheduler_id: &str,
         sender: mpsc::UnboundedSender<updraft_scheduler::executor::WorkEvent>,
+        logs: updraft_logs::TaskLogs,
     ) -> anyhow::Result<Arc<updraft_executor_kubernetes::KubernetesExecutor>> {
         use updraft_executor_kubernetes::{KubernetesConfig, KubernetesExecutor, PodTemplate};
         let k = &self.kubernetes;
@@ -221,6 +227,7 @@ impl RunArgs {
         config.pending_timeout = Duration::from_secs(k.pending_timeout.max(1));
         config.creates_per_second = k.creates_per_second.max(0.1);
         config.max_creates_in_flight = self.parallelism.clamp(1, 64);
+        config.logs = logs;
         let overrides: updraft_executor_kubernetes::OverrideLookup =
             Arc::new(|item: &WorkItem| item.kubernetes.clone());
         let results = Arc::new(DbResults(db.clone()));
