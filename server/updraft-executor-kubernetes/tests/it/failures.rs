@@ -70,7 +70,10 @@ async fn a_pod_quota_that_stays_full_fails_the_try_with_the_api_servers_refusal_
     assert!(!started);
     let (message, retryable) = failure(outcome);
     assert!(retryable, "a full quota may have room at the next try");
-    assert!(message.contains("after 2 attempts: pods \"etl-no-room-f33b5c678c\" is forbidden: exceeded quota"), "{message}");
+    assert!(
+        message.contains("after 2 attempts: pods \"etl-no-room-f33b5c678c\" is forbidden: exceeded quota"),
+        "{message}"
+    );
     let log = log_of(&item);
     assert!(log.contains("[kubernetes executor] could not create pod"), "{log}");
     assert!(log.contains("exceeded quota: pod-quota, requested: pods=1"), "{log}");
