@@ -115,15 +115,20 @@ impl TaskLogs {
     /// whether it was uploaded. A failure is logged, not returned: the try's outcome never
     /// depends on it, and the local copy stays readable.
     pub async fn ship(&self, log: &TryLog, local: &Path) -> bool {
-        let Some(remote) = &self.remote else { return false };
-        match remote.upload(log, local).await {
-            Ok(()) => true,
-            Err(error) => {
-                warn!(%error, dag_id = %log.dag_id, run_id = %log.run_id, task_id = %log.task_id,
-                      try_number = log.try_number, "the try's log was not uploaded; the local copy stays");
-                false
-            }
-        }
+        let Some(remote) = self.remote.clone() else { return false };
+        // On a task of its own: even a panic in the upload ends here, never in the try's runner.
+        let upload = {
+            let (log, local) = (log.clone(), local.to_path_buf());
+            tokio::spawn(async move { remote.upload(&log, &local).await })
+        };
+        let error = match upload.await {
+            Ok(Ok(())) => return true,
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => format!("the upload stopped: {error}"),
+        };
+        warn!(%error, dag_id = %log.dag_id, run_id = %log.run_id, task_id = %log.task_id,
+              try_number = log.try_number, "the try's log was not uploaded; the local copy stays");
+        false
     }
 
     /// [`TaskLogs::ship`] in the background, for callers that cannot wait (the scheduler's

@@ -149,10 +149,15 @@ impl RemoteLogs {
         let mut writer = BufWriter::new(Arc::clone(&self.store), key.clone());
         let written = match tokio::io::copy(&mut file, &mut writer).await {
             Ok(_) => writer.shutdown().await,
-            Err(e) => Err(e),
+            Err(error) => {
+                // Parts already sent are discarded (AbortMultipartUpload). A writer whose
+                // shutdown failed may not be aborted (object_store panics): S3's lifecycle rule
+                // for incomplete uploads is the backstop there.
+                let _ = writer.abort().await;
+                Err(error)
+            }
         };
         if let Err(error) = written {
-            let _ = writer.abort().await;
             let source = object_store::Error::Generic { store: "S3", source: Box::new(error) };
             return Err(self.remote_error("uploading the try's log to", &key)(source));
         }

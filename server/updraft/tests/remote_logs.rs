@@ -33,7 +33,7 @@ struct Deployment<'a> {
 impl<'a> Deployment<'a> {
     fn new(moto: &'a Moto, prefix: &str, postgres: bool) -> Deployment<'a> {
         let pg = postgres.then(|| {
-            let db = format!("updraft_logs_{prefix}_{}", std::process::id());
+            let db = format!("updraft_logs_{}_{}", prefix.replace('-', "_"), std::process::id());
             let out = psql(&format!("CREATE DATABASE {db}"), "postgres");
             assert!(out.status.success(), "PostgreSQL must run at 127.0.0.1:5432: {}", text(&out.stderr));
             db
@@ -292,7 +292,8 @@ fn db_clean_removes_old_runs_with_their_logs_and_leaves_runs_in_progress_on_both
         let again = d.ok(&["db", "clean", "--older-than", "90d", "--yes"], Identity::Keys);
         assert!(again.contains("nothing to remove"), "{again}");
         // A date instead of an age; and a bad age says what to write.
-        let dated = d.ok(&["db", "clean", "--clean-before-timestamp", "2000-01-01T00:00:00Z", "--dry-run"], Identity::Keys);
+        let dated =
+            d.ok(&["db", "clean", "--clean-before-timestamp", "2000-01-01T00:00:00Z", "--dry-run"], Identity::Keys);
         assert!(dated.contains("ended before 2000-01-01T00:00:00Z; would remove:\n  dag_run          0"), "{dated}");
         let bad = d.run(&["db", "clean", "--older-than", "ninety days"], Identity::Keys);
         assert!(!bad.status.success());

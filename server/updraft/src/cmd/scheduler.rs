@@ -170,14 +170,14 @@ impl RunArgs {
                 self.dags.display()
             );
         }
+        // One set of task logs for the engine and the executor: uploads either starts are
+        // waited for when the engine stops. Made first, so a bad remote fails at once.
+        let logs = self.meta.logs()?;
         let registry = self.registry(db).await?;
         let catalog_registry = Arc::clone(&registry);
         let catalog = CatalogSource(Arc::new(move || catalog_of(&catalog_registry)));
         let (sender, receiver) = mpsc::unbounded_channel();
         let scheduler_id = format!("{}-{}", hostname(), std::process::id());
-        // One set of task logs for the engine and the executor: uploads either starts are
-        // waited for when the engine stops.
-        let logs = self.meta.logs()?;
         let pods = if self.executor == ExecutorKind::Kubernetes && !single_run {
             Some(self.kubernetes_executor(db, &scheduler_id, sender.clone(), logs.clone()).await?)
         } else {
