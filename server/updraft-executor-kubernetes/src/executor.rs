@@ -573,7 +573,7 @@ impl Shared {
         let Some(tracked) = lock(&self.state).tries.remove(name) else { return };
         PodMetrics::bump(&self.metrics.create_failures);
         warn!(pod = %name, %message, "try failed before its pod ran");
-        self.end_log(&tracked.item, &[message.clone()]).await;
+        self.end_log(&tracked.item, std::slice::from_ref(&message)).await;
         self.send(WorkEvent::Finished { key: tracked.item.key, outcome: WorkOutcome::Failed { message, retryable } });
     }
 
@@ -660,7 +660,7 @@ impl Shared {
             PodEnd::Succeeded => (recorded.unwrap_or(WorkOutcome::Success), false, false),
             PodEnd::Failed { details } => {
                 let message = format!("pod {name} failed: {details}");
-                self.end_log(&tracked.item, &[message.clone()]).await;
+                self.end_log(&tracked.item, std::slice::from_ref(&message)).await;
                 (recorded.unwrap_or(WorkOutcome::Failed { message, retryable: true }), true, false)
             }
             PodEnd::NeverRan { details } => {
@@ -675,12 +675,12 @@ impl Shared {
                 (WorkOutcome::Failed { message, retryable: true }, true, true)
             }
             PodEnd::Deleted { details } => {
-                self.end_log(&tracked.item, &[details.clone()]).await;
+                self.end_log(&tracked.item, std::slice::from_ref(&details)).await;
                 (WorkOutcome::Failed { message: details, retryable: true }, true, false)
             }
             PodEnd::Overran { details } => {
                 let message = format!("pod {name} {details}");
-                self.end_log(&tracked.item, &[message.clone()]).await;
+                self.end_log(&tracked.item, std::slice::from_ref(&message)).await;
                 (WorkOutcome::Failed { message, retryable: true }, true, true)
             }
         };

@@ -26,7 +26,7 @@ pub struct LocalExecutor {
     runtime: Option<tokio::runtime::Runtime>,
     hostname: String,
     /// Tries running now: how to stop each, and its log.
-    running: Arc<Mutex<HashMap<TryKey, (tokio::task::AbortHandle, TryLog, PathBuf)>>>,
+    running: Arc<Mutex<HashMap<TryKey, Running>>>,
     logs: TaskLogs,
 }
 
@@ -57,6 +57,9 @@ impl LocalExecutor {
         self
     }
 }
+
+/// A try in flight: how to stop it, and its log (identity and local file).
+type Running = (tokio::task::AbortHandle, TryLog, PathBuf);
 
 fn try_log(item: &WorkItem) -> TryLog {
     TryLog::new(&item.dag_id, &item.run_id, &item.task_id, item.key.try_number)
