@@ -12,8 +12,11 @@ COPY . .
 RUN cargo build --release --locked --bin updraft \
     && cp target/release/updraft /usr/local/bin/updraft
 
-# Run stage: a slim base, CA certificates for HTTPS (the Kubernetes API, HTTP operators), and a
-# non-root user whose uid matches the manifests' securityContext (10001).
+# Run stage: a slim base and what the binary needs at run time: glibc, libm and libgcc_s (in the
+# base image; `ldd target/release/updraft` lists nothing else) and the platform's CA certificates,
+# which rustls trusts for every TLS peer (PostgreSQL/RDS with sslmode=verify-ca|verify-full
+# without sslrootcert, S3, HTTPS operators); a non-root user whose uid matches the manifests'
+# securityContext (10001).
 FROM debian:bookworm-slim
 # Not pinned to a Debian package version (DL3008): Debian removes superseded versions, which
 # would break the build; security updates of ca-certificates are wanted.

@@ -179,9 +179,10 @@ def pod_problems(where, ns, spec, exists, objects):
     volumes = {}
     for v in spec.get("volumes", []):
         volumes[v["name"]] = v
-        if "configMap" in v and not exists("ConfigMap", ns, v["configMap"]["name"]):
+        # An optional source may be absent: the kubelet mounts an empty folder.
+        if "configMap" in v and not v["configMap"].get("optional") and not exists("ConfigMap", ns, v["configMap"]["name"]):
             problems.append(f"{where}: volume {v['name']}: ConfigMap {v['configMap']['name']!r} does not exist")
-        if "secret" in v and not exists("Secret", ns, v["secret"]["secretName"]):
+        if "secret" in v and not v["secret"].get("optional") and not exists("Secret", ns, v["secret"]["secretName"]):
             problems.append(f"{where}: volume {v['name']}: Secret {v['secret']['secretName']!r} does not exist")
         if "persistentVolumeClaim" in v and not exists("PersistentVolumeClaim", ns, v["persistentVolumeClaim"]["claimName"]):
             problems.append(f"{where}: volume {v['name']}: claim {v['persistentVolumeClaim']['claimName']!r} does not exist")

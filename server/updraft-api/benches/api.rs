@@ -122,6 +122,7 @@ fn bench(backend: &str, url: &str, triggers: usize) {
             plugins: None,
             secure_cookies: false,
             dags_dir: None,
+            secret_sources: updraft_secrets::Sources::default(),
         };
         let state = AppState::new(db, config).expect("state");
         let token = state.tokens().issue("bench", Role::Admin);

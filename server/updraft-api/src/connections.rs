@@ -1,6 +1,8 @@
 //! `/connections`: create, read, update, delete, for `op` and `admin` only. Passwords and
 //! extras are encrypted at rest and never returned: responses carry `password: null` and
-//! `extra: null`. A PATCH that leaves `password` out keeps the stored one.
+//! `extra: null`. A PATCH that leaves `password` out keeps the stored one. Connections from the
+//! cluster (`UPDRAFT_CONN_*`, the Secret directory) are listed and read with their `source`, and
+//! changed only where they are defined (409 here).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use updraft_db::secrets::Connection;
+use updraft_secrets::Origin;
 
 use crate::AppState;
 use crate::auth::Op;
@@ -44,8 +47,9 @@ pub(crate) struct Body {
     extra: Option<String>,
 }
 
-fn connection(c: &Connection) -> ConnectionResponse {
+fn connection(c: &Connection, origin: &Origin) -> ConnectionResponse {
     ConnectionResponse {
+        source: Some(origin.kind().to_owned()),
         connection_id: c.conn_id.clone(),
         conn_type: c.conn_type.clone(),
         description: c.description.clone(),
@@ -85,6 +89,7 @@ fn check(body: &Body) -> Result<(), ApiError> {
         (status = 200, description = "passwords and extras are never returned", body = ConnectionCollection),
         crate::models::Refused,
         crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -94,14 +99,24 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<ConnectionCollection>, ApiError> {
     let page = params.page()?;
-    let rows = state.db().list_connections().await?;
+    let rows = state.secrets().connections().await?;
     let total = rows.len();
-    let connections = paginate(rows, page).iter().map(connection).collect();
+    let connections = paginate(rows, page).iter().map(|(c, origin)| connection(c, origin)).collect();
     Ok(Json(ConnectionCollection { connections, total_entries: total }))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Connection, ApiError> {
-    state.db().get_connection(state.key(), id).await?.ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
+async fn find(state: &AppState, id: &str) -> Result<(Connection, Origin), ApiError> {
+    state.secrets().connection(id).await?.ok_or_else(|| ApiError::NotFound(format!("no connection `{id}`")))
+}
+
+/// 409 for a connection the cluster defines: the API changes only the database's.
+fn managed_elsewhere(state: &AppState, id: &str) -> Result<(), ApiError> {
+    match state.secrets().cluster_origin_of_connection(id) {
+        Some(origin) => Err(ApiError::Conflict(format!(
+            "connection `{id}` is defined by the {origin}, which wins over the database: change it there"
+        ))),
+        None => Ok(()),
+    }
 }
 
 #[utoipa::path(
@@ -115,6 +130,7 @@ async fn find(state: &AppState, id: &str) -> Result<Connection, ApiError> {
         (status = 200, body = ConnectionResponse),
         crate::models::Refused,
         crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -123,7 +139,8 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConnectionResponse>, ApiError> {
-    Ok(Json(connection(&find(&state, &id).await?)))
+    let (c, origin) = find(&state, &id).await?;
+    Ok(Json(connection(&c, &origin)))
 }
 
 #[utoipa::path(
@@ -145,6 +162,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<Body>,
 ) -> Result<(StatusCode, Json<ConnectionResponse>), ApiError> {
     check(&body)?;
+    managed_elsewhere(&state, &body.connection_id)?;
     let c = Connection {
         conn_id: body.connection_id,
         conn_type: body.conn_type,
@@ -157,7 +175,7 @@ pub(crate) async fn create(
         description: body.description,
     };
     state.db().add_connection(state.key(), &c).await?;
-    Ok((StatusCode::CREATED, Json(connection(&c))))
+    Ok((StatusCode::CREATED, Json(connection(&c, &Origin::Database))))
 }
 
 #[utoipa::path(
@@ -172,6 +190,7 @@ pub(crate) async fn create(
         (status = 200, body = ConnectionResponse),
         crate::models::Refused,
         crate::models::Missing,
+        (status = 409, description = "defined by the cluster", body = crate::models::Problem),
         crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
@@ -189,7 +208,8 @@ pub(crate) async fn update(
             body.connection_id
         )));
     }
-    let old = find(&state, &id).await?;
+    managed_elsewhere(&state, &id)?;
+    let (old, _) = find(&state, &id).await?;
     let c = Connection {
         conn_id: id,
         conn_type: body.conn_type,
@@ -204,7 +224,7 @@ pub(crate) async fn update(
     if !state.db().update_connection(state.key(), &c).await? {
         return Err(ApiError::NotFound(format!("no connection `{}`", c.conn_id)));
     }
-    Ok(Json(connection(&c)))
+    Ok(Json(connection(&c, &Origin::Database)))
 }
 
 #[utoipa::path(
@@ -218,6 +238,7 @@ pub(crate) async fn update(
         (status = 204),
         crate::models::Refused,
         crate::models::Missing,
+        (status = 409, description = "defined by the cluster", body = crate::models::Problem),
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -227,6 +248,7 @@ pub(crate) async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !state.db().delete_connection(&id).await? {
+        managed_elsewhere(&state, &id)?;
         return Err(ApiError::NotFound(format!("no connection `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)

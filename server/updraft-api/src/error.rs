@@ -67,6 +67,17 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// A connection or variable from the cluster that cannot be read is the operator's to fix (422;
+/// its message names the variable or file, never the value); the database's errors as usual.
+impl From<updraft_secrets::SecretsError> for ApiError {
+    fn from(error: updraft_secrets::SecretsError) -> Self {
+        match error {
+            updraft_secrets::SecretsError::Db(e) => e.into(),
+            invalid @ updraft_secrets::SecretsError::Invalid { .. } => ApiError::Unprocessable(invalid.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

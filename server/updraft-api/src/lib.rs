@@ -74,6 +74,9 @@ pub struct ApiConfig {
     pub secure_cookies: bool,
     /// The DAGs folder, where `POST /api/updraft/dags` writes new DAG files (absent: 404).
     pub dags_dir: Option<PathBuf>,
+    /// Where connections and variables come from besides the database (the environment's
+    /// `UPDRAFT_CONN_*`/`UPDRAFT_VAR_*`, mounted Secret directories).
+    pub secret_sources: updraft_secrets::Sources,
 }
 
 /// The state every handler shares: cheap to clone.
@@ -83,7 +86,7 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     db: Db,
-    key: EncryptionKey,
+    secrets: updraft_secrets::Secrets,
     tokens: Tokens,
     logs: TaskLogs,
     dummy_hash: String,
@@ -99,9 +102,10 @@ struct Inner {
 impl AppState {
     pub fn new(db: Db, config: ApiConfig) -> Result<AppState, ApiError> {
         let dummy_hash = hash_password("updraft: timing equaliser for unknown users")?;
+        let secrets = updraft_secrets::Secrets::new(db.clone(), config.encryption_key, config.secret_sources);
         Ok(AppState(Arc::new(Inner {
             db,
-            key: config.encryption_key,
+            secrets,
             tokens: Tokens::new(&config.jwt_secret, config.token_lifetime),
             logs: config.logs,
             dummy_hash,
@@ -128,7 +132,12 @@ impl AppState {
     }
 
     fn key(&self) -> &EncryptionKey {
-        &self.0.key
+        self.0.secrets.key()
+    }
+
+    /// Connections and variables from every source.
+    fn secrets(&self) -> &updraft_secrets::Secrets {
+        &self.0.secrets
     }
 
     fn logs(&self) -> &TaskLogs {

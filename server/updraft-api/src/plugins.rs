@@ -1,6 +1,7 @@
-//! `/api/updraft/plugins`: the operators this server knows (built-in and the plugins folder)
-//! with their parameter schemas; an admin uploads a `.wasm` component (validated exactly as the
-//! scheduler loads it, 422 with the reason otherwise) or deletes one from the plugins folder.
+//! `/api/updraft/plugins`: the operators of the deployment (built-in, and the plugin store in
+//! the metadata database that every scheduler, API server and task pod reads) with their
+//! parameter schemas; an admin uploads a `.wasm` component (validated exactly as the scheduler
+//! loads it, 422 with the reason otherwise) into the store, or deletes one from it.
 //!
 //! The plugin host (wasmtime) stays out of this crate: the binary hands the API a
 //! [`PluginStore`]. Without one, these routes answer 404.
@@ -16,7 +17,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::auth::{Admin, Viewer};
+use crate::auth::{Admin, Allowed, Viewer};
 use crate::error::ApiError;
 use crate::extract::ApiPath;
 
@@ -29,7 +30,7 @@ pub enum PluginError {
     /// The upload is not an operator the server would load.
     #[error("{0}")]
     Invalid(String),
-    /// No such plugin file (built-ins cannot be deleted).
+    /// No such stored plugin (built-ins cannot be deleted).
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -48,12 +49,13 @@ impl From<PluginError> for ApiError {
 
 /// The operator plugins of the server, as the binary provides them.
 pub trait PluginStore: Send + Sync + std::fmt::Debug {
-    /// `{"operators": [{name, version, summary, capabilities, params_schema, source, sha256}],
-    /// "invalid": [{path, reason}]}`.
+    /// `{"operators": [{name, version, summary, capabilities, params_schema, source, origin,
+    /// sha256, installed_by, installed_at}], "invalid": [{path, reason}]}`.
     fn list(&self) -> BoxFuture<'_, Result<Value, PluginError>>;
-    /// Validates a component and installs it into the plugins folder; returns its entry.
-    fn install(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Value, PluginError>>;
-    /// Removes the plugin file that provides `name`.
+    /// Validates a component and makes it the current version of its operator in the plugin
+    /// store, recording `installed_by`; returns its entry.
+    fn install<'a>(&'a self, bytes: Vec<u8>, installed_by: &'a str) -> BoxFuture<'a, Result<Value, PluginError>>;
+    /// Removes operator `name` from the plugin store.
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PluginError>>;
 }
 
@@ -97,14 +99,14 @@ pub(crate) async fn list(_: Viewer, State(state): State<AppState>) -> Result<Jso
     security(("bearer" = []), ("session" = []))
 )]
 pub(crate) async fn upload(
-    _: Admin,
+    Allowed(caller): Admin,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if body.is_empty() {
         return Err(ApiError::Unprocessable("the body must be a .wasm component".into()));
     }
-    Ok((StatusCode::CREATED, Json(store(&state)?.install(body.to_vec()).await?)))
+    Ok((StatusCode::CREATED, Json(store(&state)?.install(body.to_vec(), &caller.username).await?)))
 }
 
 #[utoipa::path(

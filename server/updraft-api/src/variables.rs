@@ -1,12 +1,16 @@
 //! `/variables`: create, read, update, delete. Values are encrypted at rest; a listing shows
-//! `***` for every value (only `GET /variables/{key}` returns one), and only `op` and `admin`
-//! may touch variables at all, as in Airflow.
+//! `***` for every value (only `GET /variables/{key}` returns one, and never one from the
+//! cluster: `UPDRAFT_VAR_*` and the Secret directory stay secrets), and only `op` and `admin`
+//! may touch variables at all, as in Airflow. A variable the cluster defines is changed there
+//! (409 here).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+
+use updraft_secrets::Origin;
 
 use crate::AppState;
 use crate::auth::Op;
@@ -30,12 +34,23 @@ pub(crate) struct Body {
     description: Option<String>,
 }
 
-fn variable(key: &str, value: &str, description: Option<&str>) -> VariableResponse {
+fn variable(key: &str, value: &str, description: Option<&str>, origin: &Origin) -> VariableResponse {
     VariableResponse {
         key: key.to_owned(),
-        value: value.to_owned(),
+        value: if origin.is_managed() { value.to_owned() } else { "***".to_owned() },
         description: description.map(str::to_owned),
         is_encrypted: true,
+        source: Some(origin.kind().to_owned()),
+    }
+}
+
+/// 409 for a variable the cluster defines: the API changes only the database's.
+fn managed_elsewhere(state: &AppState, key: &str) -> Result<(), ApiError> {
+    match state.secrets().cluster_origin_of_variable(key) {
+        Some(origin) => Err(ApiError::Conflict(format!(
+            "variable `{key}` is defined by the {origin}, which wins over the database: change it there"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -58,6 +73,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
         (status = 200, description = "values shown as ***", body = VariableCollection),
         crate::models::Refused,
         crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -67,9 +83,10 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<VariableCollection>, ApiError> {
     let page = params.page()?;
-    let rows = state.db().list_variables().await?;
+    let rows = state.secrets().variables().await?;
     let total = rows.len();
-    let variables = paginate(rows, page).iter().map(|(k, d)| variable(k, "***", d.as_deref())).collect();
+    let variables =
+        paginate(rows, page).iter().map(|(k, d, origin)| variable(k, "***", d.as_deref(), origin)).collect();
     Ok(Json(VariableCollection { variables, total_entries: total }))
 }
 
@@ -88,6 +105,7 @@ async fn description(state: &AppState, key: &str) -> Result<Option<Option<String
         (status = 200, body = VariableResponse),
         crate::models::Refused,
         crate::models::Missing,
+        crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -96,13 +114,10 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<VariableResponse>, ApiError> {
-    let value = state
-        .db()
-        .get_variable(state.key(), &key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no variable `{key}`")))?;
-    let description = description(&state, &key).await?.flatten();
-    Ok(Json(variable(&key, &value, description.as_deref())))
+    let (value, origin) =
+        state.secrets().variable(&key).await?.ok_or_else(|| ApiError::NotFound(format!("no variable `{key}`")))?;
+    let description = if origin.is_managed() { description(&state, &key).await?.flatten() } else { None };
+    Ok(Json(variable(&key, &value, description.as_deref(), &origin)))
 }
 
 /// 201, or 409 if the key exists (PATCH changes it).
@@ -125,8 +140,9 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<Body>,
 ) -> Result<(StatusCode, Json<VariableResponse>), ApiError> {
     check_key(&body.key)?;
+    managed_elsewhere(&state, &body.key)?;
     state.db().create_variable(state.key(), &body.key, &body.value, body.description.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref()))))
+    Ok((StatusCode::CREATED, Json(variable(&body.key, &body.value, body.description.as_deref(), &Origin::Database))))
 }
 
 #[utoipa::path(
@@ -141,6 +157,7 @@ pub(crate) async fn create(
         (status = 200, body = VariableResponse),
         crate::models::Refused,
         crate::models::Missing,
+        (status = 409, description = "defined by the cluster", body = crate::models::Problem),
         crate::models::Unfit,
     ),
     security(("bearer" = []), ("session" = []))
@@ -154,11 +171,12 @@ pub(crate) async fn update(
     if body.key != key {
         return Err(ApiError::BadRequest(format!("the body's key `{}` is not the path's `{key}`", body.key)));
     }
+    managed_elsewhere(&state, &key)?;
     if description(&state, &key).await?.is_none() {
         return Err(ApiError::NotFound(format!("no variable `{key}`")));
     }
     state.db().set_variable(state.key(), &key, &body.value, body.description.as_deref()).await?;
-    Ok(Json(variable(&key, &body.value, body.description.as_deref())))
+    Ok(Json(variable(&key, &body.value, body.description.as_deref(), &Origin::Database)))
 }
 
 #[utoipa::path(
@@ -172,6 +190,7 @@ pub(crate) async fn update(
         (status = 204),
         crate::models::Refused,
         crate::models::Missing,
+        (status = 409, description = "defined by the cluster", body = crate::models::Problem),
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -181,6 +200,7 @@ pub(crate) async fn delete(
     ApiPath(key): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !state.db().delete_variable(&key).await? {
+        managed_elsewhere(&state, &key)?;
         return Err(ApiError::NotFound(format!("no variable `{key}`")));
     }
     Ok(StatusCode::NO_CONTENT)

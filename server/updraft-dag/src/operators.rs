@@ -59,6 +59,19 @@ pub fn check_operators(dag: &Dag, catalog: &Catalog) -> Vec<Diagnostic> {
             continue;
         };
         if task.sql.is_some() {
+            // The SQL and the connection become the operator's params when the task runs: a
+            // connection it requires must be named now, not found missing at run time.
+            if task.connection.is_none() && requires(schema, "connection") {
+                diagnostics.push(
+                    Diagnostic::error(
+                        at,
+                        format!("task `{}` runs SQL with operator `{}` but names no connection", task.id, task.operator),
+                    )
+                    .with_help(
+                        "add `connection: NAME` to the task, or to `defaults:` for every task of the DAG (`updraft connections list` shows the connections)",
+                    ),
+                );
+            }
             continue;
         }
         let params = serde_json::Value::Object(task.params.clone());
@@ -70,6 +83,11 @@ pub fn check_operators(dag: &Dag, catalog: &Catalog) -> Vec<Diagnostic> {
         }
     }
     diagnostics
+}
+
+/// Whether a JSON Schema lists `key` among its required properties.
+fn requires(schema: &serde_json::Value, key: &str) -> bool {
+    schema.get("required").and_then(serde_json::Value::as_array).is_some_and(|r| r.iter().any(|k| k == key))
 }
 
 #[cfg(test)]
@@ -98,9 +116,21 @@ mod tests {
             "dag: d\ntasks:\n  - {id: a, operator: sleeep}\n  - {id: b, operator: sleep, params: {secs: 1}}\n  - {id: c, operator: sleep, params: {seconds: '{{ params.n }}'}}\n  - {id: q, sql: 'select 1', params: {n: 3}}\n",
         );
         let messages: Vec<String> = check_operators(&d, &catalog()).iter().map(ToString::to_string).collect();
-        assert_eq!(messages.len(), 3, "{messages:#?}");
+        assert_eq!(messages.len(), 4, "{messages:#?}");
         assert!(messages[0].starts_with("d.yaml:3:10: error: task `a` uses operator `sleeep`, which is not installed\n  help: did you mean `sleep`?"), "{}", messages[0]);
         assert!(messages[1].contains("task `b`: param \"seconds\": is required"), "{}", messages[1]);
         assert!(messages[2].contains("task `b`: param \"secs\""), "{}", messages[2]);
+        assert_eq!(
+            messages[3],
+            "d.yaml:6:10: error: task `q` runs SQL with operator `sql` but names no connection\n  help: add `connection: NAME` to the task, or to `defaults:` for every task of the DAG (`updraft connections list` shows the connections)"
+        );
+    }
+
+    #[test]
+    fn a_connection_in_defaults_or_on_the_task_satisfies_sql_tasks() {
+        let d = dag(
+            "dag: d\ndefaults: {connection: warehouse}\ntasks:\n  - {id: a, sql: 'select 1'}\n  - {id: b, sql: 'select 2', connection: other}\n",
+        );
+        assert!(check_operators(&d, &catalog()).is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! The metadata database: DAGs, runs, task instances, logs locations, XComs, pools, variables,
-//! connections (encrypted at rest), accounts and scheduler heartbeats.
+//! connections (encrypted at rest), accounts, scheduler heartbeats and the operator plugins
+//! every process of a deployment shares.
 //!
 //! One code path serves both backends: SQLite (a file, WAL mode; the embedded default) and
 //! PostgreSQL (production, several schedulers). Queries are written once in the SQL both accept
@@ -11,6 +12,7 @@ pub mod clean;
 mod crypto;
 pub mod dags;
 pub mod demo;
+pub mod plugins;
 pub mod requests;
 pub mod results;
 pub mod runs;
@@ -33,10 +35,10 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// Errors of the metadata database, each saying what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error(
-        "cannot connect to the metadata database {url}: {source}; check UPDRAFT__DATABASE__URL (or --data-dir) and that the database is running"
-    )]
-    Connect { url: String, source: sqlx::Error },
+    /// The explanation is the whole message: the cause is not chained again, so that a
+    /// report prints it once.
+    #[error("cannot connect to the metadata database {url} (UPDRAFT__DATABASE__URL, or --data-dir): {reason}")]
+    Connect { url: String, reason: String },
     #[error("unsupported database URL {0}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
     #[error("migrating the metadata database failed: {0}")]
@@ -80,19 +82,7 @@ pub struct Db {
     backend: Backend,
 }
 
-/// Hides the password of a database URL for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use updraft_sqlconn::redact;
 
 /// The URL of the embedded SQLite database in a data folder.
 pub fn sqlite_url(data_dir: &Path) -> String {
@@ -100,8 +90,9 @@ pub fn sqlite_url(data_dir: &Path) -> String {
 }
 
 impl Db {
-    /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode with a busy
-    /// timeout, so readers never block the writer.
+    /// Connects to `url` (`sqlite://…` or `postgres://…`, with TLS as its `sslmode` and
+    /// `sslrootcert` say). SQLite runs in WAL mode with a busy timeout, so readers never block
+    /// the writer.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -122,7 +113,14 @@ impl Db {
                     Ok(())
                 })
             });
-        let pool = options.connect(url).await.map_err(|source| DbError::Connect { url: redact(url), source })?;
+        // One connection on its own first: a pool retries a refused connection until its
+        // acquire timeout and then reports only that it timed out.
+        let connect_error = |e: updraft_sqlconn::ConnectError| DbError::Connect { url: redact(url), reason: e.reason };
+        updraft_sqlconn::probe(url, Duration::from_secs(15)).await.map_err(connect_error)?;
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|e| DbError::Connect { url: redact(url), reason: updraft_sqlconn::explain(url, &e).reason })?;
         Ok(Db { pool, backend })
     }
 

@@ -21,6 +21,9 @@ pub const RUN_ID: &str = "updraft.dev/run-id";
 pub const TRY_NUMBER: &str = "updraft.dev/try-number";
 pub const RUN_PK: &str = "updraft.dev/run-pk";
 pub const TASK_INDEX: &str = "updraft.dev/task-index";
+/// Annotation naming the content hash of the operator plugin version the try runs (when it
+/// is a stored plugin, not a built-in).
+pub const PLUGIN_SHA256: &str = "updraft.dev/plugin-sha256";
 /// Annotation counting the pods launched for one try (0 for the first; see `launch`).
 pub const LAUNCH: &str = "updraft.dev/launch";
 /// The name of the container that runs the worker (the first container).
@@ -34,14 +37,17 @@ const NAME_HASH_LEN: usize = 10;
 /// Hex digits of the hash appended to a label value that had to change.
 const LABEL_HASH_LEN: usize = 9;
 
-/// The exact identity of a try, as written in its pod's annotations. Labels are lossy
-/// (sanitised, cut); this is what identity is rebuilt from.
+/// The exact identity of a try, as written in its pod's annotations, and the plugin version it
+/// was dispatched with. Labels are lossy (sanitised, cut); this is what identity is rebuilt
+/// from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodIdentity {
     pub dag_id: String,
     pub task_id: String,
     pub run_id: String,
     pub key: TryKey,
+    /// The content hash of the stored operator version the worker must run.
+    pub plugin_sha256: Option<String>,
 }
 
 impl PodIdentity {
@@ -51,6 +57,7 @@ impl PodIdentity {
             task_id: item.task_id.clone(),
             run_id: item.run_id.clone(),
             key: item.key.clone(),
+            plugin_sha256: item.plugin_sha256.clone(),
         }
     }
 
@@ -67,6 +74,7 @@ impl PodIdentity {
                 task_index: get(TASK_INDEX)?.parse().ok()?,
                 try_number: get(TRY_NUMBER)?.parse().ok()?,
             },
+            plugin_sha256: get(PLUGIN_SHA256),
         })
     }
 }
@@ -145,9 +153,10 @@ pub struct PodSettings<'a> {
     pub scheduler_id: &'a str,
 }
 
-/// The worker's arguments for a try: `tasks run DAG TASK RUN --try N`.
+/// The worker's arguments for a try: `tasks run DAG TASK RUN --try N`, plus
+/// `--plugin-sha256 HASH` when the try is pinned to a stored plugin version.
 pub fn worker_args(identity: &PodIdentity) -> Vec<String> {
-    vec![
+    let mut args = vec![
         "tasks".to_owned(),
         "run".to_owned(),
         identity.dag_id.clone(),
@@ -155,7 +164,11 @@ pub fn worker_args(identity: &PodIdentity) -> Vec<String> {
         identity.run_id.clone(),
         "--try".to_owned(),
         identity.key.try_number.to_string(),
-    ]
+    ];
+    if let Some(sha256) = &identity.plugin_sha256 {
+        args.extend(["--plugin-sha256".to_owned(), sha256.clone()]);
+    }
+    args
 }
 
 /// The pod the executor generates for a try (launch `launch`), as JSON: name, namespace, the
@@ -199,7 +212,7 @@ fn labels(identity: &PodIdentity, scheduler_id: &str) -> Value {
 }
 
 fn annotations(identity: &PodIdentity, launch: u32) -> Value {
-    json!({
+    let mut annotations = json!({
         DAG_ID: identity.dag_id,
         TASK_ID: identity.task_id,
         RUN_ID: identity.run_id,
@@ -207,7 +220,11 @@ fn annotations(identity: &PodIdentity, launch: u32) -> Value {
         RUN_PK: identity.key.run_pk.to_string(),
         TASK_INDEX: identity.key.task_index.to_string(),
         LAUNCH: launch.to_string(),
-    })
+    });
+    if let Some(sha256) = &identity.plugin_sha256 {
+        annotations[PLUGIN_SHA256] = json!(sha256);
+    }
+    annotations
 }
 
 /// Whether a label or annotation key belongs to the executor (templates and overrides may not
@@ -287,6 +304,7 @@ mod tests {
             task_id: "load".into(),
             run_id: "manual__2024-01-01T00:00:00+00:00".into(),
             key: TryKey { run_pk: 42, task_index: 3, try_number: 2 },
+            plugin_sha256: None,
         };
         let command = vec!["updraft".to_owned()];
         let settings =
@@ -315,5 +333,15 @@ mod tests {
         let mut missing = annotations.clone();
         missing.remove(RUN_PK);
         assert_eq!(PodIdentity::from_annotations(&missing), None);
+
+        // A try pinned to a stored plugin version tells its worker which one, and says so.
+        let pinned = PodIdentity { plugin_sha256: Some("ab12".repeat(16)), ..identity };
+        let pod = generated_pod(&pinned, 0, &settings);
+        let args = pod["spec"]["containers"][0]["args"].as_array().expect("args").clone();
+        assert_eq!(args[args.len() - 2..], [json!("--plugin-sha256"), json!("ab12".repeat(16))]);
+        assert_eq!(pod["metadata"]["annotations"][PLUGIN_SHA256], json!("ab12".repeat(16)));
+        let annotations: BTreeMap<String, String> =
+            serde_json::from_value(pod["metadata"]["annotations"].clone()).expect("string annotations");
+        assert_eq!(PodIdentity::from_annotations(&annotations), Some(pinned));
     }
 }

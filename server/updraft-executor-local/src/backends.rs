@@ -1,23 +1,81 @@
-//! The plugin host's backends on the metadata database: XCom, variables, and connections
-//! (decrypted here, in the host, and handed to the SQL host interface as a URI; plugins only
-//! ever see the connection's name).
+//! The plugin host's backends on the metadata database: XCom, variables, connections (from
+//! the cluster's Secrets or the database, decrypted here, in the host, and handed to the SQL
+//! host interface as a URL; plugins only ever see the connection's name), and the plugin store
+//! every process of a deployment shares.
 
 use std::sync::Arc;
 
 use serde_json::Value;
-use updraft_db::{Db, EncryptionKey};
+use updraft_db::Db;
 use updraft_plugin_host::backends::{BackendResult, BoxFuture};
-use updraft_plugin_host::{Backends, Connection, ConnectionStore, TaskKey, VariableStore, XComStore};
+use updraft_plugin_host::{
+    Backends, ComponentStore, Connection, ConnectionStore, PluginUpload, StoredPlugin, TaskKey, VariableStore,
+    XComStore,
+};
+use updraft_secrets::{Secrets, uri};
 
 struct DbBackend {
     db: Db,
-    key: EncryptionKey,
+    secrets: Secrets,
 }
 
-/// Backends reading and writing `db`, with secrets decrypted by `key`.
-pub fn db_backends(db: Db, key: EncryptionKey) -> Backends {
-    let backend = Arc::new(DbBackend { db, key });
-    Backends { xcom: backend.clone(), variables: backend.clone(), connections: backend, pods: None }
+/// Backends on the metadata database; connections and variables from every source of
+/// `secrets` (the cluster's first, then the database's, decrypted here).
+pub fn db_backends(secrets: Secrets) -> Backends {
+    let plugins = db_plugin_store(secrets.db().clone());
+    let backend = Arc::new(DbBackend { db: secrets.db().clone(), secrets });
+    Backends { xcom: backend.clone(), variables: backend.clone(), connections: backend, pods: None, plugins }
+}
+
+/// The plugin store on the metadata database (for processes that need no other backend, such
+/// as the API server and `updraft plugins`).
+pub fn db_plugin_store(db: Db) -> Arc<dyn ComponentStore> {
+    Arc::new(DbPlugins(db))
+}
+
+struct DbPlugins(Db);
+
+impl ComponentStore for DbPlugins {
+    fn current(&self) -> BoxFuture<'_, BackendResult<Vec<StoredPlugin>>> {
+        Box::pin(async move {
+            let rows = self.0.plugin_versions().await.map_err(|e| e.to_string())?;
+            Ok(rows
+                .into_iter()
+                .map(|r| StoredPlugin {
+                    name: r.name,
+                    sha256: r.sha256,
+                    version: r.version,
+                    installed_by: r.installed_by,
+                    installed_at_us: r.installed_at,
+                })
+                .collect())
+        })
+    }
+
+    fn fetch<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<Option<Vec<u8>>>> {
+        Box::pin(async move { self.0.plugin_component(sha256).await.map_err(|e| e.to_string()) })
+    }
+
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<bool>> {
+        Box::pin(async move { self.0.has_plugin_component(sha256).await.map_err(|e| e.to_string()) })
+    }
+
+    fn put(&self, upload: PluginUpload) -> BoxFuture<'_, BackendResult<()>> {
+        Box::pin(async move {
+            let new = updraft_db::plugins::NewPlugin {
+                name: &upload.name,
+                version: &upload.version,
+                sha256: &upload.sha256,
+                content: &upload.bytes,
+                installed_by: &upload.installed_by,
+            };
+            self.0.put_plugin(&new).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn remove<'a>(&'a self, name: &'a str, only_if_sha256: Option<&'a str>) -> BoxFuture<'a, BackendResult<bool>> {
+        Box::pin(async move { self.0.delete_plugin(name, only_if_sha256).await.map_err(|e| e.to_string()) })
+    }
 }
 
 impl XComStore for DbBackend {
@@ -46,47 +104,9 @@ impl XComStore for DbBackend {
 impl VariableStore for DbBackend {
     fn get(&self, key: &str) -> BoxFuture<'_, BackendResult<Option<String>>> {
         let key_name = key.to_owned();
-        Box::pin(async move { self.db.get_variable(&self.key, &key_name).await.map_err(|e| e.to_string()) })
-    }
-}
-
-/// Percent-encodes the characters that would break a URI's user-info part.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The URI the SQL host interface connects with.
-pub fn connection_uri(c: &updraft_db::secrets::Connection) -> Result<String, String> {
-    match c.conn_type.as_str() {
-        "postgres" | "postgresql" => {
-            let auth = match (&c.login, &c.password) {
-                (Some(l), Some(p)) => format!("{}:{}@", escape(l), escape(p)),
-                (Some(l), None) => format!("{}@", escape(l)),
-                _ => String::new(),
-            };
-            let port = c.port.map(|p| format!(":{p}")).unwrap_or_default();
-            let db = c.schema.as_deref().map(|s| format!("/{s}")).unwrap_or_default();
-            Ok(format!("postgres://{auth}{}{port}{db}", c.host.as_deref().unwrap_or("localhost")))
-        }
-        "sqlite" => {
-            let path = c
-                .schema
-                .as_deref()
-                .or(c.host.as_deref())
-                .ok_or("a sqlite connection needs a path: sqlite:////absolute/file.db")?;
-            Ok(format!("sqlite:{path}"))
-        }
-        other => {
-            Err(format!("connection type `{other}` is not supported by the SQL operators: use postgres or sqlite"))
-        }
+        Box::pin(async move {
+            self.secrets.variable(&key_name).await.map(|v| v.map(|(value, _)| value)).map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -94,8 +114,8 @@ impl ConnectionStore for DbBackend {
     fn get(&self, name: &str) -> BoxFuture<'_, BackendResult<Option<Connection>>> {
         let name = name.to_owned();
         Box::pin(async move {
-            let stored = self.db.get_connection(&self.key, &name).await.map_err(|e| e.to_string())?;
-            stored.map(|c| connection_uri(&c).map(|uri| Connection { uri })).transpose()
+            let found = self.secrets.connection(&name).await.map_err(|e| e.to_string())?;
+            found.map(|(c, _)| uri::sql_url(&c).map(|uri| Connection { uri })).transpose()
         })
     }
 }

@@ -6,6 +6,7 @@
 //! reported.
 
 mod backends;
+mod pin;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -17,7 +18,8 @@ use updraft_logs::{TaskLogs, TryLog};
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
 use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
-pub use backends::{connection_uri, db_backends};
+pub use backends::{db_backends, db_plugin_store};
+pub use pin::PinVersions;
 
 /// Runs tries through a plugin [`Registry`].
 pub struct LocalExecutor {
@@ -110,7 +112,8 @@ impl Executor for LocalExecutor {
         let logs = self.logs.clone();
         let runner = runtime.spawn(async move {
             let _ = events.send(WorkEvent::Started { key: item.key.clone(), hostname });
-            let outcome = match registry.get(&item.operator) {
+            // The version the try was dispatched with, even if another has replaced it since.
+            let outcome = match registry.resolve(&item.operator, item.plugin_sha256.as_deref()).await {
                 Err(error) => {
                     let message = format!("operator `{}` is not available: {error}", item.operator);
                     append(&item.log_path, &format!("[Error] {message}\n"));

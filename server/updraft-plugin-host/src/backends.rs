@@ -1,9 +1,9 @@
-//! What the host interfaces read and write outside the plugin: XCom values, Variables,
-//! Connections and pods. The scheduler implements these traits on the metadata database (and
-//! the Kubernetes API, for pods); the in-memory implementations here serve tests and
-//! `updraft dags test`.
+//! What the host reads and writes outside the plugin: XCom values, Variables, Connections and
+//! pods for the host interfaces, and the deployment's plugin store for the registry. The
+//! scheduler implements these traits on the metadata database (and the Kubernetes API, for
+//! pods); the in-memory implementations here serve tests and commands without a database.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -121,6 +121,49 @@ pub trait PodLauncher: Send + Sync {
     ) -> BoxFuture<'a, Result<PodEnd, PodError>>;
 }
 
+/// The version an operator name points to in the plugin store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPlugin {
+    pub name: String,
+    /// SHA-256 of the component's bytes, lowercase hex: what identifies a version.
+    pub sha256: String,
+    /// The version the component describes itself with.
+    pub version: String,
+    /// Who made it current: an API user's name, `cli USER@HOST`, or `folder PATH on HOST`.
+    pub installed_by: String,
+    /// When it was made current, in microseconds since the Unix epoch.
+    pub installed_at_us: i64,
+}
+
+/// A validated component to store and make the current version of its operator.
+#[derive(Debug, Clone)]
+pub struct PluginUpload {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+    pub installed_by: String,
+}
+
+/// The deployment's plugin store: components kept by content hash, and the version each
+/// operator name points to now. Every process of a deployment (schedulers, API servers, task
+/// pods) reads the same store, so a plugin installed through any of them runs everywhere. A
+/// replaced version's bytes must stay fetchable: a try dispatched with it still runs it.
+pub trait ComponentStore: Send + Sync {
+    /// The current version of every stored operator. Called every second by each registry,
+    /// so it must be cheap (no component bytes).
+    fn current(&self) -> BoxFuture<'_, BackendResult<Vec<StoredPlugin>>>;
+    /// The bytes of the component with this hash, current or not.
+    fn fetch<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<Option<Vec<u8>>>>;
+    /// Whether the component with this hash was ever stored.
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<bool>>;
+    /// Stores the component (once per hash) and points its name at it.
+    fn put(&self, upload: PluginUpload) -> BoxFuture<'_, BackendResult<()>>;
+    /// Removes operator `name`; with `only_if_sha256`, only while it still points to that
+    /// component. Returns whether it was removed.
+    fn remove<'a>(&'a self, name: &'a str, only_if_sha256: Option<&'a str>) -> BoxFuture<'a, BackendResult<bool>>;
+}
+
 /// The backends a runtime uses.
 #[derive(Clone)]
 pub struct Backends {
@@ -130,6 +173,8 @@ pub struct Backends {
     /// Pods for operators with the `kubernetes` capability; `None` when the server has no
     /// cluster configured.
     pub pods: Option<Arc<dyn PodLauncher>>,
+    /// Where the registry finds the deployment's plugins and installs new ones.
+    pub plugins: Arc<dyn ComponentStore>,
 }
 
 impl Backends {
@@ -141,6 +186,7 @@ impl Backends {
             variables: m.variables.clone(),
             connections: m.connections.clone(),
             pods: None,
+            plugins: m.plugins.clone(),
         };
         (b, m)
     }
@@ -152,6 +198,7 @@ pub struct MemoryBackends {
     pub xcom: Arc<MemoryXCom>,
     pub variables: Arc<MemoryMap>,
     pub connections: Arc<MemoryMap>,
+    pub plugins: Arc<MemoryComponents>,
 }
 
 /// In-memory XCom keyed by (dag, run, task, key).
@@ -210,5 +257,93 @@ impl ConnectionStore for MemoryMap {
     fn get(&self, name: &str) -> BoxFuture<'_, BackendResult<Option<Connection>>> {
         let v = self.lookup(name).map(|uri| Connection { uri });
         Box::pin(async move { Ok(v) })
+    }
+}
+
+/// An in-memory plugin store, for tests and for commands that run without a database.
+#[derive(Default)]
+pub struct MemoryComponents(Mutex<MemoryComponentsState>);
+
+#[derive(Default)]
+struct MemoryComponentsState {
+    components: HashMap<String, Vec<u8>>,
+    current: BTreeMap<String, StoredPlugin>,
+    /// Counts `current` calls, so tests can see a registry poll.
+    polls: u64,
+    /// When set, every call fails with this message (a database that went away).
+    failing: Option<String>,
+}
+
+impl MemoryComponents {
+    fn state(&self) -> std::sync::MutexGuard<'_, MemoryComponentsState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many times the current versions were listed.
+    pub fn polls(&self) -> u64 {
+        self.state().polls
+    }
+
+    /// Makes every call fail with `message` (`None`: work again), as an unreachable database.
+    pub fn fail_with(&self, message: Option<&str>) {
+        self.state().failing = message.map(str::to_owned);
+    }
+
+    fn check(&self) -> BackendResult<std::sync::MutexGuard<'_, MemoryComponentsState>> {
+        let state = self.state();
+        match &state.failing {
+            Some(message) => Err(message.clone()),
+            None => Ok(state),
+        }
+    }
+}
+
+impl ComponentStore for MemoryComponents {
+    fn current(&self) -> BoxFuture<'_, BackendResult<Vec<StoredPlugin>>> {
+        let listed = self.check().map(|mut s| {
+            s.polls += 1;
+            s.current.values().cloned().collect()
+        });
+        Box::pin(async move { listed })
+    }
+
+    fn fetch<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<Option<Vec<u8>>>> {
+        let bytes = self.check().map(|s| s.components.get(sha256).cloned());
+        Box::pin(async move { bytes })
+    }
+
+    fn contains<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, BackendResult<bool>> {
+        let found = self.check().map(|s| s.components.contains_key(sha256));
+        Box::pin(async move { found })
+    }
+
+    fn put(&self, upload: PluginUpload) -> BoxFuture<'_, BackendResult<()>> {
+        let done = self.check().map(|mut s| {
+            let installed_at_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            let stored = StoredPlugin {
+                name: upload.name.clone(),
+                sha256: upload.sha256.clone(),
+                version: upload.version,
+                installed_by: upload.installed_by,
+                installed_at_us,
+            };
+            s.components.entry(upload.sha256).or_insert(upload.bytes);
+            s.current.insert(upload.name, stored);
+        });
+        Box::pin(async move { done })
+    }
+
+    fn remove<'a>(&'a self, name: &'a str, only_if_sha256: Option<&'a str>) -> BoxFuture<'a, BackendResult<bool>> {
+        let removed = self.check().map(|mut s| {
+            let matches = s.current.get(name).is_some_and(|p| only_if_sha256.is_none_or(|h| p.sha256 == h));
+            if matches {
+                s.current.remove(name);
+            }
+            matches
+        });
+        Box::pin(async move { removed })
     }
 }

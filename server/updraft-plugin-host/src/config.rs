@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Limits applied to every task try. Defaults suit SQL-driving operators; raise them per
 /// deployment, not per plugin.
@@ -60,8 +60,10 @@ mod secs {
     }
 }
 
-/// What one plugin may use. Nothing is granted unless listed ("*" grants all of a kind).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// What one plugin may use, and its own limits (the `[plugins.NAME]` tables of the server's
+/// configuration). Nothing is granted unless listed ("*" grants all of a kind); a limit left
+/// out is the deployment's ([`Limits`]).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Grants {
     /// Connections the plugin may run SQL on.
@@ -73,7 +75,27 @@ pub struct Grants {
     /// Kubernetes namespaces the plugin may run pods in (`""` or the server's namespace
     /// name for the configured one).
     pub kubernetes_namespaces: Vec<String>,
+    /// Linear memory one instance of this plugin may grow to, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// CPU time a try of this plugin may use, in milliseconds (0: no budget beyond the timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cpu_ms: Option<u64>,
+    /// Deadline, in seconds, of a try of this plugin whose task sets no `execution_timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
 }
+
+/// The keys a `[plugins.NAME]` table may hold, for messages and for the environment form.
+pub const GRANT_KEYS: &[&str] = &[
+    "connections",
+    "allow_http_hosts",
+    "variables",
+    "kubernetes_namespaces",
+    "memory_bytes",
+    "max_cpu_ms",
+    "timeout_seconds",
+];
 
 impl Grants {
     /// Everything: for trusted in-house plugins.
@@ -84,6 +106,7 @@ impl Grants {
             allow_http_hosts: star.clone(),
             variables: star.clone(),
             kubernetes_namespaces: star,
+            ..Self::default()
         }
     }
 
@@ -119,9 +142,33 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Grants per plugin name (`[plugins.NAME]`).
     pub plugins: BTreeMap<String, Grants>,
+    /// A PEM file of CA certificates the `http` capability trusts besides the platform's root
+    /// certificates (`[http] extra_ca_file`), for services signed by a private CA.
+    pub http_extra_ca_file: Option<PathBuf>,
 }
 
 impl HostConfig {
+    /// The most memory any plugin may have: the instance pool's slot size.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.plugins.values().filter_map(|g| g.memory_bytes).fold(self.limits.memory_bytes, u64::max)
+    }
+
+    /// The limits a try of a plugin with `grants` runs under: the deployment's, with the
+    /// plugin's own where it has them.
+    pub fn limits_for(&self, grants: &Grants) -> Limits {
+        let mut limits = self.limits.clone();
+        if let Some(bytes) = grants.memory_bytes {
+            limits.memory_bytes = bytes;
+        }
+        if let Some(ms) = grants.max_cpu_ms {
+            limits.max_cpu_ms = ms;
+        }
+        if let Some(seconds) = grants.timeout_seconds {
+            limits.default_timeout = Duration::from_secs(seconds);
+        }
+        limits
+    }
+
     /// The grants of plugin `name`. The built-in `sql` and `sql_sensor` may use every
     /// connection unless configured otherwise, as Airflow's SQL operators may: the DAG names
     /// the connection, and the built-ins are part of the server. The built-in

@@ -29,6 +29,12 @@ pub enum Error {
     /// `updraft plugins new` could not create the crate.
     #[error("{0}")]
     Scaffold(String),
+    /// The plugin store (the metadata database) failed or holds something unusable.
+    #[error("plugin store: {0}")]
+    Store(String),
+    /// The host's configuration is unusable (for example an unreadable CA file).
+    #[error("{0}")]
+    Config(String),
     /// No plugin of that name is loaded.
     #[error("no operator named \"{0}\" is installed; `updraft plugins list` shows the installed ones")]
     UnknownOperator(String),

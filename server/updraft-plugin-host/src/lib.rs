@@ -6,13 +6,15 @@
 //! components. A [`Plugin`] is a validated, pre-linked component; each task try gets a fresh
 //! store and instance with a memory limit and a deadline, and ends in a typed
 //! [`TaskOutcome`]: a trap, timeout, out-of-memory or panic in a plugin fails that try and
-//! nothing else. The [`Registry`] holds the built-in operators and the plugins folder, which
-//! it watches: new or replaced `.wasm` files become available without a restart, while
-//! running tasks keep the version they started with.
+//! nothing else. The [`Registry`] holds the built-in operators and the deployment's plugin
+//! store, which it polls: a plugin installed through any process (or dropped into a plugins
+//! folder, which is imported into the store) becomes available everywhere without a restart,
+//! while running tasks keep the version they started with, and a try runs the version it was
+//! dispatched with.
 //!
-//! Host interfaces reach the rest of Updraft only through the [`backends`] traits (XCom,
-//! Variables, Connections, pods), which the scheduler implements on the metadata database
-//! and the Kubernetes API.
+//! Host interfaces and the registry reach the rest of Updraft only through the [`backends`]
+//! traits (XCom, Variables, Connections, pods, the plugin store), which the scheduler
+//! implements on the metadata database and the Kubernetes API.
 
 pub mod backends;
 mod bindings;
@@ -20,6 +22,7 @@ mod builtins;
 mod cache;
 pub mod config;
 mod error;
+mod folder;
 mod host;
 mod outcome;
 mod plugin;
@@ -29,16 +32,16 @@ mod runtime;
 pub mod scaffold;
 
 pub use backends::{
-    Backends, Connection, ConnectionStore, PodDeletePolicy, PodEnd, PodError, PodLaunch, PodLauncher, PodLogSink,
-    TaskKey, VariableStore, XComStore,
+    Backends, ComponentStore, Connection, ConnectionStore, PluginUpload, PodDeletePolicy, PodEnd, PodError, PodLaunch,
+    PodLauncher, PodLogSink, StoredPlugin, TaskKey, VariableStore, XComStore,
 };
 pub use builtins::builtin_names;
 pub use cache::CacheStatus;
 pub use config::{Grants, HostConfig, Limits};
 pub use error::Error;
 pub use outcome::{LogLevel, LogLine, TaskOutcome, TaskReport};
-pub use plugin::{Descriptor, Plugin, PluginSource};
-pub use registry::{FileStatus, PluginFile, Registry};
+pub use plugin::{Descriptor, Installed, Plugin, PluginSource, short_hash};
+pub use registry::{FileStatus, PluginFile, Registry, StoreError};
 pub use run::TaskContext;
 pub use runtime::Runtime;
 

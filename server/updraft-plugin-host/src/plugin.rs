@@ -25,6 +25,19 @@ pub enum PluginSource {
     Builtin,
     /// A `.wasm` file (in the plugins folder, or validated from anywhere).
     File(PathBuf),
+    /// The deployment's plugin store (the metadata database). `installed` says who made it
+    /// the current version and when; it is `None` for an earlier version that a try was
+    /// dispatched with.
+    Store { installed: Option<Installed> },
+}
+
+/// Who made a stored plugin the current version of its operator, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Installed {
+    /// An API user's name, `cli USER@HOST`, or `folder PATH on HOST`.
+    pub by: String,
+    /// Microseconds since the Unix epoch.
+    pub at_us: i64,
 }
 
 /// What a plugin says about itself.
@@ -55,6 +68,13 @@ pub struct Plugin {
     pub(crate) pre: OperatorPre<HostState>,
 }
 
+impl Plugin {
+    /// What this plugin was granted (and its own limits), from the configuration.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+}
+
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
@@ -62,6 +82,23 @@ impl std::fmt::Debug for Plugin {
             .field("source", &self.source)
             .field("sha256", &self.sha256)
             .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The same compiled component from another source: a stored version whose entry changed
+    /// (installed again by someone else), or a folder file once it is in the store.
+    pub(crate) fn with_source(&self, source: PluginSource) -> Arc<Plugin> {
+        Arc::new(Plugin {
+            descriptor: self.descriptor.clone(),
+            source,
+            sha256: self.sha256.clone(),
+            size_bytes: self.size_bytes,
+            cache: self.cache,
+            load_time: self.load_time,
+            grants: self.grants.clone(),
+            pre: self.pre.clone(),
+        })
     }
 }
 
@@ -78,17 +115,23 @@ fn malformed_reason(header: &[u8], error: &wasmtime::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The first 12 hex digits of a content hash, enough to tell versions apart in messages.
+pub fn short_hash(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
+}
+
 /// How long `describe` may take.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Runtime {
     /// Compiles (or loads from the cache), links and describes a component.
     pub async fn load(&self, bytes: Vec<u8>, source: PluginSource) -> Result<Arc<Plugin>, Error> {
+        let sha256 = cache::content_hash(&bytes);
         let origin = match &source {
             PluginSource::Builtin => "built-in operator".to_owned(),
             PluginSource::File(p) => p.display().to_string(),
+            PluginSource::Store { .. } => format!("stored component {}", short_hash(&sha256)),
         };
-        let sha256 = cache::content_hash(&bytes);
         let header: Vec<u8> = bytes.iter().take(8).copied().collect();
         let size_bytes = bytes.len();
         let engine = self.engine.clone();

@@ -77,10 +77,11 @@ impl Runtime {
     /// does ends in the report's outcome, with the reason in its log.
     pub async fn run(&self, plugin: &Arc<Plugin>, ctx: &TaskContext) -> TaskReport {
         let started = Instant::now();
-        let timeout = ctx.execution_timeout.unwrap_or(self.config.limits.default_timeout);
+        let limits = self.config.limits_for(&plugin.grants);
+        let timeout = ctx.execution_timeout.unwrap_or(limits.default_timeout);
         let name = &plugin.descriptor.name;
         let mut store = self.new_store(name, plugin.grants.clone(), ctx.key(), timeout, ctx.log_file.as_deref());
-        let max_cpu_ms = self.config.limits.max_cpu_ms;
+        let max_cpu_ms = limits.max_cpu_ms;
         if max_cpu_ms > 0 {
             let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
             store.data_mut().cpu_budget_ticks = max_cpu_ms.div_ceil(tick_ms);
@@ -111,7 +112,7 @@ impl Runtime {
             Err(_) => TaskOutcome::TimedOut { after: timeout },
             Ok(Err(_)) if state.timed_out => TaskOutcome::TimedOut { after: timeout },
             Ok(Err(_)) if state.cpu_exhausted => {
-                TaskOutcome::CpuExhausted { budget: Duration::from_millis(self.config.limits.max_cpu_ms) }
+                TaskOutcome::CpuExhausted { budget: Duration::from_millis(max_cpu_ms) }
             }
             Ok(Err(_)) if state.limiter.exceeded.is_some() => {
                 let (limit_bytes, requested_bytes) = state.limiter.exceeded.unwrap_or_default();

@@ -37,7 +37,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        let http = HttpClient::new().map_err(Error::Engine)?;
+        let http = HttpClient::new(config.http_extra_ca_file.as_deref())?;
         let services = Arc::new(Services { backends, sql: SqlPools::default(), http, limits: config.limits.clone() });
         let stop_ticker = Arc::new(AtomicBool::new(false));
         // An OS thread, not a tokio task: it must tick even when every worker is busy running
@@ -107,7 +107,7 @@ fn engine_config(config: &HostConfig) -> Config {
         .total_memories(n)
         .total_tables(n.saturating_mul(4))
         .total_stacks(n)
-        .max_memory_size(usize::try_from(config.limits.memory_bytes).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(config.max_memory_bytes()).unwrap_or(usize::MAX));
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .epoch_interruption(true)

@@ -188,6 +188,18 @@ fn fingerprint(root: &Path) -> u64 {
     hash.finish()
 }
 
+/// A hash of the operators and their params schemas.
+fn catalog_fingerprint(catalog: &updraft_dag::operators::Catalog) -> u64 {
+    let mut hash = Fnv::new();
+    for (name, schema) in catalog {
+        hash.write(name.as_bytes());
+        hash.write(&[0]);
+        hash.write(schema.to_string().as_bytes());
+        hash.write(&[0]);
+    }
+    hash.finish()
+}
+
 fn source_hash(dag: &updraft_dag::Dag) -> String {
     let mut hash = Fnv::new();
     let mut mix = |s: &str| {
@@ -456,7 +468,12 @@ impl Engine {
         }
         self.last_parse = Some(Instant::now());
         let folder = self.config.dags_folder.clone();
-        let current = tokio::task::spawn_blocking(move || fingerprint(&folder)).await.unwrap_or(0);
+        let mut current = tokio::task::spawn_blocking(move || fingerprint(&folder)).await.unwrap_or(0);
+        // A plugin installed or removed changes which DAGs are valid: parse again then too.
+        let catalog = self.config.catalog.as_ref().map(|c| (c.0)());
+        if let Some(catalog) = &catalog {
+            current ^= catalog_fingerprint(catalog);
+        }
         if self.fingerprint != Some(current) {
             self.fingerprint = Some(current);
             let parse_started = Instant::now();
@@ -464,12 +481,11 @@ impl Engine {
             let mut bag = tokio::task::spawn_blocking(move || updraft_dagbag::load(&folder, Options::default()))
                 .await
                 .unwrap_or_default();
-            if let Some(catalog) = &self.config.catalog {
-                let catalog = (catalog.0)();
+            if let Some(catalog) = &catalog {
                 let (good, bad): (Vec<_>, Vec<_>) = std::mem::take(&mut bag.dags)
                     .into_iter()
                     .map(|d| {
-                        let problems = updraft_dag::operators::check_operators(&d.dag, &catalog);
+                        let problems = updraft_dag::operators::check_operators(&d.dag, catalog);
                         (d, problems)
                     })
                     .partition(|(_, problems)| problems.is_empty());
@@ -1225,6 +1241,8 @@ pub fn work_item(loaded: &LoadedDag, t: u32, row: &RunRow, key: TryKey, log_path
         execution_timeout: task.execution_timeout,
         log_path,
         kubernetes: task.kubernetes.clone(),
+        // The executor (`PinVersions` in a scheduler) pins it when the try is dispatched.
+        plugin_sha256: None,
     })
 }
 

@@ -32,6 +32,10 @@ pub struct WorkItem {
     pub log_path: PathBuf,
     /// The task's `kubernetes:` block (pod overrides for the kubernetes executor).
     pub kubernetes: Option<serde_json::Value>,
+    /// The content hash of the operator plugin's version the try was dispatched with, which it
+    /// runs even if the operator is replaced before it starts; `None` for a built-in operator
+    /// (the binary is its version).
+    pub plugin_sha256: Option<String>,
 }
 
 /// How a try ended, as the scheduler needs to know it.

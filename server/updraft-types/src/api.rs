@@ -267,6 +267,10 @@ pub struct VariableResponse {
     pub value: String,
     pub description: Option<String>,
     pub is_encrypted: bool,
+    /// Updraft's: where the variable comes from (`environment`, `directory` or `database`);
+    /// the value of one from the cluster is never returned (`***`).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -289,6 +293,10 @@ pub struct ConnectionResponse {
     pub port: Option<i32>,
     pub password: Option<String>,
     pub extra: Option<String>,
+    /// Updraft's: where the connection comes from (`environment`, `directory` or `database`);
+    /// only a `database` one can be changed through the API.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

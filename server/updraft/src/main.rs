@@ -37,9 +37,12 @@ struct Cli {
 fn parse() -> anyhow::Result<Cli> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut command = Cli::command();
-    if let Some(path) = cmd::config::locate(&args) {
-        command = cmd::config::apply(command, &cmd::config::read(&path)?)?;
-    }
+    let config = match cmd::config::locate(&args) {
+        Some(path) => cmd::config::read(&path)?,
+        None => cmd::config::Config::default(),
+    };
+    command = cmd::config::apply(command, &config.settings)?;
+    cmd::config::init_plugin_grants(&config.plugins)?;
     let matches = command.get_matches_from(args);
     match Cli::from_arg_matches(&matches) {
         Ok(cli) => Ok(cli),
@@ -96,7 +99,7 @@ fn main() -> ExitCode {
         Command::Db(command) => cmd::db::run(command),
         Command::Variables(command) => cmd::variables::run(command),
         Command::Connections(command) => cmd::connections::run(command),
-        Command::Plugins(command) => cmd::plugins::run(command),
+        Command::Plugins(command) => cmd::plugins::run(command, cmd::config::grants()),
         Command::Pools(command) => cmd::pools::run(command),
         Command::Scheduler(args) => cmd::scheduler::scheduler(args),
         Command::Standalone(args) => cmd::standalone::standalone(args),

@@ -1,6 +1,6 @@
 //! The `updraft` binary, run as a user runs it: exit codes and output of `dags list|validate|show`
 //! on the examples, on every invalid fixture under `tests/fixtures/invalid`, on hostile files,
-//! and on the 10,000-task seed workload.
+//! and on the 10,000-task seed workload; the database, secrets and plugins commands.
 
 mod common;
 
@@ -205,10 +205,48 @@ fn db_migrate_and_check_on_the_embedded_default() {
     for _ in 0..2 {
         let out = updraft_env(&["db", "migrate", "--data-dir", data], &[]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout).trim(), "schema at version 3, current");
+        assert_eq!(text(&out.stdout).trim(), "schema at version 4, current");
     }
     let out = updraft_env(&["db", "check", "--wait", "5", "--data-dir", data], &[]);
     assert!(out.status.success());
+    // A bare `--wait`, as the product reference writes it (300 s), returns at once when current.
+    let out = updraft_env(&["db", "check", "--wait", "--data-dir", data], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).trim().ends_with(", current"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn db_check_says_what_it_waits_for_and_gives_up_when_the_time_is_up() {
+    // A host that does not resolve: every attempt fails at once, with the reason.
+    let url = "postgres://postgres:secret@updraft-db.invalid:5432/updraft";
+    let env = [("UPDRAFT__DATABASE__URL", url)];
+    let started = std::time::Instant::now();
+    let out = updraft_env(&["db", "check", "--wait", "2"], &env);
+    let elapsed = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        elapsed >= std::time::Duration::from_secs(2) && elapsed < std::time::Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    let reason = "cannot connect to the metadata database postgres://postgres:***@updraft-db.invalid:5432/updraft";
+    assert!(lines[0].starts_with(&format!("waiting for the metadata database (0 s of 2 s): {reason}")), "{stderr}");
+    // The same reason is said once, not every half second, and no password ever.
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[1].starts_with(&format!("error: gave up after 2 s: {reason}")), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+
+    // Without --wait, one look and the error.
+    let out = updraft_env(&["db", "check"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with(&format!("error: {reason}")), "{}", text(&out.stderr));
+    // A URL no wait can fix fails at once.
+    let started = std::time::Instant::now();
+    let out = updraft_env(&["db", "check", "--wait"], &[("UPDRAFT__DATABASE__URL", "mysql://x@y/z")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(text(&out.stderr).contains("unsupported database URL"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -258,6 +296,59 @@ fn secrets_commands_on_postgres_never_print_passwords() {
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
         .arg(format!("DROP DATABASE {name} WITH (FORCE)"))
         .output();
+}
+
+#[test]
+fn connections_and_variables_from_the_environment_and_a_secret_directory_win_and_stay_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data").display().to_string();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("connections/..data")).expect("a Secret volume's bookkeeping");
+    std::fs::create_dir_all(secrets.join("variables")).expect("dir");
+    std::fs::write(secrets.join("connections/reports"), "postgres://rep:filepass@reports-db:5432/r\n").expect("w");
+    std::fs::write(secrets.join("variables/threshold"), "0.25\n").expect("w");
+    let (connections_dir, variables_dir) =
+        (secrets.join("connections").display().to_string(), secrets.join("variables").display().to_string());
+    let env = [
+        ("UPDRAFT__CORE__DATA_DIR", data.as_str()),
+        ("UPDRAFT__SECRETS__CONNECTIONS_DIR", connections_dir.as_str()),
+        ("UPDRAFT__SECRETS__VARIABLES_DIR", variables_dir.as_str()),
+        (
+            "UPDRAFT_CONN_WAREHOUSE",
+            r#"{"conn_type": "postgres", "host": "wh-db", "login": "etl", "password": "envpass"}"#,
+        ),
+        ("UPDRAFT_VAR_REGION", "eu-west-1"),
+    ];
+    let run = |args: &[&str]| updraft_env(args, &env);
+    assert!(run(&["db", "migrate"]).status.success());
+    // A SQLite connection's relative path is stored absolute (every process finds the file).
+    let out = run(&["connections", "add", "local", "--conn-uri", "sqlite:///warehouse/local.db"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let absolute = workspace().join("warehouse/local.db");
+    assert!(text(&out.stdout).contains(&absolute.display().to_string()), "{}", text(&out.stdout));
+    let out = run(&["connections", "list"]);
+    let listed = text(&out.stdout);
+    assert!(listed.starts_with("ID\tURI\tSOURCE\n"), "{listed}");
+    assert!(
+        listed.contains("warehouse\tpostgres://etl:***@wh-db\tenvironment variable UPDRAFT_CONN_WAREHOUSE"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("reports\tpostgres://rep:***@reports-db:5432/r\tfile {connections_dir}/reports")),
+        "{listed}"
+    );
+    assert!(listed.contains("local\tsqlite://") && listed.contains("metadata database"), "{listed}");
+    let out = run(&["connections", "delete", "warehouse"]);
+    assert!(text(&out.stderr).contains("comes from the environment variable UPDRAFT_CONN_WAREHOUSE: remove it there"));
+    assert_eq!(text(&run(&["variables", "get", "region"]).stdout).trim(), "eu-west-1");
+    assert_eq!(text(&run(&["variables", "get", "threshold"]).stdout).trim(), "0.25");
+    let variables = text(&run(&["variables", "list"]).stdout);
+    assert!(variables.contains("region\tenvironment variable UPDRAFT_VAR_REGION"), "{variables}");
+    for output in [listed, variables] {
+        for secret in ["envpass", "filepass", "eu-west-1", "0.25"] {
+            assert!(!output.contains(secret), "{secret} printed: {output}");
+        }
+    }
 }
 
 #[test]
@@ -378,4 +469,134 @@ fn standalone_creates_an_admin_once_and_serves_the_api() {
     assert!(out.status.success());
     let printed = std::fs::read_to_string(dir.path().join("second.txt")).expect("stdout");
     assert!(!printed.contains("password"), "the password is printed only once: {printed}");
+}
+
+fn guest(stem: &str) -> PathBuf {
+    Path::new(updraft_plugin_host::GUEST_DIR).join(format!("{stem}.wasm"))
+}
+
+#[test]
+fn plugins_commands_manage_the_plugin_store_of_the_metadata_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let v1 = guest("fixture_versioned_v1");
+    let v1 = v1.to_str().expect("utf-8");
+    let plugins = |args: &[&str]| {
+        let mut all = vec!["plugins"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data]);
+        updraft_env(&all, &[])
+    };
+
+    // The store is in the metadata database: without one, the commands say what to do.
+    let out = plugins(&["install", v1]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = text(&out.stderr);
+    assert!(error.contains("operator plugins are kept in the metadata database"), "{error}");
+    assert!(error.contains("run `updraft db migrate`"), "{error}");
+    let unreachable = updraft_env(
+        &["plugins", "list", "--data-dir", data],
+        &[("UPDRAFT__DATABASE__URL", "postgres://postgres@127.0.0.1:1/nowhere")],
+    );
+    assert_eq!(unreachable.status.code(), Some(1));
+    let error = text(&unreachable.stderr);
+    assert!(
+        error.contains("cannot connect to the metadata database postgres://postgres@127.0.0.1:1/nowhere"),
+        "{error}"
+    );
+    assert!(error.contains("UPDRAFT__DATABASE__URL"), "{error}");
+    let out = updraft_env(&["db", "migrate", "--data-dir", data], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // validate needs no database.
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"nope").expect("write");
+    let bad = bad.to_str().expect("utf-8");
+    assert!(updraft(&["plugins", "validate", v1]).status.success());
+    let out = updraft(&["plugins", "validate", v1, bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("invalid: ") && text(&out.stdout).contains("bad.wasm"), "{}", text(&out.stdout));
+
+    // install writes the store (not a folder) and says so, also from standard input (what
+    // `kubectl exec -i … -- updraft plugins install /dev/stdin < FILE` does); a bad file is
+    // refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args(["plugins", "install", "/dev/stdin", "--data-dir", data])
+        .env_remove("UPDRAFT__DATABASE__URL")
+        .stdin(std::fs::File::open(v1).expect("fixture"))
+        .output()
+        .expect("runs updraft");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.starts_with("installed versioned 1.0.0 (sha256 ") && said.contains("into the plugin store"), "{said}");
+    let out = plugins(&["install", v1]);
+    assert_eq!(text(&out.stdout), said, "installing the same file again changes nothing but who installed it");
+    assert!(!Path::new(data).join("plugins").exists());
+    let out = plugins(&["install", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a valid WebAssembly component"), "{}", text(&out.stderr));
+
+    // list and inspect say where each operator comes from.
+    let out = plugins(&["list", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let find = |listed: &serde_json::Value, name: &str| {
+        listed["operators"].as_array().and_then(|o| o.iter().find(|o| o["name"] == name).cloned())
+    };
+    let versioned = find(&listed, "versioned").expect("listed");
+    assert_eq!(versioned["origin"], "store");
+    assert!(versioned["installed_by"].as_str().is_some_and(|b| b.starts_with("cli ")), "{versioned}");
+    assert_eq!(versioned["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(find(&listed, "sql").expect("built-in")["origin"], "builtin");
+    let out = plugins(&["inspect", "versioned"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for line in ["name:         versioned", "version:      1.0.0", "source:       store ", "installed by: cli "] {
+        assert!(shown.contains(line), "{line:?} in:\n{shown}");
+    }
+    let out = plugins(&["inspect", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no operator named \"nope\""), "{}", text(&out.stderr));
+
+    // The drop-in folder: a valid file is imported, an invalid one makes `list` exit 1.
+    let folder = Path::new(data).join("plugins");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::copy(guest("fixture_caps"), folder.join("caps.wasm")).expect("copy");
+    std::fs::write(folder.join("broken.wasm"), b"\0asm broken").expect("write");
+    let out = plugins(&["list"]);
+    assert_eq!(out.status.code(), Some(1), "an invalid file makes `list` exit 1");
+    let table = text(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("caps ") && l.contains("store ")), "{table}");
+    assert!(table.contains("INVALID ") && table.contains("broken.wasm"), "{table}");
+    std::fs::remove_file(folder.join("broken.wasm")).expect("rm");
+    let out = plugins(&["inspect", "caps", "--output", "json"]);
+    let caps: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(caps["installed_by"].as_str().is_some_and(|b| b.starts_with("folder ")), "{caps}");
+
+    // `dags validate` checks operators against the store too, when a database is configured.
+    let dag = "tests/fixtures/scheduler/plugin_store.yaml";
+    let out = updraft_env(&["dags", "validate", dag, "--data-dir", data], &[]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let elsewhere = dir.path().join("no-database");
+    let out = updraft_env(&["dags", "validate", dag, "--data-dir", elsewhere.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("uses operator `versioned`, which is not installed"), "{}", text(&out.stderr));
+    assert!(!elsewhere.exists(), "validate creates no database");
+
+    // delete removes from the store; built-ins stay.
+    let out = plugins(&["delete", "versioned"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = plugins(&["delete", "versioned"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no operator `versioned` in the plugin store"), "{}", text(&out.stderr));
+    let out = plugins(&["delete", "noop"]);
+    assert!(text(&out.stderr).contains("`noop` is a built-in operator"), "{}", text(&out.stderr));
+    let listed: serde_json::Value =
+        serde_json::from_slice(&plugins(&["list", "--output", "json"]).stdout).expect("JSON");
+    assert!(find(&listed, "versioned").is_none() && find(&listed, "noop").is_some());
+
+    let out = updraft(&["plugins", "new", "hello_op", "--dir", dir.path().to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("hello_op/src/lib.rs").is_file());
 }

@@ -1,7 +1,8 @@
 //! The kubernetes executor end to end: `updraft scheduler --executor kubernetes` against the
 //! faithful Kubernetes API test server (`tests/kube-test-server`), whose simulated kubelet runs
 //! each task pod as a real `updraft tasks run` process, on the PostgreSQL at 127.0.0.1:5432.
-//! The scheduler's ServiceAccount is authorised by the Role in `k8s/base/rbac.yaml`.
+//! The scheduler's ServiceAccount is authorised by the Role in `k8s/base/rbac.yaml`. A plugin
+//! uploaded through `updraft api-server` reaches those task pods through the plugin store.
 
 mod common;
 
@@ -34,7 +35,19 @@ impl Cluster {
 
     /// A cluster whose scheduler reads `tests/fixtures/scheduler/FILE`.
     fn with_dags(name: &str, file: &str) -> Cluster {
+        Cluster::with_dags_and_env(name, file, &[])
+    }
+
+    /// [`Cluster::with_dags`], with more environment variables in the task pods' template.
+    fn with_dags_and_env(name: &str, file: &str, pod_env: &[(&str, &str)]) -> Cluster {
+        Cluster::build(name, file, pod_env, None)
+    }
+
+    /// [`Cluster::with_dags_and_env`], with task pods using the data folder `pod_data` (under
+    /// the cluster's folder) instead of the scheduler's.
+    fn build(name: &str, file: &str, pod_env: &[(&str, &str)], pod_data: Option<&str>) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
+        let pod_data = pod_data.map_or_else(|| dir.path().to_owned(), |d| dir.path().join(d));
         let db = format!("updraft_k8s_{name}_{}", std::process::id());
         let out = psql(&format!("CREATE DATABASE {db}"), "postgres");
         assert!(out.status.success(), "PostgreSQL must run at 127.0.0.1:5432: {}", text(&out.stderr));
@@ -56,11 +69,12 @@ impl Cluster {
         // folder (logs) and the DAGs, as env from Secrets and volumes would.
         let template = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: placeholder}}\nspec:\n  containers:\n    - name: base\n      image: updraft/worker:dev\n      env:\n        - {{name: UPDRAFT__DATABASE__URL, value: \"{url}\"}}\n        - {{name: UPDRAFT__CORE__DATA_DIR, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__DAGS_FOLDER, value: \"{}\"}}\n        - {{name: UPDRAFT__CORE__ENCRYPTION_KEY, value: \"{KEY}\"}}\n        - {{name: UPDRAFT__KUBERNETES__KUBECONFIG, value: \"{}\"}}\n",
-            dir.path().display(),
+            pod_data.display(),
             dags.display(),
             worker_kubeconfig.display()
         );
-        std::fs::write(dir.path().join("pod-template.yaml"), template).expect("template");
+        let extra: String = pod_env.iter().map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n")).collect();
+        std::fs::write(dir.path().join("pod-template.yaml"), template + &extra).expect("template");
         let cluster = Cluster { dir, db, url, fake, dags: dags_file, metrics_port: free_port() };
         let out = cluster.command(&["db", "migrate"]).output().expect("migrate");
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -258,4 +272,194 @@ fn the_kubernetes_pod_operator_runs_images_streams_their_logs_and_cleans_up() {
     assert_eq!(kept[0]["metadata"]["annotations"]["updraft.dev/task-id"], "exits_3");
     let name = kept[0]["metadata"]["name"].as_str().unwrap_or_default();
     assert!(exits.contains(name), "the log names the kept pod {name}:\n{exits}");
+}
+
+/// `METHOD path` on 127.0.0.1:`port` over plain HTTP/1.1 with a body: the status and the body.
+fn http_send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+#[test]
+fn a_plugin_uploaded_through_one_api_server_runs_in_task_pods_of_a_scheduler_elsewhere() {
+    // Three processes, three data folders, one database: the API server (api/), the scheduler
+    // (the cluster's folder) and the task pods (pods/).
+    let cluster = Cluster::build("store", "plugin_store.yaml", &[], Some("pods"));
+    let api_data = cluster.dir.path().join("api");
+    let out = cluster
+        .command(&["users", "create", "--username", "ops", "--role", "admin", "--password", "store-test-pw"])
+        .output()
+        .expect("users create");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let port = free_port();
+    let mut api = cluster
+        .command(&["api-server", "--port", &port.to_string()])
+        .env("UPDRAFT__CORE__DATA_DIR", &api_data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts the API server");
+    let scheduler = cluster.scheduler();
+    let mut token = String::new();
+    wait_for("the API server to issue a token", Duration::from_secs(60), || {
+        let credentials = br#"{"username": "ops", "password": "store-test-pw"}"#;
+        let Ok((201, body)) =
+            http_send(port, "POST", "/auth/token", &[("Content-Type", "application/json")], credentials)
+        else {
+            return false;
+        };
+        token = serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        true
+    });
+    // The upload as the guides show it: curl with the component as the body.
+    let upload = |stem: &str| {
+        let file = std::path::Path::new(updraft_plugin_host::GUEST_DIR).join(format!("{stem}.wasm"));
+        let out = Command::new("curl")
+            .args(["-s", "-X", "POST", &format!("localhost:{port}/api/updraft/plugins")])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "Content-Type: application/wasm", "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let entry: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert!(entry["name"] == "versioned", "{entry}");
+        entry
+    };
+
+    // Version 1 is uploaded while the scheduler runs; the DAG that uses it, an import error
+    // until then, becomes valid without touching its file.
+    wait_for("the DAG to be an import error while its operator is missing", Duration::from_secs(60), || {
+        cluster.sql("SELECT count(*) FROM import_error WHERE message LIKE '%operator `versioned`%'") == "1"
+    });
+    let v1 = upload("fixture_versioned_v1");
+    assert_eq!((&v1["version"], &v1["installed_by"]), (&serde_json::json!("1.0.0"), &serde_json::json!("ops")));
+    let v1_sha = v1["sha256"].as_str().expect("sha256").to_owned();
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster
+            .command(&["dags", "trigger", "plugin_store", "--run-id", "r1"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+
+    // The try is dispatched with version 1; its pod waits in ContainerCreating while version 2
+    // replaces the operator.
+    let mut pod = serde_json::Value::Null;
+    wait_for("the try's pod to be created", Duration::from_secs(60), || {
+        pod = cluster.fake.pods("updraft").into_iter().next().unwrap_or_default();
+        pod["status"]["containerStatuses"][0]["state"]["waiting"].is_object()
+    });
+    let args = pod["spec"]["containers"][0]["args"].as_array().cloned().unwrap_or_default();
+    assert_eq!(args[args.len() - 2..], [serde_json::json!("--plugin-sha256"), serde_json::json!(v1_sha)], "{pod}");
+    let v2 = upload("fixture_versioned_v2");
+    assert_eq!(v2["version"], "2.0.0");
+    let pod = cluster.fake.pods("updraft").into_iter().next().expect("the pod is still there");
+    assert!(
+        pod["status"]["containerStatuses"][0]["state"]["waiting"].is_object(),
+        "the worker has not started yet: {}",
+        pod["status"]
+    );
+    wait_for("r1 to succeed", Duration::from_secs(120), || {
+        cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r1'") == "success"
+    });
+    let output = |run: &str| {
+        cluster.sql(&format!(
+            "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.run_pk \
+             WHERE r.run_id = '{run}' AND x.task_id = 'pinned' AND x.key = 'return_value'"
+        ))
+    };
+    assert_eq!(output("r1"), "\"1.0.0\"", "the try ran the version it was dispatched with");
+    let log_path = cluster.dir.path().join("pods/logs/dag_id=plugin_store/run_id=r1/task_id=pinned/attempt=1.log");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
+    assert!(log.contains("versioned 1.0.0: success"), "{log}");
+
+    // The next run runs version 2. The task pods compiled the components into their own cache.
+    let out = cluster.command(&["dags", "trigger", "plugin_store", "--run-id", "r2"]).output().expect("trigger");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("r2 to succeed", Duration::from_secs(120), || {
+        cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r2'") == "success"
+    });
+    assert_eq!(output("r2"), "\"2.0.0\"");
+    let cached: Vec<String> = std::fs::read_dir(cluster.dir.path().join("pods/cache"))
+        .expect("the task pods' cache")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(cached.iter().any(|c| c.starts_with(&v1_sha)), "{cached:?}");
+    assert!(!api_data.join("plugins/versioned.wasm").exists(), "uploads go to the store, not a folder");
+
+    // `updraft plugins list` from any machine with the database shows where it comes from.
+    let out = cluster
+        .command(&["plugins", "list", "--output", "json"])
+        .env("UPDRAFT__CORE__DATA_DIR", cluster.dir.path().join("cli"))
+        .output()
+        .expect("plugins list");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let versioned = listed["operators"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "versioned"));
+    let versioned = versioned.expect("listed");
+    assert_eq!(
+        (&versioned["origin"], &versioned["installed_by"]),
+        (&serde_json::json!("store"), &serde_json::json!("ops"))
+    );
+    assert_eq!(versioned["sha256"], v2["sha256"]);
+    stop(scheduler);
+    let _ = api.kill();
+    let _ = api.wait();
+}
+
+#[test]
+fn grants_from_the_pods_configuration_file_and_environment_reach_the_task_pod() {
+    let server = common::HttpsServer::start();
+    // What a platform team ships to task pods: the grant in the mounted updraft.toml, the CA
+    // bundle's path in the environment.
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("updraft.toml");
+    std::fs::write(&config, format!("[plugins.http]\nallow_http_hosts = [\"127.0.0.1:{}\"]\n", server.port))
+        .expect("config");
+    let (config, ca) = (config.display().to_string(), server.ca.display().to_string());
+    let cluster = Cluster::with_dags_and_env(
+        "grants",
+        "https_pod.yaml",
+        &[("UPDRAFT_CONFIG", &config), ("UPDRAFT__HTTP__EXTRA_CA_FILE", &ca)],
+    );
+    let scheduler = cluster.scheduler();
+    let conf = format!("{{\"base\": \"https://127.0.0.1:{}\"}}", server.port);
+    wait_for("the scheduler to register the DAG", Duration::from_secs(60), || {
+        cluster
+            .command(&["dags", "trigger", "https_pod", "--run-id", "r4", "--conf", &conf])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    wait_for("the run to end", Duration::from_secs(120), || {
+        matches!(cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r4'").as_str(), "success" | "failed")
+    });
+    stop(scheduler);
+    let log =
+        std::fs::read_to_string(cluster.dir.path().join("logs/dag_id=https_pod/run_id=r4/task_id=call/attempt=1.log"))
+            .unwrap_or_default();
+    assert_eq!(cluster.sql("SELECT state FROM dag_run WHERE run_id = 'r4'"), "success", "{log}");
+    assert!(log.contains("-> 200"), "{log}");
+    assert_eq!(cluster.fake.created_pods().len(), 1, "the try ran in a pod");
 }

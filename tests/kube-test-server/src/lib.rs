@@ -7,6 +7,7 @@
 //! [`FakeKube::write_kubeconfig`] (kube-rs and `kubectl` both read it) and steers it with the test
 //! hooks on [`FakeKube`]: compaction, closing watches, fault injection, quota, unschedulable node.
 
+mod admission;
 mod api;
 mod gate;
 mod kubelet;
@@ -51,6 +52,14 @@ pub struct FakeKubeConfig {
     pub image_pull_backoff_after: Duration,
     /// Namespaces that exist at start.
     pub namespaces: Vec<String>,
+    /// Gives containers the pod's volumes, as a kubelet does: each container runs in a private
+    /// mount namespace whose root is the host's, with `configMap`, `secret`, `projected`,
+    /// `downwardAPI`, `emptyDir` and `persistentVolumeClaim` volumes mounted at their
+    /// `mountPath` (read-only where asked), the root read-only under `readOnlyRootFilesystem`,
+    /// and the ServiceAccount token at `/var/run/secrets/kubernetes.io/serviceaccount` unless
+    /// `automountServiceAccountToken` is false. Needs root and util-linux's `unshare`. Off by
+    /// default: containers then share the host's filesystem and volumes are ignored.
+    pub mount_volumes: bool,
 }
 
 impl Default for FakeKubeConfig {
@@ -64,8 +73,15 @@ impl Default for FakeKubeConfig {
             kubelet_step: Duration::from_millis(20),
             image_pull_backoff_after: Duration::from_millis(300),
             namespaces: vec!["default".to_owned(), "kube-system".to_owned(), "updraft".to_owned()],
+            mount_volumes: false,
         }
     }
+}
+
+/// Parses YAML text with one or more documents (a `kubectl kustomize` rendering) into JSON
+/// values, skipping empty documents.
+pub fn parse_manifests(yaml: &str) -> Result<Vec<Value>, Error> {
+    rbac::parse_yaml("<manifests>", yaml)
 }
 
 /// The project's `k8s/base` folder, the default source of RBAC manifests.
@@ -118,6 +134,22 @@ impl Shared {
     pub(crate) fn store(&self) -> MutexGuard<'_, store::Store> {
         lock(&self.store)
     }
+
+    /// The data of ConfigMap `namespace/name`, if registered. Every namespace has
+    /// `kube-root-ca.crt` (the server's CA, as the cluster publishes it) unless a test
+    /// registered its own.
+    pub(crate) fn config_map(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let registered = lock(&self.config_maps).get(&(namespace.to_owned(), name.to_owned())).cloned();
+        registered.or_else(|| {
+            (name == admission::ROOT_CA_CONFIG_MAP)
+                .then(|| BTreeMap::from([("ca.crt".to_owned(), tls::CA_PEM.to_owned())]))
+        })
+    }
+
+    /// The data of Secret `namespace/name`, if registered.
+    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        lock(&self.secrets).get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
 }
 
 /// Locks a mutex, ignoring poisoning: a panicking test thread must not wedge the server.
@@ -134,9 +166,12 @@ impl FakeKube {
             None => rbac::Rbac::default(),
         };
         let store = store::Store::new(config.history_limit);
+        let kubelet = kubelet::Kubelet::new(config.max_running_processes, config.mount_volumes).map_err(|message| {
+            Error::Start(std::io::Error::other(format!("FakeKubeConfig::mount_volumes: {message}")))
+        })?;
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
-            kubelet: kubelet::Kubelet::new(config.max_running_processes),
+            kubelet,
             config,
             rbac: RwLock::new(rbac),
             gate: gate::Gate::default(),
@@ -271,6 +306,61 @@ impl FakeKube {
     /// Registers a ConfigMap for `configMapKeyRef` and `envFrom`, like [`FakeKube::add_secret`].
     pub fn add_config_map(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) {
         lock(&self.shared.config_maps).insert((namespace.to_owned(), name.to_owned()), data);
+    }
+
+    /// Registers every ConfigMap and Secret of a rendering (`kubectl kustomize …` output, one
+    /// or more YAML documents; Secrets' `data` is base64, `stringData` plain) and adds or
+    /// replaces its ServiceAccounts, Roles and bindings. Other kinds are ignored: Deployments
+    /// are the test's to turn into pods.
+    pub fn load_manifests(&self, yaml: &str) -> Result<(), Error> {
+        use base64::Engine as _;
+        let docs = parse_manifests(yaml)?;
+        let text_map = |value: Option<&Value>| -> BTreeMap<String, String> {
+            value
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        };
+        for doc in &docs {
+            let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+            let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            match doc.get("kind").and_then(Value::as_str) {
+                Some("ConfigMap") => self.add_config_map(namespace, name, text_map(doc.get("data"))),
+                Some("Secret") => {
+                    let mut data = BTreeMap::new();
+                    for (key, encoded) in text_map(doc.get("data")) {
+                        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|e| {
+                            Error::Manifest {
+                                path: "<load_manifests>".to_owned(),
+                                message: format!("Secret {name} key {key}: {e}"),
+                            }
+                        })?;
+                        data.insert(key, String::from_utf8_lossy(&bytes).into_owned());
+                    }
+                    // The apiserver merges stringData over data on write.
+                    data.extend(text_map(doc.get("stringData")));
+                    self.add_secret(namespace, name, data);
+                }
+                _ => {}
+            }
+        }
+        let mut rbac = self.shared.rbac.write().unwrap_or_else(PoisonError::into_inner);
+        for doc in &docs {
+            rbac.apply("<load_manifests>", doc)?;
+        }
+        Ok(())
+    }
+
+    /// The node's folder for PersistentVolumeClaim `namespace/name` (with
+    /// [`FakeKubeConfig::mount_volumes`]): what pods mounting the claim see, shared by all of
+    /// them. Created if needed, so a test can put files there before a pod starts; removed
+    /// when the server is dropped.
+    pub fn claim_dir(&self, namespace: &str, name: &str) -> Result<PathBuf, Error> {
+        let path = self.shared.kubelet.claim_dir(namespace, name);
+        std::fs::create_dir_all(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        Ok(path)
     }
 
     /// Forgets all watch history, so that any resourceVersion older than now gets 410 Expired

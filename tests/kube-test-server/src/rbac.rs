@@ -2,7 +2,7 @@
 //! ClusterRoles and their bindings loaded from YAML manifests, evaluated as the apiserver's RBAC
 //! authoriser does (a request is allowed if any rule of any role bound to the user allows it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -83,7 +83,8 @@ struct Binding {
 /// The loaded RBAC objects.
 #[derive(Debug, Default)]
 pub(crate) struct Rbac {
-    service_accounts: BTreeSet<(String, String)>,
+    /// Declared ServiceAccounts, with their `automountServiceAccountToken` if they set it.
+    service_accounts: BTreeMap<(String, String), Option<bool>>,
     /// Keyed by (kind, namespace or "", name).
     roles: BTreeMap<(String, String, String), Vec<Rule>>,
     bindings: BTreeMap<(String, String, String), Binding>,
@@ -147,7 +148,8 @@ impl Rbac {
         };
         match kind {
             "ServiceAccount" => {
-                self.service_accounts.insert((namespace, name.to_owned()));
+                let automount = doc.get("automountServiceAccountToken").and_then(Value::as_bool);
+                self.service_accounts.insert((namespace, name.to_owned()), automount);
             }
             "Role" | "ClusterRole" => {
                 let mut rules = Vec::new();
@@ -196,6 +198,12 @@ impl Rbac {
         Ok(())
     }
 
+    /// Whether ServiceAccount `namespace/name` lets pods mount its token by default (its
+    /// `automountServiceAccountToken`, true unless it says false).
+    pub(crate) fn automounts_token(&self, namespace: &str, name: &str) -> bool {
+        self.service_accounts.get(&(namespace.to_owned(), name.to_owned())).copied().flatten().unwrap_or(true)
+    }
+
     /// The user a bearer token stands for, if it is valid.
     pub(crate) fn authenticate(&self, token: &str) -> Option<User> {
         if token == ADMIN_TOKEN {
@@ -205,7 +213,7 @@ impl Rbac {
             });
         }
         let (namespace, name) = token.strip_prefix(SA_TOKEN_PREFIX)?.split_once('.')?;
-        let known = name == "default" || self.service_accounts.contains(&(namespace.to_owned(), name.to_owned()));
+        let known = name == "default" || self.service_accounts.contains_key(&(namespace.to_owned(), name.to_owned()));
         known.then(|| User {
             name: format!("system:serviceaccount:{namespace}:{name}"),
             groups: vec![

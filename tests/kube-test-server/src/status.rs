@@ -201,6 +201,10 @@ impl Cause {
         Cause { reason: "FieldValueDuplicate", field: field.into(), message: format!("Duplicate value: {value:?}") }
     }
 
+    pub(crate) fn not_found(field: impl Into<String>, value: &str) -> Cause {
+        Cause { reason: "FieldValueNotFound", field: field.into(), message: format!("Not found: {value:?}") }
+    }
+
     pub(crate) fn forbidden(field: impl Into<String>, why: &str) -> Cause {
         Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {why}") }
     }

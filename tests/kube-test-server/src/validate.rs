@@ -102,7 +102,76 @@ pub(crate) fn metadata(object: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
-fn containers(spec: &Value, field: &str, required: bool, seen: &mut Vec<String>, causes: &mut Vec<Cause>) {
+/// The pod's volumes: names present, DNS-1123 labels and unique, one source each.
+fn volumes(spec: &Value, causes: &mut Vec<Cause>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, volume) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let path = format!("spec.volumes[{i}]");
+        match volume.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            None => causes.push(Cause::required(format!("{path}.name"))),
+            Some(name) => {
+                if let Some(why) = dns1123_label_error(name) {
+                    causes.push(Cause::invalid(format!("{path}.name"), name, &why));
+                } else if names.iter().any(|n| n == name) {
+                    causes.push(Cause::duplicate(format!("{path}.name"), name));
+                }
+                names.push(name.to_owned());
+            }
+        }
+        let sources = volume.as_object().map_or(0, |v| v.keys().filter(|k| *k != "name").count());
+        if sources == 0 {
+            causes.push(Cause {
+                reason: "FieldValueRequired",
+                field: path,
+                message: "Required value: must specify a volume type".to_owned(),
+            });
+        } else if sources > 1 {
+            causes.push(Cause::forbidden(path, "may not specify more than 1 volume type"));
+        }
+    }
+    names
+}
+
+/// A container's volume mounts: a declared volume, a mount path unique in the container, a
+/// relative `subPath` without `..`.
+fn volume_mounts(container: &Value, path: &str, volumes: &[String], causes: &mut Vec<Cause>) {
+    let mut paths: Vec<&str> = Vec::new();
+    for (j, mount) in container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let at = format!("{path}.volumeMounts[{j}]");
+        match mount.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            None => causes.push(Cause::required(format!("{at}.name"))),
+            Some(name) if !volumes.iter().any(|v| v == name) => {
+                causes.push(Cause::not_found(format!("{at}.name"), name))
+            }
+            Some(_) => {}
+        }
+        match mount.get("mountPath").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+            None => causes.push(Cause::required(format!("{at}.mountPath"))),
+            Some(mount_path) => {
+                if paths.contains(&mount_path) {
+                    causes.push(Cause::invalid(format!("{at}.mountPath"), mount_path, "must be unique"));
+                }
+                paths.push(mount_path);
+            }
+        }
+        if let Some(sub_path) = mount.get("subPath").and_then(Value::as_str) {
+            if sub_path.starts_with('/') {
+                causes.push(Cause::invalid(format!("{at}.subPath"), sub_path, "must be a relative path"));
+            } else if sub_path.split('/').any(|part| part == "..") {
+                causes.push(Cause::invalid(format!("{at}.subPath"), sub_path, "must not contain '..'"));
+            }
+        }
+    }
+}
+
+fn containers(
+    spec: &Value,
+    field: &str,
+    required: bool,
+    seen: &mut Vec<String>,
+    volume_names: &[String],
+    causes: &mut Vec<Cause>,
+) {
     let list = spec.get(field).and_then(Value::as_array);
     let Some(list) = list.filter(|l| !l.is_empty()) else {
         if required {
@@ -128,6 +197,7 @@ fn containers(spec: &Value, field: &str, required: bool, seen: &mut Vec<String>,
         if image.is_none() {
             causes.push(Cause::required(format!("{path}.image")));
         }
+        volume_mounts(container, &path, volume_names, causes);
         for (j, env) in container.get("env").and_then(Value::as_array).into_iter().flatten().enumerate() {
             if env.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
                 causes.push(Cause::required(format!("{path}.env[{j}].name")));
@@ -147,8 +217,9 @@ pub(crate) fn pod(pod: &Value) -> Vec<Cause> {
     metadata(pod, &mut causes);
     let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
     let mut seen = Vec::new();
-    containers(&spec, "initContainers", false, &mut seen, &mut causes);
-    containers(&spec, "containers", true, &mut seen, &mut causes);
+    let volume_names = volumes(&spec, &mut causes);
+    containers(&spec, "initContainers", false, &mut seen, &volume_names, &mut causes);
+    containers(&spec, "containers", true, &mut seen, &volume_names, &mut causes);
     if let Some(policy) = spec.get("restartPolicy").and_then(Value::as_str)
         && !matches!(policy, "Always" | "OnFailure" | "Never")
     {
@@ -231,5 +302,32 @@ mod tests {
             {"name": "base", "image": "a"}, {"name": "base"}]}});
         let fields: Vec<_> = pod(&dup).into_iter().map(|c| c.field).collect();
         assert_eq!(fields, ["spec.containers[1].name", "spec.containers[1].image"]);
+    }
+
+    #[test]
+    fn volumes_and_their_mounts() {
+        let ok = json!({"metadata": {"name": "p"}, "spec": {
+            "volumes": [{"name": "config", "configMap": {"name": "c"}}, {"name": "data", "emptyDir": {}}],
+            "containers": [{"name": "base", "image": "busybox", "volumeMounts": [
+                {"name": "config", "mountPath": "/etc/x/x.toml", "subPath": "x.toml"},
+                {"name": "data", "mountPath": "/data"}]}]}});
+        assert!(pod(&ok).is_empty(), "{:?}", pod(&ok));
+        let bad = json!({"metadata": {"name": "p"}, "spec": {
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "data", "emptyDir": {}}, {"name": "none"}],
+            "containers": [{"name": "base", "image": "busybox", "volumeMounts": [
+                {"name": "logs", "mountPath": "/logs"},
+                {"name": "data", "mountPath": "/data", "subPath": "../up"},
+                {"name": "data", "mountPath": "/data"}]}]}});
+        let messages: Vec<String> = pod(&bad).into_iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        assert_eq!(
+            messages,
+            [
+                "spec.volumes[1].name: Duplicate value: \"data\"",
+                "spec.volumes[2]: Required value: must specify a volume type",
+                "spec.containers[0].volumeMounts[0].name: Not found: \"logs\"",
+                "spec.containers[0].volumeMounts[1].subPath: Invalid value: \"../up\": must not contain '..'",
+                "spec.containers[0].volumeMounts[2].mountPath: Invalid value: \"/data\": must be unique",
+            ]
+        );
     }
 }

@@ -144,6 +144,7 @@ async fn plugin_uploads_are_validated_and_may_exceed_the_json_body_limit() {
     let big = format!("\0asm{}", "x".repeat(2 * updraft_api::BODY_LIMIT));
     let ok = api.call(Method::POST, "/api/updraft/plugins", admin, Some(&big)).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    assert_eq!(ok.body["installed_by"], "admin-user", "the store records who uploaded it");
     api.call(Method::DELETE, "/api/updraft/plugins/nope", admin, None).await.assert_problem(StatusCode::NOT_FOUND);
 }
 

@@ -365,6 +365,69 @@ async fn variables_connections_and_pools_on(api: Api) {
 }
 
 #[tokio::test]
+async fn connections_and_variables_from_the_cluster_are_listed_with_their_source_never_changed_or_shown() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(secrets.path().join("connections")).expect("dir");
+    std::fs::create_dir_all(secrets.path().join("variables")).expect("dir");
+    std::fs::write(secrets.path().join("connections/reports"), "postgres://rep:filepass@reports-db:5432/r").expect("w");
+    std::fs::write(secrets.path().join("variables/threshold"), "0.25-from-file").expect("w");
+    let sources = updraft_secrets::Sources {
+        environment: [
+            ("UPDRAFT_CONN_WAREHOUSE".to_owned(), "postgres://etl:envpass@wh-db:5432/dw?sslmode=require".to_owned()),
+            ("UPDRAFT_VAR_REGION".to_owned(), "eu-from-env".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        connections_dir: Some(secrets.path().join("connections")),
+        variables_dir: Some(secrets.path().join("variables")),
+    };
+    let api = Api::with_sources(sources).await;
+    let op = Some(Role::Op);
+    let body = r#"{"connection_id": "local", "conn_type": "postgres", "host": "db", "password": "dbpass"}"#;
+    assert_eq!(api.call(Method::POST, "/api/v2/connections", op, Some(body)).await.status, StatusCode::CREATED);
+
+    let list = api.get("/api/v2/connections").await;
+    let sources: Vec<(String, String)> = list.body["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .map(|c| (c["connection_id"].as_str().unwrap_or("").to_owned(), c["source"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("local".into(), "database".into()),
+            ("reports".into(), "directory".into()),
+            ("warehouse".into(), "environment".into())
+        ]
+    );
+    assert_eq!(api.get("/api/v2/connections/warehouse").await.body["host"], "wh-db");
+    // A connection the cluster defines is changed there, not here.
+    let patch = r#"{"connection_id": "warehouse", "conn_type": "postgres", "host": "elsewhere"}"#;
+    let refused = api.call(Method::PATCH, "/api/v2/connections/warehouse", op, Some(patch)).await;
+    refused.assert_problem(StatusCode::CONFLICT);
+    assert!(refused.text.contains("environment variable UPDRAFT_CONN_WAREHOUSE"), "{}", refused.text);
+    api.call(Method::DELETE, "/api/v2/connections/reports", op, None).await.assert_problem(StatusCode::CONFLICT);
+    let shadow = r#"{"connection_id": "warehouse", "conn_type": "postgres", "host": "db"}"#;
+    api.call(Method::POST, "/api/v2/connections", op, Some(shadow)).await.assert_problem(StatusCode::CONFLICT);
+
+    let region = api.get("/api/v2/variables/region").await;
+    assert_eq!((region.body["value"].as_str(), region.body["source"].as_str()), (Some("***"), Some("environment")));
+    let threshold = api.get("/api/v2/variables/threshold").await;
+    assert_eq!(threshold.body["source"], "directory");
+    api.call(Method::DELETE, "/api/v2/variables/threshold", op, None).await.assert_problem(StatusCode::CONFLICT);
+    let variables = api.get("/api/v2/variables").await;
+    assert_eq!(variables.body["total_entries"], 2, "{}", variables.text);
+
+    // No value from the cluster, and no password, in any answer.
+    for answer in [list, region, threshold, variables, api.get("/api/v2/connections/reports").await] {
+        for secret in ["envpass", "filepass", "dbpass", "eu-from-env", "0.25-from-file"] {
+            assert!(!answer.text.contains(secret), "{secret} in {}", answer.text);
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
     let api = Api::new().await;
     let hash = updraft_api::hash_password("s3cret-pass").expect("hash");
@@ -409,6 +472,7 @@ async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
         plugins: None,
         secure_cookies: true,
         dags_dir: None,
+        secret_sources: updraft_secrets::Sources::default(),
     };
     let secure = updraft_api::app(updraft_api::AppState::new(api.state.db().clone(), config).expect("state"));
     let login = Request::post("/auth/login")

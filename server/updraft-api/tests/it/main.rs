@@ -72,9 +72,14 @@ fn record(dag_id: &str, tags: &str) -> DagRecord {
 impl Api {
     /// On SQLite.
     pub async fn new() -> Api {
+        Api::with_sources(updraft_secrets::Sources::default()).await
+    }
+
+    /// On SQLite, with connections and variables from `sources` too.
+    pub async fn with_sources(sources: updraft_secrets::Sources) -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = updraft_db::sqlite_url(dir.path());
-        Api::on(dir, &url, None).await
+        Api::on(dir, &url, None, sources).await
     }
 
     /// On SQLite, then on a fresh PostgreSQL database named after `test`.
@@ -89,10 +94,10 @@ impl Api {
         );
         let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         let dir = tempfile::tempdir().expect("tempdir");
-        [Api::new().await, Api::on(dir, &url, Some(name)).await]
+        [Api::new().await, Api::on(dir, &url, Some(name), updraft_secrets::Sources::default()).await]
     }
 
-    async fn on(dir: tempfile::TempDir, url: &str, postgres: Option<String>) -> Api {
+    async fn on(dir: tempfile::TempDir, url: &str, postgres: Option<String>, sources: updraft_secrets::Sources) -> Api {
         let db = Db::connect(url).await.expect("connect");
         db.migrate().await.expect("migrate");
         db.sync_dags(
@@ -139,6 +144,7 @@ impl Api {
             plugins: Some(std::sync::Arc::new(FakePlugins)),
             secure_cookies: false,
             dags_dir: Some(dir.path().join("dags")),
+            secret_sources: sources,
         };
         std::fs::create_dir_all(dir.path().join("dags")).expect("the DAGs folder");
         let state = AppState::new(db, config).expect("state");
@@ -185,10 +191,14 @@ impl updraft_api::PluginStore for FakePlugins {
         Box::pin(async { Ok(serde_json::json!({ "operators": [{ "name": "noop" }], "invalid": [] })) })
     }
 
-    fn install(&self, bytes: Vec<u8>) -> futures_util::future::BoxFuture<'_, Result<Value, updraft_api::PluginError>> {
+    fn install<'a>(
+        &'a self,
+        bytes: Vec<u8>,
+        installed_by: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Value, updraft_api::PluginError>> {
         Box::pin(async move {
             if bytes.starts_with(b"\0asm") {
-                Ok(serde_json::json!({ "name": "x", "size": bytes.len() }))
+                Ok(serde_json::json!({ "name": "x", "size": bytes.len(), "installed_by": installed_by }))
             } else {
                 Err(updraft_api::PluginError::Invalid("not a WebAssembly component".into()))
             }

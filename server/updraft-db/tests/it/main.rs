@@ -2,6 +2,7 @@
 //! (a fresh database per test, dropped afterwards). Every test runs on both backends.
 
 mod clean;
+mod plugins;
 mod support;
 
 use std::time::Duration;
@@ -29,9 +30,9 @@ async fn migrations_are_idempotent_and_checked() {
             let url = t.url.clone();
             async move { Db::wait_until_current(&url, Duration::from_secs(30)).await }
         });
-        assert_eq!(db.migrate().await.expect("migrates"), SchemaStatus::Current { version: 3 });
-        assert_eq!(db.migrate().await.expect("again"), SchemaStatus::Current { version: 3 }, "{backend:?}");
-        assert_eq!(waiter.await.expect("joins").expect("waits"), SchemaStatus::Current { version: 3 });
+        assert_eq!(db.migrate().await.expect("migrates"), SchemaStatus::Current { version: 4 });
+        assert_eq!(db.migrate().await.expect("again"), SchemaStatus::Current { version: 4 }, "{backend:?}");
+        assert_eq!(waiter.await.expect("joins").expect("waits"), SchemaStatus::Current { version: 4 });
         t.drop_db(db).await;
     }
 }

@@ -74,6 +74,7 @@ pub(crate) fn item(dir: &Path, task_id: &str, task_index: u32) -> WorkItem {
         execution_timeout: None,
         log_path: dir.join(format!("logs/task_id={task_id}/attempt=1.log")),
         kubernetes: None,
+        plugin_sha256: None,
     }
 }
 

@@ -1,26 +1,76 @@
-//! `updraft:operator/http`: outgoing HTTP, only to hosts allow-listed for the plugin.
+//! `updraft:operator/http`: outgoing HTTP and HTTPS, only to hosts allow-listed for the plugin.
 //! Redirects are not followed (a redirect could leave the allow-list); bodies are capped.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::bindings::updraft::operator::http::{Host, Request, Response};
 use crate::bindings::{ErrorCode, HostError};
+use crate::error::Error;
 
 use super::{HostState, host_error};
 
-/// The process-wide HTTP client.
+/// The process-wide HTTP client: HTTPS through rustls (ring) with the platform's verifier and
+/// root certificates, plus the CA certificates of `[http] extra_ca_file` when configured.
 pub(crate) struct HttpClient(reqwest::Client);
 
 impl HttpClient {
-    pub fn new() -> Result<Self, String> {
-        reqwest::Client::builder()
+    pub fn new(extra_ca_file: Option<&Path>) -> Result<Self, Error> {
+        // reqwest is built without a bundled provider: make ring the process default (a
+        // second call finds it installed and changes nothing).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(300))
-            .connect_timeout(Duration::from_secs(30))
-            .build()
-            .map(HttpClient)
-            .map_err(|e| e.to_string())
+            .connect_timeout(Duration::from_secs(30));
+        if let Some(path) = extra_ca_file {
+            builder = builder.tls_certs_merge(extra_cas(path)?);
+        }
+        builder.build().map(HttpClient).map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))
     }
+}
+
+/// The certificates of a PEM bundle, or an error naming the file and the setting.
+fn extra_cas(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
+    let setting = "[http] extra_ca_file (UPDRAFT__HTTP__EXTRA_CA_FILE)";
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read the CA file {} of {setting}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::Config(format!("the CA file {} of {setting} is not a PEM bundle: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!(
+            "the CA file {} of {setting} holds no certificate (-----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Says why a request failed, with its causes (a certificate problem sits deep in the chain)
+/// and, for an untrusted certificate, the setting that fixes it.
+fn explain(host: &str, error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !causes.iter().any(|c: &String| c.contains(&text)) {
+            causes.push(text);
+        }
+        source = e.source();
+    }
+    let chain = causes.join(": ");
+    let hint = if chain.contains("UnknownIssuer") || chain.contains("UnknownCA") {
+        format!(
+            "; the certificate of {host} is not signed by a CA this server trusts: add that CA to [http] extra_ca_file (UPDRAFT__HTTP__EXTRA_CA_FILE)"
+        )
+    } else if chain.contains("NotValidForName") {
+        format!("; the certificate is not valid for the name {host}: call the host by a name the certificate lists")
+    } else if chain.contains("Expired") {
+        format!("; the certificate of {host} has expired")
+    } else {
+        String::new()
+    };
+    format!("HTTP request to {host} failed: {chain}{hint}")
 }
 
 impl HostState {
@@ -47,7 +97,7 @@ impl HostState {
         if let Some(ms) = req.timeout_ms {
             builder = builder.timeout(Duration::from_millis(u64::from(ms)));
         }
-        let failed = |e: reqwest::Error| host_error(ErrorCode::Failed, format!("HTTP request to {host} failed: {e}"));
+        let failed = |e: reqwest::Error| host_error(ErrorCode::Failed, explain(&host, &e));
         let mut response = builder.send().await.map_err(failed)?;
         let status = response.status().as_u16();
         let headers = response

@@ -73,7 +73,7 @@ impl HostState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limits.memory_bytes),
+            limiter: MemoryLimiter::new(grants.memory_bytes.unwrap_or(limits.memory_bytes)),
             log: TaskLog::new(limits.max_log_bytes, live_log),
             stderr,
             timed_out: false,

@@ -1,4 +1,5 @@
-//! `updraft:operator/sql`: SQL on named connections (PostgreSQL, SQLite). The host resolves
+//! `updraft:operator/sql`: SQL on named connections (PostgreSQL, with TLS as the connection's
+//! `sslmode`/`sslrootcert` say; SQLite). The host resolves
 //! the connection, holds its credentials and pools, and returns rows as JSON objects; the
 //! plugin only ever sees the connection's name.
 
@@ -37,24 +38,32 @@ impl SqlPools {
         {
             return Ok(pool.clone());
         }
-        let failed =
-            |e: sqlx::Error| host_error(ErrorCode::Failed, format!("cannot connect to connection \"{name}\": {e}"));
+        // One probe connection first, so that a refused connection, a TLS failure or a wrong
+        // password is reported as such at once (a pool would retry it until its timeout and
+        // then say only that it timed out); then a pool that connects as tries need it.
+        let unreachable =
+            |e: updraft_sqlconn::ConnectError| host_error(ErrorCode::Failed, format!("connection \"{name}\": {e}"));
+        let invalid = |e: sqlx::Error| {
+            host_error(ErrorCode::InvalidInput, format!("connection \"{name}\": {}", updraft_sqlconn::explain(uri, &e)))
+        };
         let pool = if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
-            let p = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(uri)
-                .await
-                .map_err(failed)?;
-            Pool::Postgres(p)
+            updraft_sqlconn::probe(uri, Duration::from_secs(30)).await.map_err(unreachable)?;
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy(uri)
+                    .map_err(invalid)?,
+            )
         } else if uri.starts_with("sqlite:") {
-            let p = SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(uri)
-                .await
-                .map_err(failed)?;
-            Pool::Sqlite(p)
+            updraft_sqlconn::probe(uri, Duration::from_secs(30)).await.map_err(unreachable)?;
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy(uri)
+                    .map_err(invalid)?,
+            )
         } else {
             return Err(host_error(
                 ErrorCode::InvalidInput,

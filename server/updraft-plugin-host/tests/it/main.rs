@@ -4,18 +4,13 @@
 
 mod authoring;
 mod builtins;
-mod cli;
 mod dag;
 mod limits;
 mod registry;
 mod sql;
+mod store;
 mod support;
 
 /// The params checker of updraft-dag (`updraft_dag::params` once its lib.rs exports it).
 #[path = "../../../updraft-dag/src/params.rs"]
 mod params;
-
-/// The `updraft plugins` subcommand, compiled into this test binary.
-#[path = "../../../updraft/src/cmd/plugins.rs"]
-#[allow(dead_code)]
-mod plugins_cmd;

@@ -1,5 +1,6 @@
 //! Runtime loading: malformed files and foreign components are rejected with clear messages,
-//! a replaced plugin is picked up while running tasks keep their version, the cache works.
+//! a plugin replaced in the plugins folder is imported and picked up while running tasks keep
+//! their version, the cache works.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +74,13 @@ async fn replaced_plugin_is_picked_up_while_a_running_task_keeps_its_version() {
     let registry = Registry::new(rt.clone()).await.expect("registry");
     let v1 = registry.get("versioned").expect("v1");
     assert_eq!(v1.descriptor.version, "1.0.0");
+    // The file went into the plugin store, where every process finds it.
+    match &v1.source {
+        PluginSource::Store { installed: Some(i) } => {
+            assert!(i.by.starts_with(&format!("folder {}", file.display())), "{i:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 
     // A task starts on version 1 and runs for a second.
     let running = {

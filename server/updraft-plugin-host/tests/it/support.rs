@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
-use updraft_plugin_host::backends::MemoryBackends;
+use updraft_plugin_host::backends::{MemoryBackends, MemoryComponents};
 use updraft_plugin_host::{Backends, GUEST_DIR, HostConfig, Plugin, PluginSource, Runtime};
 
 /// The bytes of a component built by the build script (`updraft_op_noop`, `fixture_spin`, ...).
@@ -17,6 +17,13 @@ pub fn guest(stem: &str) -> Vec<u8> {
 pub fn runtime(config: HostConfig) -> (Arc<Runtime>, MemoryBackends) {
     let (backends, memory) = Backends::in_memory();
     (Runtime::new(config, backends).expect("runtime"), memory)
+}
+
+/// A runtime whose plugin store is `store`: another process of the same deployment.
+pub fn runtime_on(config: HostConfig, store: &Arc<MemoryComponents>) -> Arc<Runtime> {
+    let (mut backends, _) = Backends::in_memory();
+    backends.plugins = store.clone();
+    Runtime::new(config, backends).expect("runtime")
 }
 
 pub fn small_config() -> HostConfig {

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use updraft_api::{ApiConfig, AppState, PluginError, PluginStore};
 use updraft_db::Db;
-use updraft_plugin_host::{Backends, FileStatus, HostConfig, Plugin, PluginSource, Registry, Runtime};
+use updraft_plugin_host::{Backends, Error as PluginHostError, HostConfig, Registry, Runtime};
 
 use super::meta::{MetaArgs, runtime};
 use super::scheduler::shutdown_signal;
@@ -28,8 +28,8 @@ pub struct ServerArgs {
     /// Port of the API server.
     #[arg(long, env = "UPDRAFT__API__PORT", default_value_t = 8080)]
     pub port: u16,
-    /// Folder of third-party operator plugins, managed through `/api/updraft/plugins`
-    /// (default: DATA_DIR/plugins, the scheduler's default).
+    /// A drop-in folder of operator plugins, imported into the plugin store in the metadata
+    /// database, which `/api/updraft/plugins` manages (default: DATA_DIR/plugins).
     #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER")]
     pub plugins: Option<PathBuf>,
     /// Mark the web app's session cookie `Secure`: set it when clients reach the API over
@@ -51,13 +51,18 @@ pub struct ApiServerArgs {
     pub dags: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// A PEM file of CA certificates that HTTPS calls (here: to the remote task logs) trust
+    /// besides the platform's roots.
+    #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+    pub http_extra_ca_file: Option<PathBuf>,
 }
 
 /// `updraft api-server`.
 pub fn api_server(args: ApiServerArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = args.meta.db().await?;
-        serve(db, &args.meta, &args.server, args.dags.clone(), shutdown_signal()).await?;
+        let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
+        serve(db, &args.meta, &args.server, args.dags.clone(), logs, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -68,9 +73,10 @@ pub async fn serve(
     meta: &MetaArgs,
     server: &ServerArgs,
     dags: Option<PathBuf>,
+    logs: updraft_api::TaskLogs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (listener, state) = prepare(db, meta, server, dags).await?;
+    let (listener, state) = prepare(db, meta, server, dags, logs).await?;
     updraft_api::serve(listener, state, shutdown).await.context("serving the API")?;
     Ok(())
 }
@@ -82,15 +88,18 @@ pub async fn prepare(
     meta: &MetaArgs,
     server: &ServerArgs,
     dags: Option<PathBuf>,
+    logs: updraft_api::TaskLogs,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let config = ApiConfig {
         encryption_key: meta.encryption_key()?,
         jwt_secret: jwt_secret(meta)?,
         token_lifetime: Duration::from_secs(server.jwt_expiration_time.max(1)),
-        logs: meta.logs()?,
+        logs,
         secure_cookies: server.secure_cookies,
         dags_dir: dags,
+        secret_sources: updraft_secrets::Sources::new(meta.connections_dir.clone(), meta.variables_dir.clone()),
         plugins: Some(Arc::new(HostPlugins {
+            db: db.clone(),
             folder: server.plugins.clone().unwrap_or_else(|| meta.data_dir.join("plugins")),
             cache: meta.data_dir.join("cache"),
             registry: tokio::sync::OnceCell::new(),
@@ -123,10 +132,12 @@ fn jwt_secret(meta: &MetaArgs) -> anyhow::Result<Vec<u8>> {
     Ok(text.trim().as_bytes().to_vec())
 }
 
-/// The plugins folder through the plugin host, for `/api/updraft/plugins`. The registry (a
-/// wasmtime engine, the built-ins compiled or read from the cache) is made on first use, so an
-/// API server that is never asked about plugins never pays for it.
+/// The plugin store through the plugin host, for `/api/updraft/plugins`. The registry (a
+/// wasmtime engine, the built-ins and stored plugins compiled or read from the cache) is made
+/// on first use, so an API server that is never asked about plugins never pays for it.
 struct HostPlugins {
+    db: Db,
+    /// The drop-in folder, imported into the store like a scheduler's.
     folder: PathBuf,
     cache: PathBuf,
     registry: tokio::sync::OnceCell<Arc<Registry>>,
@@ -150,8 +161,11 @@ impl HostPlugins {
             ..Default::default()
         };
         config.limits.max_instances = 8;
-        // The API server loads plugins to describe them, never runs a task.
-        Runtime::new(config, Backends::in_memory().0).map_err(failed)
+        // The API server loads plugins to describe them, never runs a task: only the plugin
+        // store is a real backend.
+        let (mut backends, _) = Backends::in_memory();
+        backends.plugins = updraft_executor_local::db_plugin_store(self.db.clone());
+        Runtime::new(config, backends).map_err(failed)
     }
 
     async fn registry(&self) -> Result<&Arc<Registry>, PluginError> {
@@ -159,80 +173,41 @@ impl HostPlugins {
     }
 }
 
-fn entry(p: &Plugin) -> Value {
-    json!({
-        "name": p.descriptor.name,
-        "version": p.descriptor.version,
-        "summary": p.descriptor.summary,
-        "capabilities": p.descriptor.capabilities,
-        "params_schema": p.descriptor.params_schema,
-        "source": match &p.source {
-            PluginSource::Builtin => "built-in".to_owned(),
-            PluginSource::File(path) => path.display().to_string(),
-        },
-        "sha256": p.sha256,
-    })
-}
-
 impl PluginStore for HostPlugins {
     fn list(&self) -> BoxFuture<'_, Result<Value, PluginError>> {
         Box::pin(async move {
             let registry = self.registry().await?;
             registry.rescan().await;
-            let operators: Vec<Value> = registry.plugins().iter().map(|p| entry(p)).collect();
-            let invalid: Vec<Value> = registry
-                .files()
-                .into_iter()
-                .filter_map(|f| match f.status {
-                    FileStatus::Invalid { reason } => Some(json!({ "path": f.path, "reason": reason })),
-                    FileStatus::Loaded { .. } => None,
-                })
-                .collect();
-            Ok(json!({ "operators": operators, "invalid": invalid }))
+            let operators: Vec<Value> = registry.plugins().iter().map(|p| super::plugins::plugin_json(p)).collect();
+            Ok(json!({ "operators": operators, "invalid": super::plugins::problems(registry) }))
         })
     }
 
-    fn install(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Value, PluginError>> {
+    fn install<'a>(&'a self, bytes: Vec<u8>, installed_by: &'a str) -> BoxFuture<'a, Result<Value, PluginError>> {
         Box::pin(async move {
             let registry = self.registry().await?;
-            let plugin = registry
-                .runtime()
-                .load(bytes.clone(), PluginSource::File(PathBuf::from("upload.wasm")))
-                .await
-                .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
-            let name = plugin.descriptor.name.clone();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                return Err(PluginError::Invalid(format!(
-                    "operator name `{name}`: use lowercase letters, digits and _"
-                )));
-            }
-            std::fs::create_dir_all(&self.folder).map_err(failed)?;
-            // Written under another name and renamed: a watching scheduler never reads half a file.
-            let tmp = self.folder.join(format!(".{name}.wasm.partial"));
-            let dest = self.folder.join(format!("{name}.wasm"));
-            std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &dest)).map_err(failed)?;
-            registry.rescan().await;
-            let installed = registry.get(&name).map_err(failed)?;
-            Ok(entry(&installed))
+            let installed = registry.install(bytes, "upload.wasm", installed_by).await.map_err(|e| match e {
+                PluginHostError::Store(_) | PluginHostError::Engine(_) | PluginHostError::Io { .. } => failed(e),
+                invalid => PluginError::Invalid(invalid.to_string()),
+            })?;
+            Ok(super::plugins::plugin_json(&installed))
         })
     }
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PluginError>> {
         Box::pin(async move {
-            let safe =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            let file = self.folder.join(format!("{name}.wasm"));
-            if !safe || !file.is_file() {
-                let builtin = updraft_plugin_host::builtin_names().contains(&name);
-                return Err(PluginError::NotFound(if builtin {
-                    format!("`{name}` is a built-in operator: it cannot be deleted")
-                } else {
-                    format!("no plugin file for `{name}` in {}", self.folder.display())
-                }));
+            if self.db.delete_plugin(name, None).await.map_err(failed)? {
+                if let Some(registry) = self.registry.get() {
+                    registry.rescan().await;
+                }
+                return Ok(());
             }
-            std::fs::remove_file(&file).map_err(failed)?;
-            self.registry().await?.rescan().await;
-            Ok(())
+            let builtin = updraft_plugin_host::builtin_names().contains(&name);
+            Err(PluginError::NotFound(if builtin {
+                format!("`{name}` is a built-in operator: it cannot be deleted")
+            } else {
+                format!("no operator `{name}` in the plugin store")
+            }))
         })
     }
 }
@@ -241,29 +216,64 @@ impl PluginStore for HostPlugins {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn plugins_are_listed_validated_installed_and_deleted() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = HostPlugins {
-            folder: dir.path().join("plugins"),
-            cache: dir.path().join("cache"),
+    fn guest(stem: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(updraft_plugin_host::GUEST_DIR).join(format!("{stem}.wasm")))
+            .expect("fixture")
+    }
+
+    /// An API server's plugins on `db`, with a data folder of its own.
+    fn replica(db: &Db, data: &std::path::Path) -> HostPlugins {
+        HostPlugins {
+            db: db.clone(),
+            folder: data.join("plugins"),
+            cache: data.join("cache"),
             registry: tokio::sync::OnceCell::new(),
-        };
-        let bad = store.install(b"not a component".to_vec()).await;
-        assert!(matches!(bad, Err(PluginError::Invalid(_))), "{bad:?}");
-        let guest = std::path::Path::new(updraft_plugin_host::GUEST_DIR).join("fixture_versioned_v1.wasm");
-        let installed = store.install(std::fs::read(guest).expect("fixture")).await.expect("installs");
-        assert_eq!(installed["name"], "versioned");
-        assert!(dir.path().join("plugins/versioned.wasm").is_file());
-        let listed = store.list().await.expect("list");
-        let names: Vec<&str> =
-            listed["operators"].as_array().expect("operators").iter().filter_map(|o| o["name"].as_str()).collect();
-        assert!(names.contains(&"noop") && names.contains(&"versioned"), "{names:?}");
-        let noop = listed["operators"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "noop")).expect("noop");
-        assert!(noop["params_schema"].is_object(), "{noop}");
-        assert!(matches!(store.delete("noop").await, Err(PluginError::NotFound(m)) if m.contains("built-in")));
-        assert!(matches!(store.delete("../x").await, Err(PluginError::NotFound(_))));
-        store.delete("versioned").await.expect("deleted");
-        assert!(!dir.path().join("plugins/versioned.wasm").exists());
+        }
+    }
+
+    fn operator<'a>(listed: &'a Value, name: &str) -> Option<&'a Value> {
+        listed["operators"].as_array().and_then(|o| o.iter().find(|o| o["name"] == name))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uploads_reach_every_replica_through_the_store_and_are_deleted_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::connect(&updraft_db::sqlite_url(dir.path())).await.expect("db");
+        db.migrate().await.expect("migrate");
+        let (one, two) = (replica(&db, &dir.path().join("a")), replica(&db, &dir.path().join("b")));
+
+        let bad = one.install(b"not a component".to_vec(), "alice").await;
+        assert!(
+            matches!(&bad, Err(PluginError::Invalid(m)) if m.contains("not a valid WebAssembly component")),
+            "{bad:?}"
+        );
+        let installed = one.install(guest("fixture_versioned_v1"), "alice").await.expect("installs");
+        assert_eq!((&installed["name"], &installed["version"]), (&json!("versioned"), &json!("1.0.0")));
+        assert_eq!((&installed["origin"], &installed["installed_by"]), (&json!("store"), &json!("alice")));
+        assert!(!dir.path().join("a/plugins/versioned.wasm").exists(), "uploads go to the store, not a folder");
+
+        // The other replica, with another data folder, serves it; a new version uploaded there
+        // reaches the first.
+        let listed = two.list().await.expect("list");
+        let versioned = operator(&listed, "versioned").expect("the other replica lists it");
+        assert_eq!(versioned["sha256"], installed["sha256"]);
+        assert!(operator(&listed, "noop").is_some_and(|n| n["params_schema"].is_object() && n["origin"] == "builtin"));
+        two.install(guest("fixture_versioned_v2"), "bob").await.expect("v2");
+        let listed = one.list().await.expect("list");
+        let versioned = operator(&listed, "versioned").expect("listed");
+        assert_eq!((&versioned["version"], &versioned["installed_by"]), (&json!("2.0.0"), &json!("bob")));
+
+        // A file dropped into a replica's folder is imported into the store.
+        std::fs::create_dir_all(dir.path().join("b/plugins")).expect("folder");
+        std::fs::write(dir.path().join("b/plugins/caps.wasm"), guest("fixture_caps")).expect("drop in");
+        assert!(operator(&two.list().await.expect("list"), "caps").is_some(), "imported by its replica");
+        let caps = operator(&one.list().await.expect("list"), "caps").cloned().expect("seen by the other replica");
+        assert!(caps["installed_by"].as_str().is_some_and(|b| b.starts_with("folder ")), "{caps}");
+
+        assert!(matches!(one.delete("noop").await, Err(PluginError::NotFound(m)) if m.contains("built-in")));
+        assert!(matches!(one.delete("../x").await, Err(PluginError::NotFound(_))));
+        one.delete("versioned").await.expect("deleted");
+        assert!(operator(&one.list().await.expect("list"), "versioned").is_none());
+        assert!(operator(&two.list().await.expect("list"), "versioned").is_none(), "gone from every replica");
     }
 }

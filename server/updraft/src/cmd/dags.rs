@@ -61,9 +61,12 @@ pub enum DagsCommand {
         /// Print the time taken and the peak memory used.
         #[arg(long)]
         stats: bool,
-        /// Folder of third-party operator plugins, whose operators tasks may use.
+        /// Folder of third-party operator plugins, whose operators tasks may use (besides
+        /// those of the plugin store, read when a metadata database is configured).
         #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER")]
         plugins: Option<PathBuf>,
+        #[command(flatten)]
+        meta: MetaArgs,
     },
     /// Trigger a run of a DAG (the scheduler picks it up).
     Trigger {
@@ -185,8 +188,8 @@ pub enum ShowFormat {
 pub fn run(command: DagsCommand) -> anyhow::Result<ExitCode> {
     match command {
         DagsCommand::List { dags, output } => list(&dags, output),
-        DagsCommand::Validate { paths, dags, strict, stats, plugins } => {
-            validate(&paths, &dags, strict, stats, plugins)
+        DagsCommand::Validate { paths, dags, strict, stats, plugins, meta } => {
+            validate(&paths, &dags, strict, stats, plugins, &meta)
         }
         DagsCommand::Show { dag_id, dags, format } => show(&dag_id, &dags, format),
         DagsCommand::Trigger { dag_id, conf, run_id, meta } => trigger(&dag_id, conf.as_deref(), run_id, &meta),
@@ -274,8 +277,9 @@ fn print_table(header: &[&str], rows: &[[String; 5]]) {
     }
 }
 
-/// The installed operators (built-ins and the plugins folder), as the server would load them.
-fn operator_catalog(plugins: Option<PathBuf>) -> anyhow::Result<updraft_dag::operators::Catalog> {
+/// The installed operators (built-ins, the plugin store and the plugins folder), as the server
+/// would load them; the store is only read.
+fn operator_catalog(plugins: Option<PathBuf>, meta: &MetaArgs) -> anyhow::Result<updraft_dag::operators::Catalog> {
     runtime()?.block_on(async {
         let mut config = updraft_plugin_host::HostConfig {
             plugins_dir: plugins,
@@ -283,7 +287,8 @@ fn operator_catalog(plugins: Option<PathBuf>) -> anyhow::Result<updraft_dag::ope
             ..Default::default()
         };
         config.limits.max_instances = 4;
-        let (backends, _) = updraft_plugin_host::Backends::in_memory();
+        let (mut backends, _) = updraft_plugin_host::Backends::in_memory();
+        backends.plugins = super::plugins::stored_copy(meta).await;
         let registry = updraft_plugin_host::Registry::new(updraft_plugin_host::Runtime::new(config, backends)?).await?;
         Ok(super::scheduler::catalog_of(&registry))
     })
@@ -295,9 +300,10 @@ fn validate(
     strict: bool,
     stats: bool,
     plugins: Option<PathBuf>,
+    meta: &MetaArgs,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let catalog = operator_catalog(plugins)?;
+    let catalog = operator_catalog(plugins, meta)?;
     let roots: Vec<&Path> =
         if paths.is_empty() { vec![dags.path.as_path()] } else { paths.iter().map(PathBuf::as_path).collect() };
     let options = Options { strict };

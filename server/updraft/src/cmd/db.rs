@@ -1,18 +1,26 @@
-//! `updraft db migrate|check|clean`: the schema of the metadata database, and retention.
-//! Kubernetes runs `db migrate` as the scheduler's init container and `db check --wait` as the
-//! API server's; `db clean --older-than 90d` (Airflow's `db clean`) removes old finished runs
-//! with everything they left: rows, and log files, local and remote.
+//! `updraft db migrate|check|clean`: the schema of the metadata database, and retention
+//! (`db clean`, in `clean.rs`). Kubernetes runs
+//! `db migrate` as the scheduler's init container and `db check --wait` as the API server's:
+//! the check keeps trying while the database is unreachable or not migrated yet, saying on
+//! stderr what it waits for, and gives up with the last reason when the time is up.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use clap::Subcommand;
-use updraft_db::clean::CleanCounts;
-use updraft_db::{Db, SchemaStatus};
-use updraft_logs::{RemovedLogs, TaskLogs};
+use updraft_db::{Db, DbError, SchemaStatus};
 
 use super::meta::{MetaArgs, describe, runtime};
+
+/// Seconds a bare `--wait` waits: long enough for a database that starts with the cluster and
+/// a scheduler whose init container migrates it.
+const DEFAULT_WAIT_SECS: &str = "300";
+
+/// How often a wait that keeps failing for the same reason says so again.
+const REPEAT_EVERY: Duration = Duration::from_secs(15);
+
+/// Pause between two checks.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
@@ -25,8 +33,9 @@ pub enum DbCommand {
     Check {
         #[command(flatten)]
         meta: MetaArgs,
-        /// Keep checking for up to SECS seconds (while another process migrates).
-        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        /// Keep checking for up to SECS seconds while the database is unreachable or not yet
+        /// migrated (another process migrates it); a bare `--wait` waits 300 s.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_value_t = 0, default_missing_value = DEFAULT_WAIT_SECS)]
         wait: u64,
     },
     /// Remove finished runs older than a cutoff with their task instances, XComs, try results,
@@ -50,6 +59,10 @@ pub enum DbCommand {
         /// Runs removed per transaction.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch_size: u32,
+        /// A PEM file of CA certificates that HTTPS calls (here: to the remote task logs) trust
+        /// besides the platform's roots.
+        #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+        http_extra_ca_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -62,127 +75,107 @@ pub fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", describe(&status));
                 Ok(ExitCode::SUCCESS)
             }
-            DbCommand::Check { meta, wait } => {
-                let status = Db::wait_until_current(&meta.url()?, Duration::from_secs(wait)).await?;
-                println!("{}", describe(&status));
-                Ok(if matches!(status, SchemaStatus::Current { .. }) {
-                    ExitCode::SUCCESS
-                } else {
-                    eprintln!("run `updraft db migrate` (the scheduler's init container does)");
-                    ExitCode::FAILURE
-                })
-            }
-            DbCommand::Clean { meta, older_than, clean_before_timestamp, dry_run, yes, batch_size } => {
+            DbCommand::Check { meta, wait } => Ok(check(&meta.url()?, Duration::from_secs(wait)).await),
+            DbCommand::Clean { meta, older_than, clean_before_timestamp, dry_run, yes, batch_size, http_extra_ca_file } => {
+                use super::clean::{Clean, clean, cutoff};
                 let cutoff = cutoff(older_than.as_deref(), clean_before_timestamp.as_deref())?;
                 let db = meta.db().await?;
-                let logs = meta.logs()?;
+                let logs = meta.logs(http_extra_ca_file.as_deref())?;
                 clean(&db, &logs, cutoff, Clean { dry_run, yes, batch_size: i64::from(batch_size) }).await
             }
         }
     })
 }
 
-/// The cutoff in µs since the epoch, from `--older-than` or `--clean-before-timestamp`.
-fn cutoff(older_than: Option<&str>, before: Option<&str>) -> anyhow::Result<i64> {
-    if let Some(text) = before {
-        let time = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
-            format!("--clean-before-timestamp `{text}` is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
-        })?;
-        return Ok(time.timestamp_micros());
-    }
-    let text = older_than.unwrap_or_default();
-    let age = updraft_dag::duration::parse(text).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
-    let age = i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
-    Ok(updraft_db::now_us().saturating_sub(age))
+/// What one look at the database found.
+enum Seen {
+    Current(SchemaStatus),
+    /// Not usable yet, and waiting may help: unreachable, empty or behind.
+    NotYet(String, Option<SchemaStatus>),
+    /// Waiting cannot help: a URL this binary does not speak, or a schema newer than it.
+    Never(String, Option<SchemaStatus>),
+    /// No answer within the time left (a refused connection is retried by the pool until then).
+    Silent,
 }
 
-struct Clean {
-    dry_run: bool,
-    yes: bool,
-    batch_size: i64,
+async fn look(url: &str, limit: Duration) -> Seen {
+    let attempt = async {
+        let db = Db::connect(url).await?;
+        let status = db.schema_status().await;
+        db.pool().close().await;
+        status
+    };
+    // A database host that drops packets would hold one attempt past the deadline.
+    match tokio::time::timeout(limit, attempt).await {
+        Err(_) => Seen::Silent,
+        Ok(Err(error @ DbError::UnsupportedUrl(_))) => Seen::Never(error.to_string(), None),
+        Ok(Err(error)) => Seen::NotYet(error.to_string(), None),
+        Ok(Ok(status @ SchemaStatus::Current { .. })) => Seen::Current(status),
+        Ok(Ok(status @ SchemaStatus::Ahead { .. })) => Seen::Never(describe(&status), Some(status)),
+        Ok(Ok(status)) => Seen::NotYet(describe(&status), Some(status)),
+    }
 }
 
-/// Counts what the cutoff takes, asks, then removes it batch by batch: each batch's rows in
-/// one transaction, then the logs of the runs that transaction removed.
-async fn clean(db: &Db, logs: &TaskLogs, cutoff: i64, how: Clean) -> anyhow::Result<ExitCode> {
-    let when = chrono::DateTime::from_timestamp_micros(cutoff)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| cutoff.to_string());
-    let (mut rows, mut files) = (CleanCounts::default(), RemovedLogs::default());
-    let mut after = 0;
+/// Checks the schema, retrying for up to `wait`. Progress goes to stderr; the final status to
+/// stdout, so scripts can read it.
+async fn check(url: &str, wait: Duration) -> ExitCode {
+    let start = Instant::now();
+    // The last reason seen, and when it was last said.
+    let mut last: Option<(String, Option<SchemaStatus>)> = None;
+    let mut said: Option<(String, Instant)> = None;
     loop {
-        let batch = db.runs_to_clean(cutoff, after, how.batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        rows.add(db.count_run_rows(&ids).await?);
-        for run in &batch {
-            add_logs(&mut files, logs.remove_run(&run.dag_id, &run.run_id, true).await?);
-        }
-    }
-    super::emit(&report(&format!("finished runs that ended before {when}; would remove:"), &rows, &files))?;
-    if how.dry_run {
-        println!("dry run: nothing was removed");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if rows.dag_run == 0 {
-        println!("nothing to remove");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !how.yes && !confirm(rows.dag_run)? {
-        bail!("not confirmed: nothing was removed (pass --yes to remove without the question)");
-    }
-    let (mut removed, mut removed_files, mut failed_logs) = (CleanCounts::default(), RemovedLogs::default(), 0);
-    after = 0;
-    loop {
-        let batch = db.runs_to_clean(cutoff, after, how.batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        let (counts, deleted) = db.delete_runs(&ids, cutoff).await?;
-        removed.add(counts);
-        for run in batch.iter().filter(|r| deleted.contains(&r.id)) {
-            match logs.remove_run(&run.dag_id, &run.run_id, false).await {
-                Ok(done) => add_logs(&mut removed_files, done),
-                Err(error) => {
-                    failed_logs += 1;
-                    tracing::error!(%error, dag_id = %run.dag_id, run_id = %run.run_id, "the run's logs were not removed");
-                }
+        let left = wait.saturating_sub(start.elapsed());
+        // One look gets at least the pool's own connect timeout (10 s), so a slow but working
+        // database is not cut short; without --wait, a little more than that.
+        let limit = if wait.is_zero() { Duration::from_secs(30) } else { left.max(Duration::from_secs(1)) };
+        match look(url, limit).await {
+            Seen::Current(status) => {
+                println!("{}", describe(&status));
+                return ExitCode::SUCCESS;
             }
+            Seen::Never(reason, status) => return give_up(&reason, status.as_ref(), None),
+            Seen::NotYet(reason, status) => last = Some((reason, status)),
+            Seen::Silent if last.is_none() => {
+                let reason = format!(
+                    "cannot connect to the metadata database {} within {} s: nothing answered (refused, unreachable or still \
+                     starting); check UPDRAFT__DATABASE__URL and that the database is running",
+                    updraft_db::redact(url),
+                    limit.as_secs()
+                );
+                last = Some((reason, None));
+            }
+            Seen::Silent => {}
         }
-        eprintln!("removed {} run(s) up to id {after}", counts.dag_run);
+        let (reason, status) = last.clone().unwrap_or_default();
+        let left = wait.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return give_up(&reason, status.as_ref(), (!wait.is_zero()).then_some(wait));
+        }
+        let repeat = said.as_ref().is_none_or(|(before, at)| *before != reason || at.elapsed() >= REPEAT_EVERY);
+        if repeat {
+            eprintln!(
+                "waiting for the metadata database ({} s of {} s): {reason}",
+                start.elapsed().as_secs(),
+                wait.as_secs()
+            );
+            said = Some((reason, Instant::now()));
+        }
+        tokio::time::sleep(RETRY_EVERY.min(left)).await;
     }
-    super::emit(&report(&format!("finished runs that ended before {when}; removed:"), &removed, &removed_files))?;
-    if failed_logs > 0 {
-        bail!(
-            "the logs of {failed_logs} removed run(s) could not be removed (see the errors above); remove them by hand"
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn add_logs(total: &mut RemovedLogs, more: RemovedLogs) {
-    total.local_files += more.local_files;
-    total.remote_objects += more.remote_objects;
-}
-
-/// One line per table, then the log files.
-fn report(title: &str, rows: &CleanCounts, files: &RemovedLogs) -> String {
-    let mut text = format!("{title}\n");
-    for (table, n) in rows.tables().into_iter().rev() {
-        text.push_str(&format!("  {table:<16} {n}\n"));
+/// Reports why the check failed and what to do; `waited` is the time it waited, if it did.
+fn give_up(reason: &str, status: Option<&SchemaStatus>, waited: Option<Duration>) -> ExitCode {
+    if let Some(status) = status {
+        println!("{}", describe(status));
     }
-    text.push_str(&format!("  {:<16} {}\n", "local log files", files.local_files));
-    text.push_str(&format!("  {:<16} {}\n", "remote logs", files.remote_objects));
-    text
-}
-
-/// Asks on the terminal; anything but `y`/`yes` (or no answer) is a no.
-fn confirm(runs: u64) -> anyhow::Result<bool> {
-    use std::io::Write;
-    eprint!("remove these {runs} run(s), their rows and their logs? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    match waited {
+        Some(waited) => eprintln!("error: gave up after {} s: {reason}", waited.as_secs()),
+        None if status.is_some() => {}
+        None => eprintln!("error: {reason}"),
+    }
+    if matches!(status, Some(SchemaStatus::Empty | SchemaStatus::Behind { .. })) {
+        eprintln!("run `updraft db migrate` (the scheduler's init container does)");
+    }
+    ExitCode::FAILURE
 }

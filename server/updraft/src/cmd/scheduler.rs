@@ -1,6 +1,8 @@
-//! `updraft scheduler` and `updraft standalone`: the scheduler loop with the local executor,
-//! and everything-in-one-process on the embedded default.
+//! `updraft scheduler` and `updraft standalone`: the scheduler loop with the configured executor
+//! (local or kubernetes), and everything-in-one-process on the embedded default. Every process
+//! that runs tasks builds its plugin host here, with the grants of the configuration.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use updraft_db::Db;
-use updraft_executor_local::{LocalExecutor, db_backends};
-use updraft_plugin_host::{HostConfig, Registry, Runtime};
+use updraft_executor_local::{LocalExecutor, PinVersions, db_backends};
+use updraft_plugin_host::{Grants, HostConfig, Registry, Runtime};
 use updraft_scheduler::engine::{CatalogSource, Engine, EngineConfig};
 use updraft_scheduler::executor::{Executor, WorkItem, WorkOutcome};
 
@@ -25,7 +27,8 @@ pub struct RunArgs {
     /// The DAGs folder.
     #[arg(long = "dags", env = "UPDRAFT__CORE__DAGS_FOLDER", default_value = "dags")]
     pub dags: PathBuf,
-    /// Folder of third-party operator plugins (default: DATA_DIR/plugins).
+    /// A drop-in folder of operator plugins, imported into the plugin store in the metadata
+    /// database (default: DATA_DIR/plugins).
     #[arg(long = "plugins", env = "UPDRAFT__CORE__PLUGINS_FOLDER")]
     pub plugins: Option<PathBuf>,
     /// Most task tries running at once.
@@ -46,6 +49,14 @@ pub struct RunArgs {
     /// Also push the metrics to a StatsD server (`HOST:PORT`, UDP) every 10 s.
     #[arg(long, env = "UPDRAFT__METRICS__STATSD_ADDRESS", value_name = "HOST:PORT")]
     pub statsd_address: Option<String>,
+    /// A PEM file of CA certificates that HTTPS calls trust besides the platform's root
+    /// certificates (services signed by a private CA).
+    #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+    pub http_extra_ca_file: Option<PathBuf>,
+    /// Grants for plugins the configuration says nothing about (`updraft standalone` lets the
+    /// built-in `http` operator call its own API, for the example DAG).
+    #[arg(skip)]
+    pub default_grants: BTreeMap<String, Grants>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,7 +132,8 @@ impl updraft_executor_kubernetes::ResultSource for DbResults {
 }
 
 impl RunArgs {
-    /// The plugin registry (built-ins plus the plugins folder, watched) on the metadata DB.
+    /// The plugin registry (built-ins plus the plugin store in the metadata DB, into which the
+    /// plugins folder is imported; both watched).
     pub async fn registry(&self, db: &Db) -> anyhow::Result<Arc<Registry>> {
         Ok(self.registry_with_pods(db).await?.0)
     }
@@ -131,14 +143,39 @@ impl RunArgs {
         &self,
         db: &Db,
     ) -> anyhow::Result<(Arc<Registry>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
+        let (runtime, pods) = self.plugin_runtime(db)?;
+        let registry = Registry::new(runtime).await?;
+        registry.watch(Duration::from_secs(1));
+        Ok((registry, pods))
+    }
+
+    /// The registry of `updraft tasks run`, which runs one try: the built-ins, and only the
+    /// stored plugin version the try asks for, fetched when it does.
+    pub async fn worker_registry_with_pods(
+        &self,
+        db: &Db,
+    ) -> anyhow::Result<(Arc<Registry>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
+        let (runtime, pods) = self.plugin_runtime(db)?;
+        Ok((Registry::on_demand(runtime).await?, pods))
+    }
+
+    /// The plugin runtime on the metadata database, with the kubernetes_pod operator's pods.
+    fn plugin_runtime(
+        &self,
+        db: &Db,
+    ) -> anyhow::Result<(Arc<Runtime>, Arc<updraft_executor_kubernetes::OperatorPods>)> {
         let data = &self.meta.data_dir;
+        let mut plugins = self.default_grants.clone();
+        plugins.extend(super::config::grants());
         let mut config = HostConfig {
             plugins_dir: Some(self.plugins.clone().unwrap_or_else(|| data.join("plugins"))),
             cache_dir: Some(data.join("cache")),
+            plugins,
+            http_extra_ca_file: self.http_extra_ca_file.clone(),
             ..Default::default()
         };
         config.limits.max_instances = u32::try_from(self.parallelism.max(8) * 2).unwrap_or(u32::MAX);
-        let mut backends = db_backends(db.clone(), self.meta.encryption_key()?);
+        let mut backends = db_backends(self.meta.secrets(db)?);
         // Pods for the `kubernetes_pod` operator: the cluster of --kubeconfig, else the one this
         // process runs in; the client is made when a task first asks for a pod.
         let source = match &self.kubernetes.kubeconfig {
@@ -147,9 +184,7 @@ impl RunArgs {
         };
         let pods = Arc::new(updraft_executor_kubernetes::OperatorPods::new(source, &self.kubernetes.namespace));
         backends.pods = Some(pods.clone());
-        let registry = Registry::new(Runtime::new(config, backends)?).await?;
-        registry.watch(Duration::from_secs(1));
-        Ok((registry, pods))
+        Ok((Runtime::new(config, backends)?, pods))
     }
 
     /// A scheduler engine with the configured executor (`dags test` always runs locally).
@@ -172,7 +207,7 @@ impl RunArgs {
         }
         // One set of task logs for the engine and the executor: uploads either starts are
         // waited for when the engine stops. Made first, so a bad remote fails at once.
-        let logs = self.meta.logs()?;
+        let logs = self.meta.logs(self.http_extra_ca_file.as_deref())?;
         let registry = self.registry(db).await?;
         let catalog_registry = Arc::clone(&registry);
         let catalog = CatalogSource(Arc::new(move || catalog_of(&catalog_registry)));
@@ -186,9 +221,13 @@ impl RunArgs {
         let executor: Arc<dyn Executor> = match &pods {
             Some(pods) => pods.clone(),
             None => Arc::new(
-                LocalExecutor::new(registry, sender, 2).context("starting the local executor")?.with_logs(logs.clone()),
+                LocalExecutor::new(registry.clone(), sender, 2)
+                    .context("starting the local executor")?
+                    .with_logs(logs.clone()),
             ),
         };
+        // Each try runs the plugin version current when it is dispatched, wherever it runs.
+        let executor: Arc<dyn Executor> = Arc::new(PinVersions::new(executor, registry));
         let config = EngineConfig {
             scheduler_id,
             dags_folder: self.dags.clone(),

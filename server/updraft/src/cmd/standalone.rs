@@ -13,6 +13,7 @@ use clap::Args;
 use updraft_db::Db;
 use updraft_db::runs::NewRun;
 use updraft_db::secrets::Connection;
+use updraft_plugin_host::Grants;
 
 use super::meta::{MetaArgs, runtime};
 use super::scheduler::{RunArgs, example_dags, shutdown_signal};
@@ -32,6 +33,9 @@ pub struct StandaloneArgs {
     /// Stop once every run has finished (for scripts and tests).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// A PEM file of CA certificates that HTTPS calls trust besides the platform's roots.
+    #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+    pub http_extra_ca_file: Option<std::path::PathBuf>,
 }
 
 pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
@@ -59,6 +63,8 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         },
         metrics_port: None,
         statsd_address: None,
+        http_extra_ca_file: args.http_extra_ca_file.clone(),
+        default_grants: own_api_grant(&args.server),
     };
     runtime()?.block_on(async move {
         let db = Db::connect(&args.meta.url()?).await?;
@@ -80,8 +86,9 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         ensure_admin(&db, &args.meta.data_dir).await?;
         let (mut engine, _executor) = run.engine(&db, false).await?;
         println!("updraft standalone: data in {}, DAGs from {}", args.meta.data_dir.display(), dags.display());
+        let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
         let (listener, state) =
-            super::api_server::prepare(db.clone(), &args.meta, &args.server, Some(dags.clone())).await?;
+            super::api_server::prepare(db.clone(), &args.meta, &args.server, Some(dags.clone()), logs).await?;
         let api = tokio::spawn(updraft_api::serve(listener, state, std::future::pending()));
         // First start: run each DAG once, so the examples show what they do.
         for dag in db.list_dags().await? {
@@ -128,6 +135,14 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Lets the built-in `http` operator call this server's own API (the example DAG checks its
+/// health), unless the configuration grants `http` something itself.
+fn own_api_grant(server: &super::api_server::ServerArgs) -> std::collections::BTreeMap<String, Grants> {
+    let port = server.port;
+    let hosts = vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+    [("http".to_owned(), Grants { allow_http_hosts: hosts, ..Grants::default() })].into_iter().collect()
+}
+
 /// On the first start (no users yet), creates `admin` with `UPDRAFT_ADMIN_PASSWORD` or a
 /// generated password, which is printed this once and kept in the data folder.
 async fn ensure_admin(db: &Db, data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -156,22 +171,38 @@ async fn ensure_admin(db: &Db, data_dir: &std::path::Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One line per DAG with the state of its latest run; and whether nothing is queued or running.
+/// One line per DAG with the state of its latest run and its tasks counted by state, so that a
+/// run that ends `success` under the leaf-task rule still shows the tasks that failed; and
+/// whether nothing is queued or running.
 async fn progress(db: &Db) -> anyhow::Result<(String, bool)> {
     let mut parts = Vec::new();
     let mut idle = true;
     for dag in db.list_dags().await? {
         if let Some(run) = db.list_runs(&dag.record.dag_id, 1, 0).await?.into_iter().next() {
-            let tis = db.task_instances(run.id).await?;
-            let done = tis
-                .iter()
-                .filter(|t| matches!(t.state.as_str(), "success" | "failed" | "skipped" | "upstream_failed"))
-                .count();
+            let states: Vec<String> = db.task_instances(run.id).await?.into_iter().map(|t| t.state).collect();
             idle &= matches!(run.state.as_str(), "success" | "failed");
-            parts.push(format!("{} {} ({done}/{} tasks)", dag.record.dag_id, run.state, tis.len()));
+            parts.push(format!("{} {} ({})", dag.record.dag_id, run.state, count_states(&states)));
         }
     }
     Ok((parts.join(" · "), idle))
+}
+
+/// `5 tasks: 4 success, 1 failed`: the states in the order a run moves through them, the ones
+/// not yet decided counted as `waiting`.
+fn count_states(states: &[String]) -> String {
+    const ORDER: &[&str] =
+        &["success", "failed", "upstream_failed", "skipped", "running", "queued", "up_for_retry", "up_for_reschedule"];
+    let mut counts: Vec<String> = ORDER
+        .iter()
+        .map(|state| (state, states.iter().filter(|s| s == state).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let waiting = states.iter().filter(|s| !ORDER.contains(&s.as_str())).count();
+    if waiting > 0 {
+        counts.push(format!("{waiting} waiting"));
+    }
+    format!("{} tasks: {}", states.len(), counts.join(", "))
 }
 
 /// An ISO-8601 UTC time from microseconds, for run ids (`manual__2026-…+00:00`, as Airflow).
@@ -179,4 +210,18 @@ pub fn chrono_like(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_states;
+
+    #[test]
+    fn a_successful_run_still_shows_its_failed_task() {
+        let states: Vec<String> =
+            ["success", "failed", "success", "success", "success"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(count_states(&states), "5 tasks: 4 success, 1 failed");
+        let states: Vec<String> = ["running", "none", "scheduled", "success"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(count_states(&states), "4 tasks: 1 success, 1 running, 2 waiting");
+    }
 }

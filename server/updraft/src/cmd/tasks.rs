@@ -30,6 +30,10 @@ pub enum TasksCommand {
         follow: bool,
         #[command(flatten)]
         meta: MetaArgs,
+        /// A PEM file of CA certificates that HTTPS calls (here: to the remote task logs) trust
+        /// besides the platform's roots.
+        #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+        http_extra_ca_file: Option<std::path::PathBuf>,
     },
     /// Run one try of a task in this process, write its log and record how it ended: what a
     /// task pod of the kubernetes executor runs. Exits 0 unless the try failed.
@@ -43,6 +47,10 @@ pub enum TasksCommand {
         /// Also copy the log to standard output (what `kubectl logs` shows).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         echo: bool,
+        /// The content hash of the operator plugin version the scheduler dispatched the try
+        /// with: that version runs, fetched from the plugin store, even if it was replaced since.
+        #[arg(long = "plugin-sha256", value_name = "SHA256")]
+        plugin_sha256: Option<String>,
         #[command(flatten)]
         run: Box<RunArgs>,
     },
@@ -107,11 +115,11 @@ pub enum MarkState {
 
 pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta } => {
-            logs(&dag_id, &run_id, &task_id, try_number, follow, &meta)
+        TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta, http_extra_ca_file } => {
+            logs(&dag_id, &run_id, &task_id, try_number, follow, &meta, http_extra_ca_file.as_deref())
         }
-        TasksCommand::Run { dag_id, task_id, run_id, try_number, echo, run } => {
-            run_try(&dag_id, &task_id, &run_id, try_number, echo, &run)
+        TasksCommand::Run { dag_id, task_id, run_id, try_number, echo, plugin_sha256, run } => {
+            run_try(&dag_id, &task_id, &run_id, try_number, plugin_sha256, echo, &run)
         }
         TasksCommand::States { dag_id, run_id, meta } => states(&dag_id, &run_id, &meta),
         TasksCommand::Clear { dag_id, run_id, task_ids, downstream, upstream, only_failed, wait, meta } => {
@@ -180,6 +188,7 @@ fn run_try(
     task_id: &str,
     run_id: &str,
     try_number: u32,
+    plugin_sha256: Option<String>,
     echo: bool,
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -210,7 +219,7 @@ fn run_try(
             bail!("DAG `{dag_id}` has no task `{task_id}`");
         };
         let t = u32::try_from(t)?;
-        let logs = args.meta.logs()?;
+        let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
         let log = updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number);
         let log_path = logs.path(&log);
         let key = TryKey { run_pk: run.id, task_index: t, try_number };
@@ -224,8 +233,9 @@ fn run_try(
                 logs.ship(&log, &log_path).await;
                 WorkOutcome::Failed { message, retryable: false }
             }
-            Ok(item) => {
-                let (registry, pods) = args.registry_with_pods(&db).await?;
+            Ok(mut item) => {
+                item.plugin_sha256 = plugin_sha256;
+                let (registry, pods) = args.worker_registry_with_pods(&db).await?;
                 let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
                 // The executor ships the log when the try ends, before it reports the end.
                 let executor = updraft_executor_local::LocalExecutor::new(registry, sender, 1)?.with_logs(logs.clone());
@@ -295,6 +305,7 @@ fn logs(
     try_number: Option<u32>,
     follow: bool,
     meta: &MetaArgs,
+    http_extra_ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = meta.db().await?;
@@ -308,7 +319,7 @@ fn logs(
         if try_number == 0 {
             bail!("task `{task_id}` has not run yet (state {})", ti.state);
         }
-        let logs = meta.logs()?;
+        let logs = meta.logs(http_extra_ca_file)?;
         let log = updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number);
         let path = logs.path(&log);
         // Chunk after chunk from the local file, else the remote copy; with --follow, what the

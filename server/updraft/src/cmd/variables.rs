@@ -1,4 +1,5 @@
-//! `updraft variables set|get|list|delete`: values tasks read by name, encrypted at rest.
+//! `updraft variables set|get|list|delete`: values tasks read by name, encrypted at rest; those
+//! from the cluster (`UPDRAFT_VAR_*`, the Secret directory) are read and listed too.
 
 use std::process::ExitCode;
 
@@ -17,13 +18,13 @@ pub enum VariablesCommand {
         #[command(flatten)]
         meta: MetaArgs,
     },
-    /// Print a variable's value.
+    /// Print a variable's value (from the environment, the Secret directory or the database).
     Get {
         key: String,
         #[command(flatten)]
         meta: MetaArgs,
     },
-    /// List variable names.
+    /// List variable keys with where each comes from (never the values).
     List {
         #[command(flatten)]
         meta: MetaArgs,
@@ -40,25 +41,35 @@ pub fn run(command: VariablesCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
             VariablesCommand::Set { key, value, description, meta } => {
-                meta.db().await?.set_variable(&meta.encryption_key()?, &key, &value, description.as_deref()).await?;
+                let db = meta.db().await?;
+                let secrets = meta.secrets(&db)?;
+                if let Some(origin) = secrets.cluster_origin_of_variable(&key) {
+                    eprintln!("note: variable `{key}` is also defined by the {origin}, which wins over this one");
+                }
+                db.set_variable(secrets.key(), &key, &value, description.as_deref()).await?;
                 println!("variable `{key}` set");
             }
             VariablesCommand::Get { key, meta } => {
-                match meta.db().await?.get_variable(&meta.encryption_key()?, &key).await? {
-                    Some(value) => println!("{value}"),
+                let db = meta.db().await?;
+                match meta.secrets(&db)?.variable(&key).await? {
+                    Some((value, _)) => println!("{value}"),
                     None => anyhow::bail!("no variable `{key}`: `updraft variables list` shows them"),
                 }
             }
             VariablesCommand::List { meta } => {
-                for (key, description) in meta.db().await?.list_variables().await? {
-                    match description {
-                        Some(d) => println!("{key}\t{d}"),
-                        None => println!("{key}"),
-                    }
+                let db = meta.db().await?;
+                let mut text = String::from("KEY\tSOURCE\tDESCRIPTION\n");
+                for (key, description, origin) in meta.secrets(&db)?.variables().await? {
+                    text.push_str(&format!("{key}\t{origin}\t{}\n", description.unwrap_or_default()));
                 }
+                super::emit(&text)?;
             }
             VariablesCommand::Delete { key, meta } => {
-                if !meta.db().await?.delete_variable(&key).await? {
+                let db = meta.db().await?;
+                if !db.delete_variable(&key).await? {
+                    if let Some(origin) = meta.secrets(&db)?.cluster_origin_of_variable(&key) {
+                        anyhow::bail!("variable `{key}` comes from the {origin}: remove it there");
+                    }
                     anyhow::bail!("no variable `{key}`");
                 }
                 println!("variable `{key}` deleted");

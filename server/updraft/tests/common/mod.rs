@@ -1,8 +1,13 @@
 //! Helpers shared by the binary's integration tests: where the workspace is, command output as
-//! text, `psql` on the local PostgreSQL, polling for a condition, Python venvs from PyPI, and a
-//! bare HTTP GET.
+//! text, `psql` on the local PostgreSQL, polling for a condition, Python venvs from PyPI, a
+//! bare HTTP GET, and TLS peers with test CAs (`tls`: a TLS-only PostgreSQL, an HTTPS server).
 // Each test crate includes this module and uses a different part of it.
 #![allow(dead_code)]
+
+mod tls;
+
+#[allow(unused_imports)]
+pub use tls::{CA_EXTENSIONS, HttpsServer, SERVER_EXTENSIONS, TlsPostgres, certificate};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -101,4 +106,33 @@ print(json.dumps(out))
     let out = Command::new(&python).args(["-c", parse]).arg(&path).output().expect("python runs");
     assert!(out.status.success(), "not Prometheus text: {}\n{text_format}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The last state `updraft dags test` printed for `task` (its lines are `TIME  STATE  TASK`).
+pub fn final_state(stdout: &str, task: &str) -> String {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            (parts.len() == 3 && parts[0].ends_with('s') && parts[2] == task).then(|| parts[1].to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The text of every try's log of `task` under the log folder `logs`, tries in no set order.
+pub fn task_logs(logs: &Path, task: &str) -> String {
+    let mut out = String::new();
+    let mut stack = vec![logs.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.display().to_string().contains(&format!("task_id={task}/")) {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    out
 }

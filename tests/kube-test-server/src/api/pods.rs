@@ -193,6 +193,9 @@ pub(crate) async fn create(
         }
     }
     apply_defaults(&mut pod);
+    if shared.config.mount_volumes {
+        crate::admission::mount_service_account_token(&shared, &mut pod, &random_suffix());
+    }
     pod["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
     let created = store.insert(Resource::Pods, &ns, &name, pod);
     drop(store);

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::logs::LogBuffer;
 use super::{Control, Kubelet, Script};
-use crate::{Shared, lock};
+use crate::Shared;
 
 /// What an image stands for on the fake node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub(crate) fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
-fn field_ref(pod: &Value, path: &str) -> Option<String> {
+pub(crate) fn field_ref(pod: &Value, path: &str) -> Option<String> {
     let meta = |f: &str| pod.pointer(&format!("/metadata/{f}")).and_then(Value::as_str).map(str::to_owned);
     let quoted = |prefix: &str| path.strip_prefix(prefix)?.strip_suffix("']").map(str::to_owned);
     if let Some(key) = quoted("metadata.labels['") {
@@ -132,11 +132,9 @@ fn field_ref(pod: &Value, path: &str) -> Option<String> {
 /// The container's environment, or the message of a `CreateContainerConfigError`.
 pub(crate) fn environment(shared: &Shared, pod: &Value, container: &Value) -> Result<BTreeMap<String, String>, String> {
     let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
-    let secrets = lock(&shared.secrets).clone();
-    let config_maps = lock(&shared.config_maps).clone();
     let source = |secret: bool, name: &str| {
-        let store = if secret { &secrets } else { &config_maps };
-        store.get(&(namespace.clone(), name.to_owned())).ok_or_else(|| {
+        let data = if secret { shared.secret(&namespace, name) } else { shared.config_map(&namespace, name) };
+        data.ok_or_else(|| {
             if secret { format!("secret \"{name}\" not found") } else { format!("configmap \"{name}\" not found") }
         })
     };
@@ -240,6 +238,10 @@ pub(crate) struct Launch {
     pub(crate) argv: Vec<String>,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) dir: PathBuf,
+    /// The runtime's message when the container cannot start (a mount that cannot be made).
+    pub(crate) failure: Option<String>,
+    /// Where the container's sandbox reports a failed set-up, if it runs in one.
+    pub(crate) report: Option<PathBuf>,
 }
 
 /// The argv of a container with Docker's semantics: `command` replaces the entrypoint, `args`

@@ -6,9 +6,11 @@
 
 mod container;
 pub(crate) mod logs;
+mod sandbox;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use tokio::sync::{Semaphore, watch};
 
 use self::container::{Exit, Image, Launch};
 use self::logs::LogBuffer;
+use self::volumes::HostVolume;
 use crate::api::events::{self, Source};
 use crate::api::meta_str;
 use crate::store::Resource;
@@ -85,22 +88,40 @@ pub(crate) struct Kubelet {
     processes: Arc<Semaphore>,
     pods: Mutex<HashMap<String, Arc<PodRuntime>>>,
     groups: Mutex<HashSet<i32>>,
+    /// Everything the node keeps on the host: `<uid>` (each pod's home), `volumes/<uid>`,
+    /// `sandboxes/<uid>/<container>` and `claims/<namespace>/<claim>`.
     root: PathBuf,
+    /// The programs of the containers' sandboxes, when volumes are mounted.
+    sandbox: Option<sandbox::Tools>,
 }
 
 impl Kubelet {
-    pub(crate) fn new(max_processes: usize) -> Kubelet {
+    /// `Err` says why volumes cannot be mounted on this machine.
+    pub(crate) fn new(max_processes: usize, mount_volumes: bool) -> Result<Kubelet, String> {
         let root = std::env::temp_dir().join(format!(
             "updraft-fake-kube-{}-{}",
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         ));
-        Kubelet {
+        let sandbox = if mount_volumes {
+            if !rustix::process::geteuid().is_root() {
+                return Err("mounting needs root (each container gets a mount namespace of its own)".to_owned());
+            }
+            Some(sandbox::Tools::find()?)
+        } else {
+            None
+        };
+        Ok(Kubelet {
             processes: Arc::new(Semaphore::new(max_processes.max(1))),
             pods: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashSet::new()),
             root,
-        }
+            sandbox,
+        })
+    }
+
+    pub(crate) fn claim_dir(&self, namespace: &str, name: &str) -> PathBuf {
+        volumes::claim_path(&self.root.join("claims"), namespace, name)
     }
 
     fn track_group(&self, pgid: i32, running: bool) {
@@ -122,7 +143,9 @@ impl Kubelet {
                 let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
         }
-        let _ = std::fs::remove_dir_all(&self.root);
+        if remove_sandboxes(&self.root.join("sandboxes")) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 
     fn runtime(&self, uid: &str) -> Option<Arc<PodRuntime>> {
@@ -132,8 +155,39 @@ impl Kubelet {
     fn forget(&self, uid: &str) {
         if let Some(runtime) = lock(&self.pods).remove(uid) {
             let _ = std::fs::remove_dir_all(&runtime.dir);
+            if remove_sandboxes(&self.root.join("sandboxes").join(uid)) {
+                let _ = std::fs::remove_dir_all(self.root.join("volumes").join(uid));
+            }
         }
     }
+}
+
+/// Removes the container sandboxes below `dir` (`<uid>/<container>` or `<container>`
+/// folders), checking first that each container root is empty on the host, as it is when its
+/// mounts stayed in the container's namespace. If one is not, nothing is removed: deleting a
+/// tree with the host's `/` mounted inside would delete the host's files. True if `dir` is gone.
+fn remove_sandboxes(dir: &Path) -> bool {
+    fn roots(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_name() == "root" {
+                out.push(path);
+            } else if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "status" {
+                roots(&path, out);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    roots(dir, &mut found);
+    for root in found {
+        if let Err(error) = std::fs::remove_dir(&root)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(%error, root = %root.display(), "a container root is not empty on the host: keeping the node's files");
+            return false;
+        }
+    }
+    std::fs::remove_dir_all(dir).is_ok() || !dir.exists()
 }
 
 /// The log buffer of one container of a pod, if it has started.
@@ -156,6 +210,7 @@ pub(crate) fn start_pod(shared: &Arc<Shared>, pod: &Value) {
         script: Script::from_pod(pod),
         control: receiver,
         runtime,
+        volumes: BTreeMap::new(),
     };
     tokio::spawn(task.run());
 }
@@ -267,6 +322,8 @@ struct PodTask {
     script: Script,
     control: watch::Receiver<Control>,
     runtime: Arc<PodRuntime>,
+    /// The pod's volumes on the host, once set up (with `mount_volumes`).
+    volumes: BTreeMap<String, HostVolume>,
 }
 
 /// Why the kubelet stopped driving a pod before its containers finished.
@@ -420,6 +477,9 @@ impl PodTask {
         let main_specs = specs("containers", false);
         self.initial_status(&init_specs, &main_specs);
         self.pause(self.script.start_delay).await?;
+        if self.shared.kubelet.sandbox.is_some() {
+            self.set_up_volumes().await?;
+        }
 
         for spec in &init_specs {
             let launch = self.prepare(spec).await?;
@@ -458,6 +518,29 @@ impl PodTask {
         let all_ok = exits.iter().all(|e| matches!(e, Ok(exit) if exit.code == 0));
         self.end(all_ok);
         Ok(())
+    }
+
+    /// Sets up the pod's volumes, retrying (with a `FailedMount` event for each new reason) while
+    /// a ConfigMap or Secret they need is missing, as the kubelet's volume manager does.
+    async fn set_up_volumes(&mut self) -> Result<(), Interrupted> {
+        let mut reported = None;
+        loop {
+            let Some(pod) = self.current() else { return Err(Interrupted) };
+            let dir = self.shared.kubelet.root.join("volumes").join(&self.uid);
+            match volumes::set_up(&self.shared, &pod, &dir, &self.shared.kubelet.root.join("claims")) {
+                Ok(volumes) => {
+                    self.volumes = volumes;
+                    return Ok(());
+                }
+                Err(message) => {
+                    if reported.as_ref() != Some(&message) {
+                        self.event(Source::Kubelet, true, "FailedMount", &message, None);
+                        reported = Some(message);
+                    }
+                    self.pause(Duration::from_millis(500)).await?;
+                }
+            }
+        }
     }
 
     /// Binds the pod to the node, waiting while the node is cordoned.
@@ -604,14 +687,79 @@ impl PodTask {
         let port = self.shared.port.get().copied().unwrap_or(0);
         let mut full_env = container::base_env(&self.name, port, &self.runtime.dir);
         full_env.extend(env);
-        let dir = match spec.value.get("workingDir").and_then(Value::as_str).filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
+        let argv = container::argv(&spec.image, &spec.value, &full_env);
+        let working_dir =
+            spec.value.get("workingDir").and_then(Value::as_str).filter(|d| !d.is_empty()).map(PathBuf::from);
+        if let Some(tools) = self.shared.kubelet.sandbox.clone() {
+            let _ = std::fs::create_dir_all(&self.runtime.dir);
+            let mounts = loop {
+                match volumes::container_mounts(&self.volumes, &spec.value) {
+                    Ok(mounts) => break mounts,
+                    Err(message) => {
+                        self.event(Source::Kubelet, true, "Failed", &format!("Error: {message}"), Some(spec));
+                        self.set_waiting(spec, "CreateContainerConfigError", Some(&message));
+                        self.pause(Duration::from_millis(500)).await?;
+                    }
+                }
+            };
+            let (launch_argv, failure) = match self.sandbox_argv(&tools, spec, &mounts, working_dir.as_deref(), &argv) {
+                Ok(wrapped) => (wrapped, None),
+                Err(message) => (argv, Some(message)),
+            };
+            let dir = self.runtime.dir.clone();
+            return Ok(Some(Launch { argv: launch_argv, env: full_env, dir, failure, report: self.report_path(spec) }));
+        }
+        let dir = match working_dir {
+            Some(dir) => dir,
             None => {
                 let _ = std::fs::create_dir_all(&self.runtime.dir);
                 self.runtime.dir.clone()
             }
         };
-        Ok(Some(Launch { argv: container::argv(&spec.image, &spec.value, &full_env), env: full_env, dir }))
+        Ok(Some(Launch { argv, env: full_env, dir, failure: None, report: None }))
+    }
+
+    /// Where the sandbox of `spec` reports a failed set-up.
+    fn report_path(&self, spec: &Spec) -> Option<PathBuf> {
+        self.shared.kubelet.sandbox.as_ref()?;
+        Some(self.sandbox_dir(spec).join("status").join("start-error"))
+    }
+
+    fn sandbox_dir(&self, spec: &Spec) -> PathBuf {
+        self.shared.kubelet.root.join("sandboxes").join(&self.uid).join(&spec.name)
+    }
+
+    /// The argv running `argv` in the container's own view of the filesystem; `Err` is the
+    /// runtime's message for a mount that cannot be made.
+    fn sandbox_argv(
+        &self,
+        tools: &sandbox::Tools,
+        spec: &Spec,
+        mounts: &[sandbox::Mount],
+        working_dir: Option<&Path>,
+        argv: &[String],
+    ) -> Result<Vec<String>, String> {
+        let probe = |path: &Path| match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => sandbox::Probe::Dir,
+            Ok(_) => sandbox::Probe::File,
+            Err(_) => sandbox::Probe::Missing,
+        };
+        let plan = sandbox::plan(mounts, probe, resolve_on_host)?;
+        let dir = self.sandbox_dir(spec);
+        let places = sandbox::Places {
+            root: dir.join("root"),
+            scratch: dir.join("scratch"),
+            status: dir.join("status"),
+            report: dir.join("status").join("start-error"),
+            home: self.runtime.dir.clone(),
+        };
+        for folder in [&places.root, &places.scratch, &places.status] {
+            std::fs::create_dir_all(folder).map_err(|e| format!("creating {}: {e}", folder.display()))?;
+        }
+        let _ = std::fs::remove_file(&places.report);
+        let read_only_root =
+            spec.value.pointer("/securityContext/readOnlyRootFilesystem").and_then(Value::as_bool).unwrap_or(false);
+        Ok(sandbox::wrap(tools, &places, &plan, read_only_root, working_dir, argv))
     }
 
     /// Creates, starts and waits for one container, recording each step. `Err` if the pod was
@@ -633,6 +781,11 @@ impl PodTask {
             }
             None => None,
         };
+        if let Some(launch) = &launch
+            && let Some(message) = &launch.failure
+        {
+            return Ok(self.start_failed(spec, &log, runtime_error(message)));
+        }
         if let Some(launch) = &launch
             && !launch.dir.is_dir()
         {
@@ -674,8 +827,13 @@ impl PodTask {
                 container::run_scripted(&self.script, &log, control).await
             }
             Some(launch) => {
+                let report = launch.report.clone();
                 match container::run_process(&self.shared.kubelet, launch, log.clone(), control, mark_started).await {
-                    Ok(exit) => exit,
+                    // The sandbox could not set the container up: the runtime's error, not an exit.
+                    Ok(exit) => match report.and_then(|r| std::fs::read_to_string(r).ok()) {
+                        Some(message) => return Ok(self.start_failed(spec, &log, runtime_error(&message))),
+                        None => exit,
+                    },
                     Err(message) => return Ok(self.start_failed(spec, &log, message)),
                 }
             }
@@ -750,4 +908,32 @@ impl PodTask {
             set_condition(pod, "PodReadyToStartContainers", false, None, None);
         });
     }
+}
+
+/// A path with the host's symbolic links resolved as far as it exists (`/var/run/x` →
+/// `/run/x`), as a container whose root is the host's sees it.
+fn resolve_on_host(path: &Path) -> PathBuf {
+    let mut existing = path.to_owned();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            return rest.iter().rev().fold(real, |acc: PathBuf, part: &std::ffi::OsString| acc.join(part));
+        }
+        match (existing.file_name().map(ToOwned::to_owned), existing.parent().map(Path::to_owned)) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+/// The container runtime's wording of a failed start.
+fn runtime_error(message: &str) -> String {
+    let init =
+        if message.starts_with("exec:") || message.starts_with("chdir") { "" } else { "error during container init: " };
+    format!(
+        "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: {init}{message}: unknown"
+    )
 }

@@ -5,6 +5,7 @@ mod errors;
 mod kubectl;
 mod pods;
 mod scripted;
+mod volumes;
 mod watch;
 
 use std::path::Path;

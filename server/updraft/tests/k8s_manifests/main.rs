@@ -1,13 +1,17 @@
-//! The deployment in `k8s/`: each overlay (and the optional git-sync component) is rendered with
+//! The deployment in `k8s/`. Each overlay (and the optional git-sync component) is rendered with
 //! `kubectl kustomize` and checked by `k8s/check.py`: strictly against the real Kubernetes
 //! schemas with `kubernetes-validate` from PyPI (installed into a venv under the target folder,
-//! kept between runs), and for the references schemas cannot see. Every command the manifests
-//! run must exist in this build's CLI with the flags they pass, and the configuration file they
-//! mount must hold only settings the CLI knows. The Dockerfile passes hadolint (from PyPI; there
-//! is no Docker engine here to build it). The test never skips itself: without kubectl, Python or
-//! PyPI it fails.
+//! kept between runs), and for the references schemas cannot see. Then each overlay runs as
+//! written (`deployment`): its pods on the Kubernetes API test server, whose kubelet runs every
+//! command the manifests give, with their config, environment and volumes, against PostgreSQL.
+//! The API server's init container is also run on its own, waiting for the scheduler's
+//! migration. The Dockerfile passes hadolint (from PyPI; there is no Docker engine here to build
+//! it). The tests never skip themselves: without kubectl, Python or PyPI they fail.
 
+mod cluster;
+#[path = "../common/mod.rs"]
 mod common;
+mod deployment;
 
 use common::{text, workspace};
 
@@ -57,40 +61,16 @@ fn check(python: &Path, rendered: &str, dir: &Path) -> (bool, String, Vec<(Strin
     (out.status.success(), report, commands, config)
 }
 
-/// Every `updraft …` command line exists in this build with the flags it passes, and the
-/// configuration file is accepted.
-fn assert_commands_exist(commands: &[(String, Vec<String>)], config: &Path) {
-    assert!(commands.len() >= 4, "the migrate, wait, scheduler and api-server commands: {commands:?}");
-    for (place, argv) in commands {
-        assert_eq!(argv.first().map(String::as_str), Some("updraft"), "{place} runs {argv:?}");
-        let words: Vec<&str> = argv[1..].iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
-        let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
-            .arg("--config")
-            .arg(config)
-            .args(&words)
-            .arg("--help")
-            .env_remove("UPDRAFT_CONFIG")
-            .output()
-            .expect("updraft runs");
-        let help = text(&out.stdout);
-        assert!(out.status.success(), "{place}: `updraft {} --help` failed: {}", words.join(" "), text(&out.stderr));
-        for flag in argv[1..].iter().filter(|a| a.starts_with("--")) {
-            let name = flag.split('=').next().unwrap_or(flag);
-            assert!(help.contains(name), "{place}: `updraft {}` has no flag {name}", words.join(" "));
-        }
-    }
-}
-
 #[test]
-fn every_overlay_renders_validates_and_runs_commands_the_cli_has() {
+fn every_overlay_renders_and_validates_strictly() {
     let python = validator_python();
     let root = workspace().join("k8s");
     for overlay in ["local", "eks"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let rendered = render(&root.join("overlays").join(overlay));
-        let (ok, report, commands, config) = check(&python, &rendered, dir.path());
+        let (ok, report, commands, _) = check(&python, &rendered, dir.path());
         assert!(ok, "overlay {overlay}:\n{report}");
-        assert_commands_exist(&commands, &config);
+        assert!(commands.len() >= 4, "the migrate, wait, scheduler and api-server commands: {commands:?}");
     }
 }
 
@@ -141,4 +121,66 @@ fn the_dockerfile_passes_hadolint_which_catches_a_floating_base_image() {
     std::fs::write(&bad, "FROM debian:latest\nRUN echo hi\n").expect("write");
     let out = Command::new(&hadolint).arg(&bad).output().expect("hadolint runs");
     assert!(!out.status.success() && text(&out.stdout).contains("DL3007"), "{}", text(&out.stdout));
+}
+
+/// The command of container `name` in the rendering's `commands` (as `check.py` lists them).
+fn command_of<'a>(commands: &'a [(String, Vec<String>)], place: &str) -> &'a [String] {
+    commands.iter().find(|(at, _)| at == place).map(|(_, argv)| argv.as_slice()).unwrap_or_else(|| {
+        panic!("no container {place} in the rendering: {:?}", commands.iter().map(|(at, _)| at).collect::<Vec<_>>())
+    })
+}
+
+#[test]
+fn the_api_servers_init_container_waits_for_the_schedulers_migration_as_rendered() {
+    let python = validator_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rendered = render(&workspace().join("k8s/overlays/local"));
+    let (ok, report, commands, config) = check(&python, &rendered, dir.path());
+    assert!(ok, "{report}");
+    let db = format!("updraft_k8s_wait_{}", std::process::id());
+    let out = common::psql(&format!("CREATE DATABASE {db}"), "postgres");
+    assert!(out.status.success(), "PostgreSQL must run at 127.0.0.1:5432: {}", text(&out.stderr));
+    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
+    // The container's command line as rendered, with the image's entrypoint (`updraft`) mapped
+    // to this build's binary, and the Secret's database URL pointing at the fresh database.
+    let container = |argv: &[String]| {
+        assert_eq!(argv.first().map(String::as_str), Some("updraft"), "{argv:?}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+        command
+            .args(&argv[1..])
+            .env("UPDRAFT_CONFIG", &config)
+            .env("UPDRAFT__DATABASE__URL", &url)
+            .env("UPDRAFT__CORE__ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let mut wait = container(command_of(&commands, "Deployment/updraft-api-server wait-for-db")).spawn().expect("runs");
+    // Its stderr, line by line, as it waits.
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let stderr = wait.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let Ok(first) = seen.recv_timeout(std::time::Duration::from_secs(30)) else {
+        let out = wait.wait_with_output().expect("exits");
+        panic!("the init container said nothing while waiting; it ended {} with {:?}", out.status, text(&out.stdout))
+    };
+    assert!(first.contains("waiting for the metadata database") && first.contains("no schema yet"), "{first}");
+    assert!(wait.try_wait().expect("status").is_none(), "it keeps waiting while the schema is missing");
+    let out = container(command_of(&commands, "Deployment/updraft-scheduler migrate")).output().expect("migrates");
+    assert!(out.status.success(), "the scheduler's init container: {}", text(&out.stderr));
+    let out = wait.wait_with_output().expect("exits");
+    reader.join().expect("reader");
+    let _ = common::psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"), "postgres");
+    assert!(
+        out.status.success(),
+        "the wait ends once the schema is current: {} {:?}",
+        out.status,
+        seen.try_iter().collect::<Vec<_>>()
+    );
+    assert!(text(&out.stdout).contains("current"), "{}", text(&out.stdout));
 }
