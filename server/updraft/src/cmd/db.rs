@@ -76,7 +76,15 @@ pub fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             DbCommand::Check { meta, wait } => Ok(check(&meta.url()?, Duration::from_secs(wait)).await),
-            DbCommand::Clean { meta, older_than, clean_before_timestamp, dry_run, yes, batch_size, http_extra_ca_file } => {
+            DbCommand::Clean {
+                meta,
+                older_than,
+                clean_before_timestamp,
+                dry_run,
+                yes,
+                batch_size,
+                http_extra_ca_file,
+            } => {
                 use super::clean::{Clean, clean, cutoff};
                 let cutoff = cutoff(older_than.as_deref(), clean_before_timestamp.as_deref())?;
                 let db = meta.db().await?;
