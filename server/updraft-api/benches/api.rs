@@ -118,7 +118,7 @@ fn bench(backend: &str, url: &str, triggers: usize) {
             encryption_key: EncryptionKey::from_base64(&EncryptionKey::generate()).expect("key"),
             jwt_secret: b"benchmark secret".to_vec(),
             token_lifetime: Duration::from_secs(3600),
-            log_dir: dir.join("logs"),
+            logs: updraft_api::TaskLogs::local(dir.join("logs")),
             plugins: None,
             secure_cookies: false,
             dags_dir: None,

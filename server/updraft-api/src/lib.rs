@@ -50,6 +50,8 @@ pub use auth::{Caller, Claims, Role, Tokens, generate_password, generate_secret,
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use plugins::{PluginError, PluginStore};
+/// The task logs the API reads (re-exported for [`ApiConfig`]).
+pub use updraft_logs::TaskLogs;
 
 /// Largest request body accepted (413 above it): DAG runs' `conf` and variables are small.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -63,8 +65,9 @@ pub struct ApiConfig {
     pub jwt_secret: Vec<u8>,
     /// How long a token stays valid.
     pub token_lifetime: Duration,
-    /// The task logs folder (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`).
-    pub log_dir: PathBuf,
+    /// The task logs: the local folder (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`),
+    /// read first, and the remote copy (`[logging] remote`) of the logs whose file is gone.
+    pub logs: TaskLogs,
     /// The operator plugins, for `/api/updraft/plugins` (absent: those routes answer 404).
     pub plugins: Option<Arc<dyn PluginStore>>,
     /// Mark the session cookie `Secure` (the web app is served over HTTPS).
@@ -85,7 +88,7 @@ struct Inner {
     db: Db,
     secrets: updraft_secrets::Secrets,
     tokens: Tokens,
-    log_dir: PathBuf,
+    logs: TaskLogs,
     dummy_hash: String,
     events: Arc<events::Events>,
     plugins: Option<Arc<dyn PluginStore>>,
@@ -104,7 +107,7 @@ impl AppState {
             db,
             secrets,
             tokens: Tokens::new(&config.jwt_secret, config.token_lifetime),
-            log_dir: config.log_dir,
+            logs: config.logs,
             dummy_hash,
             events: Arc::default(),
             plugins: config.plugins,
@@ -137,8 +140,8 @@ impl AppState {
         &self.0.secrets
     }
 
-    fn log_dir(&self) -> &std::path::Path {
-        &self.0.log_dir
+    fn logs(&self) -> &TaskLogs {
+        &self.0.logs
     }
 
     fn throttle(&self) -> &throttle::SignInThrottle {

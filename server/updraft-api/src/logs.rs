@@ -2,9 +2,9 @@
 //! `{"content": [{"event": line}, …], "continuation_token": …}`. The token carries the byte
 //! offset read so far; passing it back returns only what the try has written since, which is
 //! how a client tails a running try. A running try's unfinished last line is held back until
-//! its newline arrives.
+//! its newline arrives. Logs are read through `updraft-logs`: the local file first, else, for
+//! a try that has ended, its remote copy (`[logging] remote`), with the same offsets.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use axum::extract::State;
@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use updraft_logs::TryLog;
 use updraft_types::{DagId, RunId, TaskId};
 
 use crate::AppState;
@@ -23,9 +24,6 @@ use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, Params};
 use crate::models::{LogMessage, LogResponse};
-
-/// Most bytes one response carries; the token continues from there.
-const CHUNK: u64 = 4 * 1024 * 1024;
 
 /// How often a log stream looks for new lines.
 const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(300);
@@ -86,16 +84,18 @@ pub(crate) async fn log(
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (path, live) = locate(&state, &dag_id, &run_id, &task_id, try_number).await?;
+    let found = locate(&state, &dag_id, &run_id, &task_id, try_number).await?;
     let start = match (params.bool("full_content")?, params.get("token")) {
         (Some(true), _) | (_, None) => 0,
         (_, Some(token)) => decode(token)?.log_pos,
     };
-    let (text, end) = tokio::task::spawn_blocking(move || read_from(&path, start, live))
+    let chunk = state
+        .logs()
+        .read(&found.log, &found.path, start, found.live)
         .await
-        .map_err(|e| ApiError::Internal(format!("reading a log: {e}")))?
         .map_err(|e| ApiError::Internal(format!("reading a log: {e}")))?;
-    let end_of_log = !live && end.1;
+    let end_of_log = !found.live && chunk.at_end;
+    let text = chunk.text();
     let lines: Vec<&str> = text.lines().collect();
     let ndjson = headers
         .get(header::ACCEPT)
@@ -106,18 +106,27 @@ pub(crate) async fn log(
         return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
     }
     let content = lines.iter().map(|l| LogMessage { event: (*l).to_owned() }).collect();
-    let continuation_token = encode(Position { log_pos: end.0, end_of_log });
+    let continuation_token = encode(Position { log_pos: chunk.end, end_of_log });
     Ok(Json(LogResponse { content, continuation_token }).into_response())
 }
 
-/// A try's log file, and whether the try may still write to it; 404 for a try that never was.
+/// Where a try's log is.
+struct Found {
+    log: TryLog,
+    /// The local file.
+    path: PathBuf,
+    /// Whether the try may still write to it.
+    live: bool,
+}
+
+/// A try's log, and whether the try may still write to it; 404 for a try that never was.
 async fn locate(
     state: &AppState,
     dag_id: &DagId,
     run_id: &RunId,
     task_id: &TaskId,
     try_number: u32,
-) -> Result<(PathBuf, bool), ApiError> {
+) -> Result<Found, ApiError> {
     let (run, ti) = crate::task_instances::find(state, dag_id, run_id, task_id).await?;
     let tries = u32::try_from(ti.try_number).unwrap_or(0);
     if try_number == 0 || try_number > tries {
@@ -126,17 +135,13 @@ async fn locate(
         )));
     }
     let try_i32 = i32::try_from(try_number).unwrap_or(i32::MAX);
+    let log = TryLog::new(dag_id.as_str(), run_id.as_str(), task_id.as_str(), try_number);
     let path = match state.db().log_location(run.id, task_id.as_str(), try_i32).await? {
         Some(location) => PathBuf::from(location),
-        None => state
-            .log_dir()
-            .join(format!("dag_id={dag_id}"))
-            .join(format!("run_id={run_id}"))
-            .join(format!("task_id={task_id}"))
-            .join(format!("attempt={try_number}.log")),
+        None => state.logs().path(&log),
     };
     let live = try_number == tries && matches!(ti.state.as_str(), "scheduled" | "queued" | "running");
-    Ok((path, live))
+    Ok(Found { log, path, live })
 }
 
 /// `GET …/logs/{try_number}/stream`: the try's log as Server-Sent Events, from the start:
@@ -194,32 +199,25 @@ impl Tail {
             return None;
         }
         loop {
-            let (path, live) =
-                match locate(&self.state, &self.dag_id, &self.run_id, &self.task_id, self.try_number).await {
-                    Ok(found) => found,
-                    Err(error) => {
-                        self.done = true;
-                        return Some(Event::default().event("error").data(error.to_string()));
-                    }
-                };
-            let start = self.position;
-            let read = tokio::task::spawn_blocking(move || read_from(&path, start, live)).await;
-            let (text, (end, at_end)) = match read {
-                Ok(Ok(found)) => found,
-                Ok(Err(e)) => {
+            let found = match locate(&self.state, &self.dag_id, &self.run_id, &self.task_id, self.try_number).await {
+                Ok(found) => found,
+                Err(error) => {
                     self.done = true;
-                    return Some(Event::default().event("error").data(format!("reading the log: {e}")));
+                    return Some(Event::default().event("error").data(error.to_string()));
                 }
+            };
+            let chunk = match self.state.logs().read(&found.log, &found.path, self.position, found.live).await {
+                Ok(chunk) => chunk,
                 Err(e) => {
                     self.done = true;
                     return Some(Event::default().event("error").data(format!("reading the log: {e}")));
                 }
             };
-            self.position = end;
-            if !text.is_empty() {
-                return Some(Event::default().event("lines").data(text.trim_end_matches('\n')));
+            self.position = chunk.end;
+            if !chunk.bytes.is_empty() {
+                return Some(Event::default().event("lines").data(chunk.text().trim_end_matches('\n')));
             }
-            if !live && at_end {
+            if !found.live && chunk.at_end {
                 self.done = true;
                 return Some(Event::default().event("end").data("end of log"));
             }
@@ -228,44 +226,12 @@ impl Tail {
     }
 }
 
-/// The text from byte `start`, at most [`CHUNK`] bytes, cut after the last newline when the try
-/// may still write (or the chunk is full); with the offset reached and whether it is the end
-/// of the file. A file not written yet reads as empty.
-fn read_from(path: &std::path::Path, start: u64, live: bool) -> std::io::Result<(String, (u64, bool))> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((String::new(), (start, true))),
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata()?.len();
-    let start = start.min(len);
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::new();
-    file.take(CHUNK).read_to_end(&mut bytes)?;
-    let full_chunk = bytes.len() as u64 == CHUNK && start + CHUNK < len;
-    if (live || full_chunk) && !bytes.ends_with(b"\n") {
-        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        bytes.truncate(keep);
-    }
-    let end = start + bytes.len() as u64;
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), (end, end >= len)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn live_logs_hold_back_the_unfinished_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("attempt=1.log");
-        std::fs::write(&path, "one\ntwo\nthr").expect("write");
-        let (text, (end, _)) = read_from(&path, 0, true).expect("read");
-        assert_eq!((text.as_str(), end), ("one\ntwo\n", 8));
-        let (text, (end, at_end)) = read_from(&path, end, false).expect("read");
-        assert_eq!((text.as_str(), end, at_end), ("thr", 11, true));
-        let (text, _) = read_from(&dir.path().join("missing"), 0, true).expect("read");
-        assert!(text.is_empty());
+    fn continuation_tokens_round_trip_and_garbage_is_refused() {
         let token = encode(Position { log_pos: 8, end_of_log: false });
         assert_eq!(decode(&token).expect("decodes").log_pos, 8);
         assert!(decode("garbage").is_err());

@@ -8,6 +8,7 @@
 //! `Any` driver; only the migrations exist in two dialects, embedded in the binary. This is the
 //! only crate that contains SQL.
 
+pub mod clean;
 mod crypto;
 pub mod dags;
 pub mod demo;

@@ -55,6 +55,9 @@ pub struct KubernetesConfig {
     /// fails (default 60 s): the worker stops a try at its timeout itself; this is the backstop
     /// for a worker that hangs.
     pub execution_timeout_grace: Duration,
+    /// Where the executor ships a try's log after writing its end into it (a pod that never
+    /// started, failed, was deleted or overran); default: local files only.
+    pub logs: updraft_logs::TaskLogs,
 }
 
 impl KubernetesConfig {
@@ -73,6 +76,7 @@ impl KubernetesConfig {
             launch_failure_requeues: 1,
             create_retries: 5,
             execution_timeout_grace: Duration::from_secs(60),
+            logs: updraft_logs::TaskLogs::default(),
         }
     }
 }

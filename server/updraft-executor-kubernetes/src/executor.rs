@@ -26,6 +26,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
+use updraft_logs::TryLog;
 use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 use crate::config::{Error, KubernetesConfig, OverrideLookup, PodTemplate};
@@ -307,7 +308,8 @@ fn load_template(template: &PodTemplate) -> Result<Option<Value>, Error> {
     Ok(Some(value))
 }
 
-/// Appends a line to a try's log file, creating its folder.
+/// Appends a line to a try's log file, creating its folder (a line in the middle of a try: the
+/// end of the try ships the log).
 fn write_log(path: &Path, text: &str) {
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -389,6 +391,14 @@ impl Shared {
         tasks.spawn_on(future, &self.handle);
     }
 
+    /// Writes how a try ended into its log, as the worker could not, and ships the log (the
+    /// remote copy is fetched first when this scheduler does not share the workers' volume).
+    async fn end_log(&self, item: &WorkItem, lines: &[String]) {
+        let text: String = lines.iter().map(|line| format!("[kubernetes executor] {line}\n")).collect();
+        let log = TryLog::new(&item.dag_id, &item.run_id, &item.task_id, item.key.try_number);
+        self.config.logs.append_and_ship(&log, &item.log_path, &text).await;
+    }
+
     pub(crate) fn send(&self, event: WorkEvent) {
         let _ = self.events.send(event);
     }
@@ -458,7 +468,7 @@ impl Shared {
         };
         let pod = match self.build_pod(&item, launch) {
             Ok(pod) => pod,
-            Err(message) => return self.fail_before_pod(name, message, false),
+            Err(message) => return self.fail_before_pod(name, message, false).await,
         };
         let mut attempt = 0;
         loop {
@@ -484,7 +494,7 @@ impl Shared {
                     attempt += 1;
                     if attempt > self.config.create_retries {
                         let message = format!("could not create pod {name} after {attempt} attempts: {message}");
-                        return self.fail_before_pod(name, message, true);
+                        return self.fail_before_pod(name, message, true).await;
                     }
                     let delay = match retry_after {
                         Some(after) => {
@@ -500,15 +510,15 @@ impl Shared {
                 CreateError::Forbidden(api_message) => {
                     let message = forbidden_message("create", "pods", &self.config.namespace, &api_message);
                     error!(pod = %name, "{message}");
-                    return self.fail_before_pod(name, message, true);
+                    return self.fail_before_pod(name, message, true).await;
                 }
                 CreateError::Invalid(api_message) => {
                     let message = format!("the API server rejected pod {name}: {api_message}");
-                    return self.fail_before_pod(name, message, false);
+                    return self.fail_before_pod(name, message, false).await;
                 }
                 CreateError::Other(api_message) => {
                     let message = format!("could not create pod {name}: {api_message}");
-                    return self.fail_before_pod(name, message, true);
+                    return self.fail_before_pod(name, message, true).await;
                 }
             }
         }
@@ -531,7 +541,7 @@ impl Shared {
             }
             Err(error) => {
                 let message = format!("pod {name} exists but cannot be read: {error}");
-                self.fail_before_pod(name, message, true);
+                self.fail_before_pod(name, message, true).await;
             }
         }
     }
@@ -552,17 +562,18 @@ impl Shared {
             }
             Err(error) => {
                 let message = format!("could not take over pod {name} from scheduler {owner:?}: {error}");
-                self.fail_before_pod(name, message, true);
+                self.fail_before_pod(name, message, true).await;
             }
         }
     }
 
-    /// Ends a try whose pod never existed or cannot be used.
-    fn fail_before_pod(&self, name: &str, message: String, retryable: bool) {
+    /// Ends a try whose pod never existed or cannot be used; the API server's refusal goes into
+    /// the try's log, which is shipped.
+    async fn fail_before_pod(&self, name: &str, message: String, retryable: bool) {
         let Some(tracked) = lock(&self.state).tries.remove(name) else { return };
         PodMetrics::bump(&self.metrics.create_failures);
         warn!(pod = %name, %message, "try failed before its pod ran");
-        write_log(&tracked.item.log_path, &message);
+        self.end_log(&tracked.item, std::slice::from_ref(&message)).await;
         self.send(WorkEvent::Finished { key: tracked.item.key, outcome: WorkOutcome::Failed { message, retryable } });
     }
 
@@ -649,21 +660,27 @@ impl Shared {
             PodEnd::Succeeded => (recorded.unwrap_or(WorkOutcome::Success), false, false),
             PodEnd::Failed { details } => {
                 let message = format!("pod {name} failed: {details}");
-                write_log(&tracked.item.log_path, &message);
+                self.end_log(&tracked.item, std::slice::from_ref(&message)).await;
                 (recorded.unwrap_or(WorkOutcome::Failed { message, retryable: true }), true, false)
             }
             PodEnd::NeverRan { details } => {
-                let message = format!("pod {name} could not run the task: {details}");
-                write_log(&tracked.item.log_path, &message);
+                // Why it never ran is in the pod's events (scheduling, image pulls, volumes):
+                // they go into the log, one a line, and into the message.
+                let events = self.describe_events(&name).await;
+                let message =
+                    format!("pod {name} could not run the task: {details}; its events: {}", events.join(" | "));
+                let mut lines = vec![format!("pod {name} could not run the task: {details}"), "its events:".to_owned()];
+                lines.extend(events.iter().map(|e| format!("  {e}")));
+                self.end_log(&tracked.item, &lines).await;
                 (WorkOutcome::Failed { message, retryable: true }, true, true)
             }
             PodEnd::Deleted { details } => {
-                write_log(&tracked.item.log_path, &details);
+                self.end_log(&tracked.item, std::slice::from_ref(&details)).await;
                 (WorkOutcome::Failed { message: details, retryable: true }, true, false)
             }
             PodEnd::Overran { details } => {
                 let message = format!("pod {name} {details}");
-                write_log(&tracked.item.log_path, &message);
+                self.end_log(&tracked.item, std::slice::from_ref(&message)).await;
                 (WorkOutcome::Failed { message, retryable: true }, true, true)
             }
         };

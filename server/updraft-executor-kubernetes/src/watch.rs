@@ -159,9 +159,8 @@ impl Shared {
                     continue;
                 }
                 self.spawn(async move {
-                    let events = shared.describe_events(&name).await;
                     let details = format!(
-                        "still Pending after {} s (pending_timeout); its events: {events}",
+                        "still Pending after {} s (pending_timeout)",
                         shared.config.pending_timeout.as_secs_f64()
                     );
                     shared.finish(tracked, name, PodEnd::NeverRan { details }).await;
@@ -171,7 +170,7 @@ impl Shared {
     }
 
     /// A pod's events, oldest first, as `Type Reason: message` lines.
-    async fn describe_events(&self, name: &str) -> String {
+    pub(crate) async fn describe_events(&self, name: &str) -> Vec<String> {
         let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
         match self.pod_events.list(&params).await {
             Ok(list) => {
@@ -187,14 +186,14 @@ impl Shared {
                         )
                     })
                     .collect();
-                if lines.is_empty() { "(none)".to_owned() } else { lines.join(" | ") }
+                if lines.is_empty() { vec!["(none)".to_owned()] } else { lines }
             }
             Err(kube::Error::Api(status)) if status.code == 403 => {
                 let message = forbidden_message("list", "events", &self.config.namespace, &status.message);
                 error!("{message}");
-                format!("(cannot list them: {message})")
+                vec![format!("(cannot list them: {message})")]
             }
-            Err(error) => format!("(cannot list them: {error})"),
+            Err(error) => vec![format!("(cannot list them: {error})")],
         }
     }
 }

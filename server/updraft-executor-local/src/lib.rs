@@ -1,7 +1,9 @@
 //! The local executor: runs each try in-process, through the plugin host (a fresh WebAssembly
 //! instance per try, with its limits), on a tokio runtime of its own so that plugin work never
 //! starves the scheduler loop. Reports start and end on the scheduler's channel; the try's log
-//! file (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`) grows line by line as it runs.
+//! file (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`) grows line by line as it runs, and
+//! is shipped to the remote logs (`[logging] remote`) when the try ends, before its end is
+//! reported.
 
 mod backends;
 mod pin;
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
+use updraft_logs::{TaskLogs, TryLog};
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
 use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
@@ -25,7 +28,8 @@ pub struct LocalExecutor {
     runtime: Option<tokio::runtime::Runtime>,
     hostname: String,
     /// Tries running now: how to stop each, and its log.
-    running: Arc<Mutex<HashMap<TryKey, (tokio::task::AbortHandle, PathBuf)>>>,
+    running: Arc<Mutex<HashMap<TryKey, Running>>>,
+    logs: TaskLogs,
 }
 
 impl LocalExecutor {
@@ -39,8 +43,28 @@ impl LocalExecutor {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".to_owned());
-        Ok(LocalExecutor { registry, events, runtime: Some(runtime), hostname, running: Arc::default() })
+        Ok(LocalExecutor {
+            registry,
+            events,
+            runtime: Some(runtime),
+            hostname,
+            running: Arc::default(),
+            logs: TaskLogs::default(),
+        })
     }
+
+    /// Ships each try's log to `logs`' remote when the try ends (without it, logs stay local).
+    pub fn with_logs(mut self, logs: TaskLogs) -> Self {
+        self.logs = logs;
+        self
+    }
+}
+
+/// A try in flight: how to stop it, and its log (identity and local file).
+type Running = (tokio::task::AbortHandle, TryLog, PathBuf);
+
+fn try_log(item: &WorkItem) -> TryLog {
+    TryLog::new(&item.dag_id, &item.run_id, &item.task_id, item.key.try_number)
 }
 
 impl Drop for LocalExecutor {
@@ -84,7 +108,8 @@ impl Executor for LocalExecutor {
         let events = self.events.clone();
         let hostname = self.hostname.clone();
         let key = item.key.clone();
-        let log_path = item.log_path.clone();
+        let (log, log_path) = (try_log(&item), item.log_path.clone());
+        let logs = self.logs.clone();
         let runner = runtime.spawn(async move {
             let _ = events.send(WorkEvent::Started { key: item.key.clone(), hostname });
             // The version the try was dispatched with, even if another has replaced it since.
@@ -113,14 +138,18 @@ impl Executor for LocalExecutor {
                     map_outcome(&report.outcome)
                 }
             };
+            // Shipped before the end is reported: once a try shows as finished, its log is in
+            // the remote store (or the failure to put it there is logged).
+            logs.ship(&try_log(&item), &item.log_path).await;
             let _ = events.send(WorkEvent::Finished { key: item.key, outcome });
         });
-        lock(&self.running).insert(key.clone(), (runner.abort_handle(), log_path));
+        lock(&self.running).insert(key.clone(), (runner.abort_handle(), log.clone(), log_path.clone()));
         // A runner that dies (a bug in the host panics) still ends its try, as failed and
         // retryable: no task instance waits for a report that never comes. A cancelled one
         // reports nothing: the scheduler already moved on.
         let events = self.events.clone();
         let running = Arc::clone(&self.running);
+        let logs = self.logs.clone();
         runtime.spawn(async move {
             let result = runner.await;
             lock(&running).remove(&key);
@@ -128,6 +157,8 @@ impl Executor for LocalExecutor {
                 && !error.is_cancelled()
             {
                 let message = format!("the task runner crashed: {error}");
+                append(&log_path, &format!("[Error] {message}\n"));
+                logs.ship(&log, &log_path).await;
                 let _ =
                     events.send(WorkEvent::Finished { key, outcome: WorkOutcome::Failed { message, retryable: true } });
             }
@@ -137,9 +168,10 @@ impl Executor for LocalExecutor {
     /// Aborts the try's runner: its instance is dropped at its next await, and a pod it
     /// launched is deleted.
     fn cancel(&self, key: &TryKey) {
-        let Some((handle, log_path)) = lock(&self.running).remove(key) else { return };
+        let Some((handle, log, log_path)) = lock(&self.running).remove(key) else { return };
         handle.abort();
         append(&log_path, "[updraft] stopped: the task was cleared or marked while it ran\n");
+        self.logs.ship_later(log, log_path);
     }
 }
 

@@ -20,6 +20,7 @@ use updraft_dag::{Options, SqlSource};
 use updraft_dagbag::LoadedDag;
 use updraft_db::runs::{NewRun, NewTaskInstance, RunRow, TaskUpdate};
 use updraft_db::{Backend, Db, DbError, dags::DagRecord, now_us};
+use updraft_logs::{TaskLogs, TryLog};
 
 use crate::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 use crate::fnv::Fnv;
@@ -47,7 +48,8 @@ type Observer = Box<dyn FnMut(&TaskUpdate) + Send>;
 pub struct EngineConfig {
     pub scheduler_id: String,
     pub dags_folder: PathBuf,
-    pub log_dir: PathBuf,
+    /// Where tries' logs go: the local logs folder, and S3 with `[logging] remote`.
+    pub logs: TaskLogs,
     /// Most tries running at once, over all DAGs.
     pub parallelism: usize,
     /// How often the DAGs folder is checked for changes.
@@ -314,6 +316,17 @@ impl Engine {
     /// write conflicts with another scheduler) is reported and tried again after a pause; the
     /// changes it had not written are kept and written by the next loop.
     pub async fn run(&mut self, stop: impl std::future::Future<Output = ()>) -> Result<(), EngineError> {
+        let result = self.run_loops(stop).await;
+        self.flush_logs().await;
+        result
+    }
+
+    /// Waits (a while) for the uploads of the logs this engine wrote itself.
+    async fn flush_logs(&self) {
+        self.config.logs.flush(Duration::from_secs(30)).await;
+    }
+
+    async fn run_loops(&mut self, stop: impl std::future::Future<Output = ()>) -> Result<(), EngineError> {
         tokio::pin!(stop);
         let mut failures = 0u32;
         loop {
@@ -344,6 +357,12 @@ impl Engine {
 
     /// Runs loops until the run `run_pk` has finished; returns its final state.
     pub async fn run_until_finished(&mut self, dag_id: &str, run_id: &str) -> Result<RunState, EngineError> {
+        let result = self.loops_until_finished(dag_id, run_id).await;
+        self.flush_logs().await;
+        result
+    }
+
+    async fn loops_until_finished(&mut self, dag_id: &str, run_id: &str) -> Result<RunState, EngineError> {
         loop {
             self.tick().await?;
             if let Some(run) = self.db.get_run(dag_id, run_id).await?
@@ -956,14 +975,23 @@ impl Engine {
 
     fn fail_without_running(&mut self, run_pk: i64, t: u32, message: &str) {
         if let Some(run) = self.runs.get(&run_pk) {
-            let path = self.log_path(&run.row, &run.dag.dag.tasks[t as usize].id, run.tries[t as usize] + 1);
-            append_log(&path, &format!("[updraft] the task could not start: {message}"));
+            let (row, task_id, try_number) = (&run.row, &run.dag.dag.tasks[t as usize].id, run.tries[t as usize] + 1);
+            self.write_own_log(row, task_id, try_number, &format!("[updraft] the task could not start: {message}"));
         }
         self.finish_try(run_pk, t, TaskState::Failed, None);
     }
 
     fn log_path(&self, row: &RunRow, task_id: &str, try_number: u32) -> PathBuf {
-        log_path(&self.config.log_dir, row, task_id, try_number)
+        log_path(self.config.logs.dir(), row, task_id, try_number)
+    }
+
+    /// Writes the whole log of a try that ends without an executor (it could not start) and
+    /// ships it in the background.
+    fn write_own_log(&self, row: &RunRow, task_id: &str, try_number: u32, line: &str) {
+        let path = self.log_path(row, task_id, try_number);
+        append_log(&path, line);
+        let log = TryLog::new(&row.dag_id, &row.run_id, task_id, try_number);
+        self.config.logs.ship_later(log, path);
     }
 
     fn start_try(&mut self, run_pk: i64, t: u32) {
@@ -988,14 +1016,19 @@ impl Engine {
         });
         let log_path = self.log_path(&row, &task.id, try_number);
         let key = TryKey { run_pk, task_index: t, try_number };
-        match work_item(&loaded, t, &row, key.clone(), log_path.clone()) {
+        match work_item(&loaded, t, &row, key.clone(), log_path) {
             Ok(item) => {
                 self.hold_slot(key, task, &loaded.dag.id);
                 self.stats.tries_dispatched += 1;
                 self.executor.submit(item);
             }
             Err(message) => {
-                append_log(&log_path, &format!("[updraft] the task could not start: {message}"));
+                self.write_own_log(
+                    &row,
+                    &task.id,
+                    try_number,
+                    &format!("[updraft] the task could not start: {message}"),
+                );
                 self.finish_try(run_pk, t, TaskState::Failed, None);
             }
         }
@@ -1185,11 +1218,7 @@ fn in_flight_tries(run_pk: i64, run: &ActiveRun, tasks: &[u32]) -> Vec<TryKey> {
 
 /// Where a try's log lives: `LOG_DIR/dag_id=…/run_id=…/task_id=…/attempt=N.log`.
 pub fn log_path(log_dir: &Path, row: &RunRow, task_id: &str, try_number: u32) -> PathBuf {
-    log_dir
-        .join(format!("dag_id={}", row.dag_id))
-        .join(format!("run_id={}", row.run_id))
-        .join(format!("task_id={task_id}"))
-        .join(format!("attempt={try_number}.log"))
+    TryLog::new(&row.dag_id, &row.run_id, task_id, try_number).path_in(log_dir)
 }
 
 /// One try of task `t` of a run, rendered and ready for an executor (the scheduler builds it;

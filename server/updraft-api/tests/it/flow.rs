@@ -468,7 +468,7 @@ async fn the_web_apps_session_cookie_needs_the_csrf_token_for_changes() {
         encryption_key: updraft_db::EncryptionKey::from_base64(&updraft_db::EncryptionKey::generate()).expect("key"),
         jwt_secret: b"another secret".to_vec(),
         token_lifetime: std::time::Duration::from_secs(60),
-        log_dir: api.dir.path().join("logs"),
+        logs: updraft_api::TaskLogs::local(api.dir.path().join("logs")),
         plugins: None,
         secure_cookies: true,
         dags_dir: None,

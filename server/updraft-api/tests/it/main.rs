@@ -140,7 +140,7 @@ impl Api {
             encryption_key: EncryptionKey::from_base64(&EncryptionKey::generate()).expect("key"),
             jwt_secret: b"test secret".to_vec(),
             token_lifetime: std::time::Duration::from_secs(3600),
-            log_dir: dir.path().join("logs"),
+            logs: updraft_api::TaskLogs::local(dir.path().join("logs")),
             plugins: Some(std::sync::Arc::new(FakePlugins)),
             secure_cookies: false,
             dags_dir: Some(dir.path().join("dags")),

@@ -1,6 +1,7 @@
 //! updraft-db against real databases: a SQLite file and the PostgreSQL at 127.0.0.1:5432
 //! (a fresh database per test, dropped afterwards). Every test runs on both backends.
 
+mod clean;
 mod plugins;
 mod support;
 
@@ -94,7 +95,7 @@ async fn connections_keep_passwords_secret() {
     }
 }
 
-fn record(id: &str, hash: &str) -> DagRecord {
+pub(crate) fn record(id: &str, hash: &str) -> DagRecord {
     DagRecord {
         dag_id: id.into(),
         fileloc: format!("dags/{id}.yaml"),

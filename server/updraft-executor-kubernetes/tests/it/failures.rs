@@ -24,7 +24,12 @@ async fn an_image_that_does_not_pull_fails_fast_with_the_reason() {
     assert!(!started, "the task never started");
     let (message, _) = failure(outcome);
     assert!(message.contains("ErrImagePull") || message.contains("ImagePullBackOff"), "{message}");
-    assert!(log_of(&item).contains("could not run the task"), "{}", log_of(&item));
+    // The task log says why, and has the pod's events, one a line.
+    let log = log_of(&item);
+    assert!(log.contains("could not run the task: container base cannot start: ErrImagePull"), "{log}");
+    assert!(log.contains("[kubernetes executor] its events:\n"), "{log}");
+    assert!(log.contains("[kubernetes executor]   Normal Scheduled: "), "{log}");
+    assert!(log.contains("[kubernetes executor]   Warning Failed: "), "{log}");
     // A pod that never ran is deleted even though failed pods are kept.
     eventually("the pod is deleted", || fake.pod(NS, &pod_name_of(&item)).is_none()).await;
 }
@@ -45,8 +50,34 @@ async fn a_pod_pending_past_the_timeout_fails_with_its_events() {
     assert!(retryable);
     assert!(message.contains("still Pending after 1 s"), "{message}");
     assert!(message.contains("Warning FailedScheduling: 0/1 nodes are available"), "{message}");
-    assert!(log_of(&item).contains("FailedScheduling"), "{}", log_of(&item));
+    let log = log_of(&item);
+    assert!(log.contains("could not run the task: still Pending after 1 s (pending_timeout)"), "{log}");
+    assert!(log.contains("[kubernetes executor]   Warning FailedScheduling: 0/1 nodes are available"), "{log}");
     eventually("the pod is deleted", || fake.pod(NS, &pod_name_of(&item)).is_none()).await;
+}
+
+#[tokio::test]
+async fn a_pod_quota_that_stays_full_fails_the_try_with_the_api_servers_refusal_in_its_log() {
+    let fake = crate::start_fake();
+    fake.set_pod_quota(Some(0));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config("sched-a");
+    config.create_retries = 1;
+    let mut h = executor(&fake, dir.path(), config, HashMap::new()).await;
+    let item = item(dir.path(), "no_room", 0);
+    h.executor.submit(item.clone());
+    let (started, outcome) = finished(&mut h.events, &item.key).await;
+    assert!(!started);
+    let (message, retryable) = failure(outcome);
+    assert!(retryable, "a full quota may have room at the next try");
+    assert!(
+        message.contains("after 2 attempts: pods \"etl-no-room-f33b5c678c\" is forbidden: exceeded quota"),
+        "{message}"
+    );
+    let log = log_of(&item);
+    assert!(log.contains("[kubernetes executor] could not create pod"), "{log}");
+    assert!(log.contains("exceeded quota: pod-quota, requested: pods=1"), "{log}");
+    assert_eq!(fake.created_pods(), []);
 }
 
 #[tokio::test]

@@ -90,7 +90,7 @@ async fn replaced_plugin_is_picked_up_while_a_running_task_keeps_its_version() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // Version 2 is dropped into the folder; the watcher picks it up without a restart.
-    let _watch = registry.watch(Duration::from_millis(100));
+    let watch = registry.watch(Duration::from_millis(100));
     install(&file, &guest("fixture_versioned_v2"));
     let mut picked = false;
     for _ in 0..50 {
@@ -110,7 +110,10 @@ async fn replaced_plugin_is_picked_up_while_a_running_task_keeps_its_version() {
     assert_eq!(report.outcome, TaskOutcome::Success { output: Some(json!("1.0.0")) });
     assert_eq!(report.plugin_version, "1.0.0");
 
-    // A broken file is listed as invalid and does not unload the good version.
+    // A broken file is listed as invalid and does not unload the good version. The watcher
+    // stops first, so that the rescan below is the one that sees the change.
+    watch.abort();
+    let _ = watch.await;
     install(&file, b"\0asm garbage");
     let changes = registry.rescan().await;
     assert_eq!(changes.len(), 1, "{changes:?}");

@@ -51,13 +51,18 @@ pub struct ApiServerArgs {
     pub dags: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// A PEM file of CA certificates that HTTPS calls (here: to the remote task logs) trust
+    /// besides the platform's roots.
+    #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+    pub http_extra_ca_file: Option<PathBuf>,
 }
 
 /// `updraft api-server`.
 pub fn api_server(args: ApiServerArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = args.meta.db().await?;
-        serve(db, &args.meta, &args.server, args.dags.clone(), shutdown_signal()).await?;
+        let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
+        serve(db, &args.meta, &args.server, args.dags.clone(), logs, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -68,9 +73,10 @@ pub async fn serve(
     meta: &MetaArgs,
     server: &ServerArgs,
     dags: Option<PathBuf>,
+    logs: updraft_api::TaskLogs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (listener, state) = prepare(db, meta, server, dags).await?;
+    let (listener, state) = prepare(db, meta, server, dags, logs).await?;
     updraft_api::serve(listener, state, shutdown).await.context("serving the API")?;
     Ok(())
 }
@@ -82,12 +88,13 @@ pub async fn prepare(
     meta: &MetaArgs,
     server: &ServerArgs,
     dags: Option<PathBuf>,
+    logs: updraft_api::TaskLogs,
 ) -> anyhow::Result<(tokio::net::TcpListener, AppState)> {
     let config = ApiConfig {
         encryption_key: meta.encryption_key()?,
         jwt_secret: jwt_secret(meta)?,
         token_lifetime: Duration::from_secs(server.jwt_expiration_time.max(1)),
-        log_dir: meta.data_dir.join("logs"),
+        logs,
         secure_cookies: server.secure_cookies,
         dags_dir: dags,
         secret_sources: updraft_secrets::Sources::new(meta.connections_dir.clone(), meta.variables_dir.clone()),

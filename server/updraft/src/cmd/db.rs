@@ -1,4 +1,5 @@
-//! `updraft db migrate|check`: the schema of the metadata database. Kubernetes runs
+//! `updraft db migrate|check|clean`: the schema of the metadata database, and retention
+//! (`db clean`, in `clean.rs`). Kubernetes runs
 //! `db migrate` as the scheduler's init container and `db check --wait` as the API server's:
 //! the check keeps trying while the database is unreachable or not migrated yet, saying on
 //! stderr what it waits for, and gives up with the last reason when the time is up.
@@ -37,6 +38,32 @@ pub enum DbCommand {
         #[arg(long, value_name = "SECS", num_args = 0..=1, default_value_t = 0, default_missing_value = DEFAULT_WAIT_SECS)]
         wait: u64,
     },
+    /// Remove finished runs older than a cutoff with their task instances, XComs, try results,
+    /// requests and logs (local and remote), in batches. Runs queued or running are never
+    /// touched, nor the newest scheduled run of each DAG (its timetable continues from it).
+    Clean {
+        #[command(flatten)]
+        meta: MetaArgs,
+        /// Remove runs that ended longer ago than this: `90d`, `12h`, `2w`.
+        #[arg(long, value_name = "DURATION", required_unless_present = "clean_before_timestamp")]
+        older_than: Option<String>,
+        /// Remove runs that ended before this time (RFC 3339, e.g. `2026-01-01T00:00:00Z`).
+        #[arg(long, value_name = "TIMESTAMP", conflicts_with = "older_than")]
+        clean_before_timestamp: Option<String>,
+        /// Only count what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove without asking for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Runs removed per transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch_size: u32,
+        /// A PEM file of CA certificates that HTTPS calls (here: to the remote task logs) trust
+        /// besides the platform's roots.
+        #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+        http_extra_ca_file: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
@@ -49,6 +76,21 @@ pub fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             DbCommand::Check { meta, wait } => Ok(check(&meta.url()?, Duration::from_secs(wait)).await),
+            DbCommand::Clean {
+                meta,
+                older_than,
+                clean_before_timestamp,
+                dry_run,
+                yes,
+                batch_size,
+                http_extra_ca_file,
+            } => {
+                use super::clean::{Clean, clean, cutoff};
+                let cutoff = cutoff(older_than.as_deref(), clean_before_timestamp.as_deref())?;
+                let db = meta.db().await?;
+                let logs = meta.logs(http_extra_ca_file.as_deref())?;
+                clean(&db, &logs, cutoff, Clean { dry_run, yes, batch_size: i64::from(batch_size) }).await
+            }
         }
     })
 }

@@ -2,13 +2,15 @@
 //! secrets, and where else connections and variables come from: `UPDRAFT__DATABASE__URL` when
 //! set, else the SQLite file in `--data-dir`; the key from `UPDRAFT__CORE__ENCRYPTION_KEY`,
 //! else a key file the data folder keeps (created on first use, readable by its owner only);
-//! `UPDRAFT_CONN_*`/`UPDRAFT_VAR_*` and the `[secrets]` directories before the database.
+//! `UPDRAFT_CONN_*`/`UPDRAFT_VAR_*` and the `[secrets]` directories before the database; task
+//! logs in `DATA_DIR/logs`, and in S3 too with `UPDRAFT__LOGGING__REMOTE`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 use updraft_db::{Db, EncryptionKey, SchemaStatus};
+use updraft_logs::{RemoteLogs, RemoteSettings, TaskLogs};
 use updraft_secrets::{Secrets, Sources};
 
 #[derive(Debug, Clone, Args)]
@@ -28,6 +30,11 @@ pub struct MetaArgs {
     /// Secret); looked up after `UPDRAFT_VAR_<KEY>` and before the database.
     #[arg(long = "variables-dir", env = "UPDRAFT__SECRETS__VARIABLES_DIR", global = true, value_name = "DIR")]
     pub variables_dir: Option<PathBuf>,
+    /// Also keep task logs in S3: `s3://BUCKET/PREFIX`. Each try's log is uploaded when the try
+    /// ends and read from there once its local file is gone. Credentials: the standard AWS
+    /// variables, or the web-identity token of an IAM role for the pod's ServiceAccount.
+    #[arg(long = "remote-logs", env = "UPDRAFT__LOGGING__REMOTE", value_name = "URL", global = true)]
+    pub remote_logs: Option<String>,
 }
 
 impl MetaArgs {
@@ -51,6 +58,19 @@ impl MetaArgs {
                 anyhow::bail!("the metadata database is not ready ({}): run `updraft db migrate`", describe(&status))
             }
         }
+    }
+
+    /// The task logs: `DATA_DIR/logs`, and the remote copy when `--remote-logs` is set, reached
+    /// over HTTPS that also trusts `extra_ca_file` (`[http] extra_ca_file`).
+    pub fn logs(&self, extra_ca_file: Option<&std::path::Path>) -> anyhow::Result<TaskLogs> {
+        let remote = match self.remote_logs.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => Some(RemoteLogs::new(&RemoteSettings {
+                url: url.to_owned(),
+                extra_ca_file: extra_ca_file.map(std::path::Path::to_path_buf),
+            })?),
+            None => None,
+        };
+        Ok(TaskLogs::local(self.data_dir.join("logs")).with_remote(remote))
     }
 
     /// Connections and variables from the environment, the Secret directories and `db`.

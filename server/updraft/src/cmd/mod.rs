@@ -2,6 +2,7 @@
 //! metadata database and its encryption key.
 
 pub mod api_server;
+pub mod clean;
 pub mod config;
 pub mod connections;
 pub mod dags;

@@ -205,26 +205,33 @@ impl RunArgs {
                 self.dags.display()
             );
         }
+        // One set of task logs for the engine and the executor: uploads either starts are
+        // waited for when the engine stops. Made first, so a bad remote fails at once.
+        let logs = self.meta.logs(self.http_extra_ca_file.as_deref())?;
         let registry = self.registry(db).await?;
         let catalog_registry = Arc::clone(&registry);
         let catalog = CatalogSource(Arc::new(move || catalog_of(&catalog_registry)));
         let (sender, receiver) = mpsc::unbounded_channel();
         let scheduler_id = format!("{}-{}", hostname(), std::process::id());
         let pods = if self.executor == ExecutorKind::Kubernetes && !single_run {
-            Some(self.kubernetes_executor(db, &scheduler_id, sender.clone()).await?)
+            Some(self.kubernetes_executor(db, &scheduler_id, sender.clone(), logs.clone()).await?)
         } else {
             None
         };
         let executor: Arc<dyn Executor> = match &pods {
             Some(pods) => pods.clone(),
-            None => Arc::new(LocalExecutor::new(registry.clone(), sender, 2).context("starting the local executor")?),
+            None => Arc::new(
+                LocalExecutor::new(registry.clone(), sender, 2)
+                    .context("starting the local executor")?
+                    .with_logs(logs.clone()),
+            ),
         };
         // Each try runs the plugin version current when it is dispatched, wherever it runs.
         let executor: Arc<dyn Executor> = Arc::new(PinVersions::new(executor, registry));
         let config = EngineConfig {
             scheduler_id,
             dags_folder: self.dags.clone(),
-            log_dir: self.meta.data_dir.join("logs"),
+            logs,
             parallelism: self.parallelism,
             parse_interval: Duration::from_secs(5),
             paused_at_creation: false,
@@ -241,6 +248,7 @@ impl RunArgs {
         db: &Db,
         scheduler_id: &str,
         sender: mpsc::UnboundedSender<updraft_scheduler::executor::WorkEvent>,
+        logs: updraft_logs::TaskLogs,
     ) -> anyhow::Result<Arc<updraft_executor_kubernetes::KubernetesExecutor>> {
         use updraft_executor_kubernetes::{KubernetesConfig, KubernetesExecutor, PodTemplate};
         let k = &self.kubernetes;
@@ -258,6 +266,7 @@ impl RunArgs {
         config.pending_timeout = Duration::from_secs(k.pending_timeout.max(1));
         config.creates_per_second = k.creates_per_second.max(0.1);
         config.max_creates_in_flight = self.parallelism.clamp(1, 64);
+        config.logs = logs;
         let overrides: updraft_executor_kubernetes::OverrideLookup =
             Arc::new(|item: &WorkItem| item.kubernetes.clone());
         let results = Arc::new(DbResults(db.clone()));

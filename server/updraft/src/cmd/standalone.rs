@@ -86,8 +86,9 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         ensure_admin(&db, &args.meta.data_dir).await?;
         let (mut engine, _executor) = run.engine(&db, false).await?;
         println!("updraft standalone: data in {}, DAGs from {}", args.meta.data_dir.display(), dags.display());
+        let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
         let (listener, state) =
-            super::api_server::prepare(db.clone(), &args.meta, &args.server, Some(dags.clone())).await?;
+            super::api_server::prepare(db.clone(), &args.meta, &args.server, Some(dags.clone()), logs).await?;
         let api = tokio::spawn(updraft_api::serve(listener, state, std::future::pending()));
         // First start: run each DAG once, so the examples show what they do.
         for dag in db.list_dags().await? {

@@ -1,8 +1,9 @@
-//! `updraft tasks logs|clear|mark`: the log of a task try, from the data folder's log tree
-//! (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`), and requests to run tasks again or set
-//! their state by hand, which the scheduler owning the run carries out.
+//! `updraft tasks logs|clear|mark|run`: the log of a task try, from the data folder's log tree
+//! (`logs/dag_id=…/run_id=…/task_id=…/attempt=N.log`) or, once that file is gone, from the
+//! remote logs (`[logging] remote`); requests to run tasks again or set their state by hand,
+//! which the scheduler owning the run carries out; and the worker of a task pod.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,6 +30,10 @@ pub enum TasksCommand {
         follow: bool,
         #[command(flatten)]
         meta: MetaArgs,
+        /// A PEM file of CA certificates that HTTPS calls (here: to the remote task logs) trust
+        /// besides the platform's roots.
+        #[arg(long = "http-extra-ca-file", env = "UPDRAFT__HTTP__EXTRA_CA_FILE", value_name = "PEM")]
+        http_extra_ca_file: Option<std::path::PathBuf>,
     },
     /// Run one try of a task in this process, write its log and record how it ended: what a
     /// task pod of the kubernetes executor runs. Exits 0 unless the try failed.
@@ -110,8 +115,8 @@ pub enum MarkState {
 
 pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta } => {
-            logs(&dag_id, &run_id, &task_id, try_number, follow, &meta)
+        TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, meta, http_extra_ca_file } => {
+            logs(&dag_id, &run_id, &task_id, try_number, follow, &meta, http_extra_ca_file.as_deref())
         }
         TasksCommand::Run { dag_id, task_id, run_id, try_number, echo, plugin_sha256, run } => {
             run_try(&dag_id, &task_id, &run_id, try_number, plugin_sha256, echo, &run)
@@ -214,7 +219,9 @@ fn run_try(
             bail!("DAG `{dag_id}` has no task `{task_id}`");
         };
         let t = u32::try_from(t)?;
-        let log_path = updraft_scheduler::engine::log_path(&args.meta.data_dir.join("logs"), &run, task_id, try_number);
+        let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
+        let log = updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number);
+        let log_path = logs.path(&log);
         let key = TryKey { run_pk: run.id, task_index: t, try_number };
         let outcome = match updraft_scheduler::engine::work_item(&loaded, t, &run, key.clone(), log_path.clone()) {
             Err(message) => {
@@ -223,13 +230,15 @@ fn run_try(
                     std::fs::create_dir_all(parent)?;
                 }
                 std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?.write_all(line.as_bytes())?;
+                logs.ship(&log, &log_path).await;
                 WorkOutcome::Failed { message, retryable: false }
             }
             Ok(mut item) => {
                 item.plugin_sha256 = plugin_sha256;
                 let (registry, pods) = args.worker_registry_with_pods(&db).await?;
                 let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
-                let executor = updraft_executor_local::LocalExecutor::new(registry, sender, 1)?;
+                // The executor ships the log when the try ends, before it reports the end.
+                let executor = updraft_executor_local::LocalExecutor::new(registry, sender, 1)?.with_logs(logs.clone());
                 executor.submit(item);
                 let mut outcome = None;
                 while let Some(event) = events.recv().await {
@@ -296,6 +305,7 @@ fn logs(
     try_number: Option<u32>,
     follow: bool,
     meta: &MetaArgs,
+    http_extra_ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let db = meta.db().await?;
@@ -309,37 +319,34 @@ fn logs(
         if try_number == 0 {
             bail!("task `{task_id}` has not run yet (state {})", ti.state);
         }
-        let path = meta
-            .data_dir
-            .join("logs")
-            .join(format!("dag_id={dag_id}"))
-            .join(format!("run_id={run_id}"))
-            .join(format!("task_id={task_id}"))
-            .join(format!("attempt={try_number}.log"));
-        if !follow {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => super::emit(&text)?,
-                Err(e) => bail!("no log for try {try_number} of `{task_id}` at {}: {e}", path.display()),
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        // Follow: print what is there, then what is appended, until the try is over and its
-        // log has been read to the end.
+        let logs = meta.logs(http_extra_ca_file)?;
+        let log = updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number);
+        let path = logs.path(&log);
+        // Chunk after chunk from the local file, else the remote copy; with --follow, what the
+        // try appends too, until it is over and its log has been read to the end.
         let mut offset = 0u64;
         loop {
-            let ti = db.task_instance(run.id, task_id).await?;
-            let over = ti.is_none_or(|t| {
-                i64::from(try_number) < i64::from(t.try_number) || !matches!(t.state.as_str(), "queued" | "running")
-            });
-            if let Ok(mut file) = std::fs::File::open(&path) {
-                file.seek(SeekFrom::Start(offset))?;
-                let mut chunk = Vec::new();
-                file.read_to_end(&mut chunk)?;
-                offset += chunk.len() as u64;
+            let over = !follow || {
+                let ti = db.task_instance(run.id, task_id).await?;
+                ti.is_none_or(|t| {
+                    i64::from(try_number) < i64::from(t.try_number) || !matches!(t.state.as_str(), "queued" | "running")
+                })
+            };
+            let chunk = logs.read(&log, &path, offset, !over).await?;
+            if chunk.origin == updraft_logs::Origin::Nowhere && !follow {
+                let remote = logs.remote().map(|r| format!(", nor at {}", r.url_of(&r.key(&log)))).unwrap_or_default();
+                bail!("no log for try {try_number} of `{task_id}`: not at {}{remote}", path.display());
+            }
+            offset = chunk.end;
+            let written = {
                 let mut out = std::io::stdout().lock();
-                if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
-                    return Ok(ExitCode::SUCCESS);
-                }
+                out.write_all(&chunk.bytes).and_then(|()| out.flush())
+            };
+            if written.is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !chunk.at_end {
+                continue;
             }
             if over {
                 return Ok(ExitCode::SUCCESS);
