@@ -471,19 +471,31 @@ fn the_eks_overlay_runs_as_written() {
     let postgres = crate::common::TlsPostgres::start();
     let name = postgres.database(&format!("updraft_k8s_eks_{}", std::process::id()));
     let ca = std::fs::read_to_string(&postgres.ca).expect("the test CA");
+    // S3 and STS: moto over HTTPS with a CA of its own, which the guide's private CA file (its
+    // `[http] extra_ca_file`) holds here; the bucket the guide names.
+    let moto = crate::moto::Moto::start();
+    let readme = crate::guide::readme();
+    let (bucket, _) = crate::guide::remote_logs(&readme);
+    moto.create_bucket(&bucket);
+    let mut extra = crate::guide::edits(&readme, std::fs::read_to_string(moto.ca_file()).expect("moto's CA"));
+    extra.extend(crate::guide::s3_substitutions(&moto));
     let local = Local {
         database: format!("postgres@localhost:{}/{name}", postgres.port),
-        database_ca: Some(ca.clone()),
+        database_ca: Some(ca),
         api_port: free_port(),
         metrics_port: free_port(),
         // The guide's steps for this overlay (k8s/README.md): its grants and private CA.
-        extra: crate::guide::edits(&crate::guide::readme(), ca),
-        // EKS gives the pods of the overlay's annotated ServiceAccounts their IAM role.
-        irsa: Some(updraft_fake_kube::Irsa { region: Some("eu-west-1".to_owned()), sts_endpoint: None }),
+        extra,
+        // EKS gives the pods of the overlay's annotated ServiceAccounts their IAM role, with the
+        // cluster's region; STS is moto here.
+        irsa: Some(updraft_fake_kube::Irsa {
+            region: Some("eu-west-1".to_owned()),
+            sts_endpoint: Some(moto.endpoint()),
+        }),
     };
     let running = run_as_written("eks", &local);
-    // Then every command of the guide's sections on RDS, plugin grants and Secrets, as written.
-    crate::guide::run_the_guide(&running, &postgres);
+    // Then every command of the guide's sections on RDS, plugin grants, Secrets and S3 logs.
+    crate::guide::run_the_guide(&running, &postgres, &moto);
     running.finish();
 
     // The CA bundle really is what the processes verify the database with: with the placeholder

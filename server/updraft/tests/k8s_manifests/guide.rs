@@ -1,8 +1,10 @@
 //! The guide's own commands, run as written: the fenced blocks of the sections of
-//! `k8s/README.md` on RDS with `verify-full`, plugin grants and connections from Secrets are read
-//! from the file (so an edit that breaks a command fails here) and run, in order, with `sh -e`
-//! and `kubectl` as the cluster's administrator, against the eks overlay running on the
-//! Kubernetes API test server ([`crate::deployment`]).
+//! `k8s/README.md` on RDS with `verify-full`, plugin grants, connections from Secrets and task
+//! logs in S3 with IRSA are read from the file (so an edit that breaks a command fails here) and
+//! run, in order, with `sh -e` and `kubectl` as the cluster's administrator, against the eks
+//! overlay running on the Kubernetes API test server ([`crate::deployment`]), whose pods get
+//! their IAM roles as on EKS (the test server's pod identity webhook) and whose S3 and STS are
+//! moto's.
 //!
 //! * The edits the guide asks for are made to the rendering before the deployment starts
 //!   ([`edits`]): the `[plugins.*]`/`[http]` TOML appended to `updraft.toml`, and the private CA
@@ -13,7 +15,9 @@
 //!   shows; a DAG task using the connection the Secret holds runs in a task pod against a
 //!   PostgreSQL that wants the connection's password, and writes as its user; `connections
 //!   list` prints what the guide shows (no password); a changed Secret reaches the running API
-//!   server's pod and the next task without a restart.
+//!   server's pod and the next task without a restart; task logs reach the bucket the guide
+//!   names, through the web identity the pods got, and are read back through the API once their
+//!   file on the volume is gone.
 //! * Every `sh` block must run; a block this file does not know is still run and must succeed.
 
 use std::time::Duration;
@@ -27,6 +31,7 @@ use crate::deployment::{Find, Running, Substitution};
 pub const RDS: &str = "### The database over TLS";
 pub const PLUGINS: &str = "## 12. What plugins may reach";
 pub const SECRETS: &str = "## 13. Connections and variables from Secrets";
+pub const S3: &str = "## Task logs in S3 with IRSA";
 
 /// The DAG the test triggers to use the connection from the Secret (the guide has none).
 const DAG_ID: &str = "k8s_guide";
@@ -99,6 +104,7 @@ fn extra_ca_key(toml_text: &str) -> String {
 /// What the guide has you change in the manifests, made to the rendering before the pods start.
 /// `private_ca` is the CA the guide's `extra_ca_file` names: the test's own HTTPS peers use it.
 pub fn edits(readme: &str, private_ca: String) -> Vec<Substitution> {
+    // (The S3 section's setting is in the overlay already: `remote_logs` checks it.)
     let toml_text = plugins_toml(readme);
     let key = extra_ca_key(&toml_text);
     vec![
@@ -120,6 +126,30 @@ pub fn edits(readme: &str, private_ca: String) -> Vec<Substitution> {
                   the overlay's configMapGenerator); here the CA of the test's own HTTPS peers",
         },
     ]
+}
+
+/// `[logging] remote` of the S3 section's `toml` block: `(bucket, prefix)`.
+pub fn remote_logs(readme: &str) -> (String, String) {
+    let block = section(readme, S3).into_iter().find(|b| b.lang == "toml").expect("a toml block in the S3 section");
+    let config: toml::Table = toml::from_str(&block.text).expect("the guide's TOML parses");
+    let url = config["logging"]["remote"].as_str().expect("[logging] remote").to_owned();
+    let overlay = std::fs::read_to_string(workspace().join("k8s/overlays/eks/config.yaml")).expect("config.yaml");
+    assert!(overlay.contains(&format!("remote = \"{url}\"")), "the guide's setting is the eks overlay's: {url}");
+    let rest = url.strip_prefix("s3://").expect("an s3:// URL");
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (bucket.to_owned(), prefix.trim_end_matches('/').to_owned())
+}
+
+/// What the S3 section needs that a test machine has elsewhere: S3 itself.
+pub fn s3_substitutions(moto: &crate::moto::Moto) -> Vec<Substitution> {
+    vec![Substitution {
+        kind: "Secret",
+        name: "updraft-secrets",
+        key: "AWS_ENDPOINT_URL".to_owned(),
+        find: Find::NewKey,
+        replace: moto.endpoint(),
+        why: "S3 is moto on loopback (HTTPS with the CA of section 12's extra_ca_file); on EKS the AWS SDK finds               the region's S3 by itself. STS likewise: the test server's webhook gives pods moto's address",
+    }]
 }
 
 /// A change to the text of the guide's commands: only what cannot be the same here.
@@ -336,10 +366,54 @@ fn secrets(running: &Running, readme: &str, postgres: &TlsPostgres) {
     assert!(!logs.contains("PASSWORD") && !logs.contains("null_ratio"), "a secret value was printed:\n{logs}");
 }
 
+/// The S3 section: the logs of the runs so far are in the bucket under the guide's prefix, put
+/// there with the web identity the pods got from their ServiceAccounts' roles, and read back
+/// through the API once their file on the volume is gone.
+fn s3(running: &Running, readme: &str, moto: &crate::moto::Moto) {
+    for block in section(readme, S3).iter().filter(|b| b.lang == "sh") {
+        run(running, block, &[]);
+    }
+    let (bucket, prefix) = remote_logs(readme);
+    let key = format!("{prefix}/dag_id=k8s_hello/run_id=r1/task_id=second/attempt=1.log");
+    let keys = moto.keys(&bucket, &format!("{prefix}/"));
+    assert!(keys.contains(&key), "the try's log in s3://{bucket}/{prefix}/: {keys:?}");
+    assert!(moto.object(&bucket, &key).contains("slept 1.0 of 1 s"), "the object is the try's log");
+    // The pods have no keys: only the web-identity token EKS mounts, exchanged at STS.
+    let log = moto.log();
+    assert!(log.contains("sts: AssumeRoleWithWebIdentity"), "no web-identity exchange at STS:\n{log}");
+    let template = running
+        .docs
+        .iter()
+        .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "updraft-secrets")
+        .expect("the Secret");
+    assert!(template["stringData"].get("AWS_ACCESS_KEY_ID").is_none(), "no static keys in the pods");
+    // (Task pods are gone; the API server's, which reads the logs back below, is still there.)
+    let pod = running
+        .cluster
+        .fake
+        .pods(crate::cluster::NS)
+        .into_iter()
+        .find(|p| p["metadata"]["labels"]["app.kubernetes.io/component"] == "api-server")
+        .expect("the API server's pod");
+    let env: Vec<&str> = pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(env.contains(&"AWS_ROLE_ARN") && env.contains(&"AWS_WEB_IDENTITY_TOKEN_FILE"), "{env:?}");
+    // The file on the volume is gone (its node with it): the API server reads the bucket.
+    let file = running.logs.join("dag_id=k8s_hello/run_id=r1/task_id=second/attempt=1.log");
+    std::fs::remove_file(&file).expect("the log file on the volume");
+    let body = running.task_log("k8s_hello", "r1", "second", 1);
+    assert!(body.contains("slept 1.0 of 1 s"), "read back from S3 through the API: {body}");
+}
+
 /// Runs the guide's sections in order against the running eks deployment.
-pub fn run_the_guide(running: &Running, postgres: &TlsPostgres) {
+pub fn run_the_guide(running: &Running, postgres: &TlsPostgres, moto: &crate::moto::Moto) {
     let readme = readme();
     rds(running, &readme);
     plugins(running, &readme);
     secrets(running, &readme, postgres);
+    s3(running, &readme, moto);
 }

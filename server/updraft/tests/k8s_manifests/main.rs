@@ -13,6 +13,8 @@ mod cluster;
 mod common;
 mod deployment;
 mod guide;
+#[path = "../moto/mod.rs"]
+mod moto;
 
 use common::{text, workspace};
 
