@@ -87,6 +87,18 @@ pub fn section(readme: &str, heading: &str) -> Vec<Block> {
     blocks
 }
 
+/// The commands quoted inline (in backticks) in the prose of a section that start with `start`.
+fn inline_commands(readme: &str, heading: &str, start: &str) -> Vec<String> {
+    let text: String = readme
+        .lines()
+        .skip_while(|l| !l.starts_with(heading))
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    text.split('`').skip(1).step_by(2).filter(|span| span.starts_with(start)).map(str::to_owned).collect()
+}
+
 /// The `toml` block of the plugins section: what the guide has you add to `updraft.toml`.
 fn plugins_toml(readme: &str) -> String {
     section(readme, PLUGINS).into_iter().find(|b| b.lang == "toml").expect("a toml block in section 12").text
@@ -168,6 +180,10 @@ pub fn command_changes(postgres: &TlsPostgres) -> Vec<CommandChange> {
               rds-global-bundle.pem signs here, with the guide's user `etl`, its password and database `dw`",
     }]
 }
+
+/// How commands the guide quotes in its prose to run "in the scheduler's container" are run:
+/// with this in front, as written after it.
+pub const IN_SCHEDULER: &[&str] = &["-n", "updraft", "exec", "deploy/updraft-scheduler", "--"];
 
 /// Commands not run, each with why and what is checked instead.
 pub const NOT_RUN: &[(&str, &str)] = &[(
@@ -407,6 +423,18 @@ fn s3(running: &Running, readme: &str, moto: &crate::moto::Moto) {
     std::fs::remove_file(&file).expect("the log file on the volume");
     let body = running.task_log("k8s_hello", "r1", "second", 1);
     assert!(body.contains("slept 1.0 of 1 s"), "read back from S3 through the API: {body}");
+
+    // Retention, as the section has you run it in the scheduler's container: the runs here are
+    // minutes old, so both commands find nothing older than 90 days and remove nothing.
+    let commands = inline_commands(readme, S3, "updraft db clean");
+    assert!(commands.len() >= 2, "the S3 section's db clean commands: {commands:?}");
+    for command in &commands {
+        let mut args = IN_SCHEDULER.to_vec();
+        args.extend(command.split_whitespace());
+        let out = running.cluster.kubectl(&args);
+        assert!(out.contains("dry run: nothing was removed") || out.contains("nothing to remove"), "{command}: {out}");
+    }
+    assert!(moto.keys(&bucket, &format!("{prefix}/")).contains(&key), "retention kept the recent run's log");
 }
 
 /// Runs the guide's sections in order against the running eks deployment.
