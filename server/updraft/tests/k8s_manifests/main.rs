@@ -13,7 +13,9 @@ mod cluster;
 mod common;
 mod deployment;
 mod guide;
+// moto's S3 and STS for the eks overlay's task logs; the remote-log tests use the rest of it.
 #[path = "../moto/mod.rs"]
+#[allow(dead_code)]
 mod moto;
 
 use common::{text, workspace};
