@@ -97,7 +97,15 @@ impl Gate {
 /// The authorisation attributes of a request, or `None` for non-resource paths (discovery,
 /// `/version`), which every authenticated user may read.
 pub(crate) fn attributes(method: &Method, path: &str, query: &str) -> Option<Attributes> {
-    let rest = path.strip_prefix("/api/v1/")?;
+    let (api_group, rest) = match path.strip_prefix("/api/v1/") {
+        Some(rest) => ("", rest),
+        None => {
+            // `/apis/GROUP/VERSION/…`; the group and version documents themselves are discovery.
+            let mut parts = path.strip_prefix("/apis/")?.splitn(3, '/');
+            let (group, _version, rest) = (parts.next()?, parts.next()?, parts.next()?);
+            (group, rest)
+        }
+    };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (namespace, resource, name, sub) = match segments.as_slice() {
         ["namespaces"] => (None, "namespaces", None, None),
@@ -128,6 +136,7 @@ pub(crate) fn attributes(method: &Method, path: &str, query: &str) -> Option<Att
     };
     Some(Attributes {
         verb: verb.to_owned(),
+        api_group: api_group.to_owned(),
         resource,
         namespace: namespace.map(str::to_owned),
         name: name.map(str::to_owned),
@@ -178,7 +187,8 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
             return dropped_connection();
         }
         Some(FaultKind::DropConnectionAfterProcessing) | None => {
-            match authorise(&shared, user.as_ref(), &method, &path, &query) {
+            let websocket = is_websocket(request.headers());
+            match authorise(&shared, user.as_ref(), &method, &path, &query, websocket) {
                 Err(error) => error.into_response(),
                 Ok(()) => {
                     let mut request = request;
@@ -202,15 +212,44 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
     response
 }
 
-fn authorise(shared: &Shared, user: Option<&User>, method: &Method, path: &str, query: &str) -> Result<(), ApiError> {
+/// Whether the request upgrades to a WebSocket (`Upgrade: websocket`).
+fn is_websocket(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+fn authorise(
+    shared: &Shared,
+    user: Option<&User>,
+    method: &Method,
+    path: &str,
+    query: &str,
+    websocket: bool,
+) -> Result<(), ApiError> {
     let user = user.ok_or_else(ApiError::unauthorized)?;
     let Some(attrs) = attributes(method, path, query) else { return Ok(()) };
     let rbac = shared.rbac.read().unwrap_or_else(PoisonError::into_inner);
-    if rbac.authorize(user, &attrs) {
-        return Ok(());
+    let deny = |attrs: &Attributes| {
+        let plural = attrs.resource.split('/').next().unwrap_or("");
+        let qualified =
+            if attrs.api_group.is_empty() { plural.to_owned() } else { format!("{plural}.{}", attrs.api_group) };
+        Err(ApiError::forbidden(&qualified, attrs.name.as_deref(), &rbac::forbidden_reason(user, attrs)))
+    };
+    if !rbac.authorize(user, &attrs) {
+        return deny(&attrs);
     }
-    let plural = attrs.resource.split('/').next().unwrap_or("");
-    Err(ApiError::forbidden(plural, attrs.name.as_deref(), &rbac::forbidden_reason(user, &attrs)))
+    // A WebSocket GET on exec, attach or port-forward also needs `create`, as the apiserver
+    // checks since Kubernetes 1.30 (the same stream a POST opens with SPDY).
+    let streams = ["pods/exec", "pods/attach", "pods/portforward"].contains(&attrs.resource.as_str());
+    if websocket && streams && attrs.verb == "get" {
+        let create = Attributes { verb: "create".to_owned(), ..attrs };
+        if !rbac.authorize(user, &create) {
+            return deny(&create);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -238,5 +277,8 @@ mod tests {
         assert_eq!(verb(Method::GET, "/api/v1/namespaces", "").0, "list");
         assert!(attributes(&Method::GET, "/version", "").is_none());
         assert!(attributes(&Method::GET, "/api/v1", "").is_none());
+        let deployment = attributes(&Method::GET, "/apis/apps/v1/namespaces/u/deployments/d", "").expect("resource");
+        assert_eq!((deployment.api_group.as_str(), deployment.resource.as_str()), ("apps", "deployments"));
+        assert!(attributes(&Method::GET, "/apis/apps/v1", "").is_none());
     }
 }

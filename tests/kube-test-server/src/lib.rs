@@ -1,7 +1,9 @@
 //! A faithful Kubernetes API test server: an in-process HTTP server that speaks the real
-//! Kubernetes wire protocol (core/v1 pods, pods/log, pods/status, events, namespaces), authorises
-//! every request against the RBAC manifests of `k8s/`, and runs a simulated scheduler and kubelet
-//! that move pods through their phases by running real local processes or scripted behaviour.
+//! Kubernetes wire protocol (core/v1 pods with log, status and exec, events, namespaces, secrets,
+//! configmaps; apps/v1 deployments), authorises every request against the RBAC manifests of
+//! `k8s/`, and runs a simulated scheduler and kubelet that move pods through their phases by
+//! running real local processes or scripted behaviour, plus the admission steps a pod gets on
+//! create (its ServiceAccount token; on request, EKS's IAM roles for service accounts).
 //!
 //! A test starts one with [`FakeKube::start`], points a client at it with
 //! [`FakeKube::write_kubeconfig`] (kube-rs and `kubectl` both read it) and steers it with the test
@@ -10,8 +12,10 @@
 mod admission;
 mod api;
 mod gate;
+mod kinds;
 mod kubelet;
 mod patch;
+mod protobuf;
 mod rbac;
 mod selector;
 mod status;
@@ -57,9 +61,30 @@ pub struct FakeKubeConfig {
     /// `downwardAPI`, `emptyDir` and `persistentVolumeClaim` volumes mounted at their
     /// `mountPath` (read-only where asked), the root read-only under `readOnlyRootFilesystem`,
     /// and the ServiceAccount token at `/var/run/secrets/kubernetes.io/serviceaccount` unless
-    /// `automountServiceAccountToken` is false. Needs root and util-linux's `unshare`. Off by
-    /// default: containers then share the host's filesystem and volumes are ignored.
+    /// `automountServiceAccountToken` is false. Needs root and util-linux's `unshare` (and
+    /// `nsenter`, for exec). Off by default: containers then share the host's filesystem and
+    /// volumes are ignored.
     pub mount_volumes: bool,
+    /// How often the kubelet brings the files of a running pod's ConfigMap, Secret, projected
+    /// and downward API volumes up to date (with `mount_volumes`). A kubelet's sync period is a
+    /// minute; a second keeps tests quick while a change still arrives late, as it does there.
+    pub volume_sync_period: Duration,
+    /// EKS's pod identity webhook (IAM roles for service accounts): `Some` makes pods whose
+    /// ServiceAccount is annotated `eks.amazonaws.com/role-arn` get the role's environment and a
+    /// web-identity token, as on EKS. `None` (the default): a cluster without the webhook.
+    pub irsa: Option<Irsa>,
+}
+
+/// How the simulated EKS pod identity webhook is configured (see [`FakeKubeConfig::irsa`]).
+#[derive(Clone, Debug, Default)]
+pub struct Irsa {
+    /// The cluster's region: `AWS_REGION` and `AWS_DEFAULT_REGION` in every pod it mutates, as
+    /// EKS configures its webhook.
+    pub region: Option<String>,
+    /// Where STS lives, given to pods as `AWS_ENDPOINT_URL_STS`. The real webhook sets no
+    /// endpoint (pods reach the region's STS on the Internet); a test points them at its own
+    /// STS (moto) here instead.
+    pub sts_endpoint: Option<String>,
 }
 
 impl Default for FakeKubeConfig {
@@ -74,6 +99,8 @@ impl Default for FakeKubeConfig {
             image_pull_backoff_after: Duration::from_millis(300),
             namespaces: vec!["default".to_owned(), "kube-system".to_owned(), "updraft".to_owned()],
             mount_volumes: false,
+            volume_sync_period: Duration::from_secs(1),
+            irsa: None,
         }
     }
 }
@@ -100,6 +127,9 @@ pub enum Error {
     Yaml { path: String, message: String },
     #[error("{path}: invalid manifest: {message}")]
     Manifest { path: String, message: String },
+    /// The apiserver refused an object a test hook stores (its message, e.g. a 422's).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A running fake API server with its simulated node. Dropping it stops the server and kills
@@ -122,8 +152,6 @@ pub(crate) struct Shared {
     pub(crate) watch_generation: tokio::sync::watch::Sender<u64>,
     pub(crate) unschedulable: tokio::sync::watch::Sender<bool>,
     pub(crate) pod_quota: Mutex<Option<usize>>,
-    pub(crate) secrets: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
-    pub(crate) config_maps: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
     pub(crate) port: std::sync::OnceLock<u16>,
     /// The event recorded for each (pod uid, reason, message), by name: a repeat bumps its
     /// count, as the kubelet's event aggregation does, without scanning every event.
@@ -135,20 +163,15 @@ impl Shared {
         lock(&self.store)
     }
 
-    /// The data of ConfigMap `namespace/name`, if registered. Every namespace has
-    /// `kube-root-ca.crt` (the server's CA, as the cluster publishes it) unless a test
-    /// registered its own.
-    pub(crate) fn config_map(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
-        let registered = lock(&self.config_maps).get(&(namespace.to_owned(), name.to_owned())).cloned();
-        registered.or_else(|| {
-            (name == admission::ROOT_CA_CONFIG_MAP)
-                .then(|| BTreeMap::from([("ca.crt".to_owned(), tls::CA_PEM.to_owned())]))
-        })
+    /// The data of ConfigMap `namespace/name` (`data` and `binaryData`), if it exists. Every
+    /// namespace has `kube-root-ca.crt` (the server's CA, as the cluster publishes it).
+    pub(crate) fn config_map(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.store().get(Resource::ConfigMaps, namespace, name).map(|o| kinds::data(Resource::ConfigMaps, o))
     }
 
-    /// The data of Secret `namespace/name`, if registered.
-    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
-        lock(&self.secrets).get(&(namespace.to_owned(), name.to_owned())).cloned()
+    /// The decoded data of Secret `namespace/name`, if it exists.
+    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.store().get(Resource::Secrets, namespace, name).map(|o| kinds::data(Resource::Secrets, o))
     }
 }
 
@@ -178,8 +201,6 @@ impl FakeKube {
             watch_generation: tokio::sync::watch::Sender::new(0),
             unschedulable: tokio::sync::watch::Sender::new(false),
             pod_quota: Mutex::new(None),
-            secrets: Mutex::new(BTreeMap::new()),
-            config_maps: Mutex::new(BTreeMap::new()),
             port: std::sync::OnceLock::new(),
             event_names: Mutex::default(),
         });
@@ -297,54 +318,54 @@ impl FakeKube {
         api::namespaces::insert_namespace(&self.shared, name);
     }
 
-    /// Registers a Secret that `env[].valueFrom.secretKeyRef` and `envFrom` can read. It is not
-    /// served over HTTP (Updraft never reads Secrets through the API).
-    pub fn add_secret(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) {
-        lock(&self.shared.secrets).insert((namespace.to_owned(), name.to_owned()), data);
+    /// Creates (or replaces) Secret `namespace/name` with text values, as `kubectl create
+    /// secret generic --from-literal` would: clients see it over HTTP, and the kubelet reads it
+    /// for `secretKeyRef`, `envFrom` and volumes (running pods' volumes follow changes).
+    pub fn add_secret(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) -> Result<(), Error> {
+        self.store_object(Resource::Secrets, kinds::secret_object(namespace, name, &data))
     }
 
-    /// Registers a ConfigMap for `configMapKeyRef` and `envFrom`, like [`FakeKube::add_secret`].
-    pub fn add_config_map(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) {
-        lock(&self.shared.config_maps).insert((namespace.to_owned(), name.to_owned()), data);
+    /// Creates (or replaces) ConfigMap `namespace/name`, like [`FakeKube::add_secret`].
+    pub fn add_config_map(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) -> Result<(), Error> {
+        self.store_object(Resource::ConfigMaps, kinds::config_map_object(namespace, name, &data))
     }
 
-    /// Registers every ConfigMap and Secret of a rendering (`kubectl kustomize …` output, one
-    /// or more YAML documents; Secrets' `data` is base64, `stringData` plain) and adds or
-    /// replaces its ServiceAccounts, Roles and bindings. Other kinds are ignored: Deployments
-    /// are the test's to turn into pods.
+    fn store_object(&self, resource: Resource, object: Value) -> Result<(), Error> {
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_owned();
+        api::objects::upsert(&self.shared, resource, &namespace, object)
+            .map(drop)
+            .map_err(|error| Error::Refused(error.message))
+    }
+
+    /// Loads a rendering (`kubectl kustomize …` output, one or more YAML documents) as `kubectl
+    /// apply` would store it, for the kinds this server keeps: Namespaces, ConfigMaps, Secrets
+    /// (`data` base64, `stringData` plain) and Deployments are created or replaced; ServiceAccounts,
+    /// Roles and bindings added or replaced. Other kinds (Services, claims, …) are ignored. No
+    /// controller acts on a Deployment: its pods are the test's to create from its template
+    /// (they match its selector, so `kubectl exec deploy/NAME` finds them).
     pub fn load_manifests(&self, yaml: &str) -> Result<(), Error> {
-        use base64::Engine as _;
         let docs = parse_manifests(yaml)?;
-        let text_map = |value: Option<&Value>| -> BTreeMap<String, String> {
-            value
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect()
-        };
-        for doc in &docs {
-            let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+        let bad = |doc: &Value, message: String| {
             let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            match doc.get("kind").and_then(Value::as_str) {
-                Some("ConfigMap") => self.add_config_map(namespace, name, text_map(doc.get("data"))),
-                Some("Secret") => {
-                    let mut data = BTreeMap::new();
-                    for (key, encoded) in text_map(doc.get("data")) {
-                        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|e| {
-                            Error::Manifest {
-                                path: "<load_manifests>".to_owned(),
-                                message: format!("Secret {name} key {key}: {e}"),
-                            }
-                        })?;
-                        data.insert(key, String::from_utf8_lossy(&bytes).into_owned());
-                    }
-                    // The apiserver merges stringData over data on write.
-                    data.extend(text_map(doc.get("stringData")));
-                    self.add_secret(namespace, name, data);
-                }
-                _ => {}
+            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+            Error::Manifest { path: "<load_manifests>".to_owned(), message: format!("{kind} {name}: {message}") }
+        };
+        for doc in docs.iter().filter(|d| d.get("kind").and_then(Value::as_str) == Some("Namespace")) {
+            match doc.pointer("/metadata/name").and_then(Value::as_str) {
+                Some(name) => self.add_namespace(name),
+                None => return Err(bad(doc, "no metadata.name".to_owned())),
             }
+        }
+        for doc in &docs {
+            let resource = match doc.get("kind").and_then(Value::as_str) {
+                Some("ConfigMap") => Resource::ConfigMaps,
+                Some("Secret") => Resource::Secrets,
+                Some("Deployment") => Resource::Deployments,
+                _ => continue,
+            };
+            let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+            api::objects::upsert(&self.shared, resource, namespace, doc.clone())
+                .map_err(|error| bad(doc, error.message))?;
         }
         let mut rbac = self.shared.rbac.write().unwrap_or_else(PoisonError::into_inner);
         for doc in &docs {
@@ -415,6 +436,16 @@ impl FakeKube {
     /// One pod as stored, if it exists.
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
         self.shared.store().get(Resource::Pods, namespace, name).cloned()
+    }
+
+    /// One Secret as stored (`data` in base64), if it exists.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.shared.store().get(Resource::Secrets, namespace, name).cloned()
+    }
+
+    /// One Deployment as stored, if it exists.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.shared.store().get(Resource::Deployments, namespace, name).cloned()
     }
 
     /// The events of `namespace` whose `involvedObject.name` is `pod`, oldest first.

@@ -17,6 +17,20 @@ pub(crate) fn service_account_token(namespace: &str, name: &str) -> String {
     format!("{SA_TOKEN_PREFIX}{namespace}.{name}")
 }
 
+/// A token of the account for another audience (`sts.amazonaws.com`): the API server refuses
+/// it, as it refuses a projected token whose audience is not its own.
+pub(crate) fn audience_token(namespace: &str, name: &str, audience: &str) -> String {
+    format!("{SA_TOKEN_PREFIX}{namespace}.{name}@{audience}")
+}
+
+/// A declared ServiceAccount.
+#[derive(Debug, Default)]
+struct Account {
+    /// Its `automountServiceAccountToken`, if it sets one.
+    automount: Option<bool>,
+    annotations: BTreeMap<String, String>,
+}
+
 /// An authenticated user.
 #[derive(Debug, Clone)]
 pub(crate) struct User {
@@ -34,6 +48,8 @@ impl User {
 #[derive(Debug, Clone)]
 pub(crate) struct Attributes {
     pub(crate) verb: String,
+    /// `""` for core, `apps`, …
+    pub(crate) api_group: String,
     /// `pods`, or `pods/log` with a subresource.
     pub(crate) resource: String,
     pub(crate) namespace: Option<String>,
@@ -56,7 +72,7 @@ impl Rule {
                 || *r == attrs.resource
                 || r.strip_prefix("*/").is_some_and(|sub| attrs.resource.split_once('/').is_some_and(|(_, s)| s == sub))
         });
-        any(&self.api_groups, "")
+        any(&self.api_groups, &attrs.api_group)
             && resource_ok
             && any(&self.verbs, &attrs.verb)
             && (self.resource_names.is_empty()
@@ -83,8 +99,8 @@ struct Binding {
 /// The loaded RBAC objects.
 #[derive(Debug, Default)]
 pub(crate) struct Rbac {
-    /// Declared ServiceAccounts, with their `automountServiceAccountToken` if they set it.
-    service_accounts: BTreeMap<(String, String), Option<bool>>,
+    /// Declared ServiceAccounts.
+    service_accounts: BTreeMap<(String, String), Account>,
     /// Keyed by (kind, namespace or "", name).
     roles: BTreeMap<(String, String, String), Vec<Rule>>,
     bindings: BTreeMap<(String, String, String), Binding>,
@@ -149,7 +165,14 @@ impl Rbac {
         match kind {
             "ServiceAccount" => {
                 let automount = doc.get("automountServiceAccountToken").and_then(Value::as_bool);
-                self.service_accounts.insert((namespace, name.to_owned()), automount);
+                let annotations = doc
+                    .pointer("/metadata/annotations")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect();
+                self.service_accounts.insert((namespace, name.to_owned()), Account { automount, annotations });
             }
             "Role" | "ClusterRole" => {
                 let mut rules = Vec::new();
@@ -201,7 +224,15 @@ impl Rbac {
     /// Whether ServiceAccount `namespace/name` lets pods mount its token by default (its
     /// `automountServiceAccountToken`, true unless it says false).
     pub(crate) fn automounts_token(&self, namespace: &str, name: &str) -> bool {
-        self.service_accounts.get(&(namespace.to_owned(), name.to_owned())).copied().flatten().unwrap_or(true)
+        self.service_accounts.get(&(namespace.to_owned(), name.to_owned())).and_then(|a| a.automount).unwrap_or(true)
+    }
+
+    /// The annotations of ServiceAccount `namespace/name` (empty if it is not declared).
+    pub(crate) fn service_account_annotations(&self, namespace: &str, name: &str) -> BTreeMap<String, String> {
+        self.service_accounts
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|a| a.annotations.clone())
+            .unwrap_or_default()
     }
 
     /// The user a bearer token stands for, if it is valid.
@@ -267,7 +298,10 @@ pub(crate) fn forbidden_reason(user: &User, attrs: &Attributes) -> String {
         Some(ns) => format!("in the namespace \"{ns}\""),
         None => "at the cluster scope".to_owned(),
     };
-    format!("User \"{}\" cannot {} resource \"{}\" in API group \"\" {scope}", user.name, attrs.verb, attrs.resource)
+    format!(
+        "User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+        user.name, attrs.verb, attrs.resource, attrs.api_group
+    )
 }
 
 #[cfg(test)]
@@ -299,7 +333,13 @@ subjects:
 ";
 
     fn attrs(verb: &str, resource: &str, ns: &str) -> Attributes {
-        Attributes { verb: verb.into(), resource: resource.into(), namespace: Some(ns.into()), name: None }
+        Attributes {
+            verb: verb.into(),
+            api_group: String::new(),
+            resource: resource.into(),
+            namespace: Some(ns.into()),
+            name: None,
+        }
     }
 
     #[test]

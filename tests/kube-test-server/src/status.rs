@@ -115,7 +115,7 @@ impl ApiError {
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?}; the Kubernetes API test server decodes protobuf only for Secrets and ConfigMaps)"
             ),
             None,
         )
@@ -207,6 +207,23 @@ impl Cause {
 
     pub(crate) fn forbidden(field: impl Into<String>, why: &str) -> Cause {
         Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {why}") }
+    }
+
+    pub(crate) fn too_long(field: impl Into<String>, max_bytes: usize) -> Cause {
+        Cause {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: may not be more than {max_bytes} bytes"),
+        }
+    }
+
+    pub(crate) fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Cause {
+        let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        Cause {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            message: format!("Unsupported value: {value:?}: supported values: {list}"),
+        }
     }
 
     fn text(&self) -> String {

@@ -14,6 +14,9 @@ pub(crate) enum Resource {
     Pods,
     Events,
     Namespaces,
+    Secrets,
+    ConfigMaps,
+    Deployments,
 }
 
 impl Resource {
@@ -22,14 +25,50 @@ impl Resource {
             Resource::Pods => "Pod",
             Resource::Events => "Event",
             Resource::Namespaces => "Namespace",
+            Resource::Secrets => "Secret",
+            Resource::ConfigMaps => "ConfigMap",
+            Resource::Deployments => "Deployment",
         }
     }
 
-    pub(crate) fn list_kind(self) -> &'static str {
+    pub(crate) fn list_kind(self) -> String {
+        format!("{}List", self.kind())
+    }
+
+    /// The plural name in URLs and RBAC rules.
+    pub(crate) fn plural(self) -> &'static str {
         match self {
-            Resource::Pods => "PodList",
-            Resource::Events => "EventList",
-            Resource::Namespaces => "NamespaceList",
+            Resource::Pods => "pods",
+            Resource::Events => "events",
+            Resource::Namespaces => "namespaces",
+            Resource::Secrets => "secrets",
+            Resource::ConfigMaps => "configmaps",
+            Resource::Deployments => "deployments",
+        }
+    }
+
+    /// The API group (`""` for core).
+    pub(crate) fn group(self) -> &'static str {
+        match self {
+            Resource::Deployments => "apps",
+            _ => "",
+        }
+    }
+
+    /// `apiVersion` of its objects.
+    pub(crate) fn api_version(self) -> &'static str {
+        match self {
+            Resource::Deployments => "apps/v1",
+            _ => "v1",
+        }
+    }
+
+    /// The name the apiserver's messages use: the plural, qualified by its group outside core
+    /// (`pods`, `deployments.apps`).
+    pub(crate) fn qualified(self) -> String {
+        match self.group() {
+            "" => self.plural().to_owned(),
+            group => format!("{}.{group}", self.plural()),
         }
     }
 }

@@ -207,6 +207,16 @@ impl TlsPostgres {
         name.to_owned()
     }
 
+    /// Creates a login `user` whose TCP connections must give `password` (SCRAM), as a managed
+    /// database's users do; other users keep trust authentication.
+    pub fn password_user(&self, user: &str, password: &str) {
+        self.psql(&format!("CREATE ROLE {user} LOGIN PASSWORD '{password}'"), "postgres");
+        let hba = self.data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(&hba, format!("hostssl all {user} 127.0.0.1/32 scram-sha-256\n{rules}")).expect("pg_hba.conf");
+        self.psql("SELECT pg_reload_conf()", "postgres");
+    }
+
     pub fn url(&self, user: &str, host: &str, db: &str, params: &str) -> String {
         format!("postgres://{user}@{host}:{}/{db}?{params}", self.port)
     }

@@ -1,15 +1,17 @@
 //! A cluster for the rendered manifests: the Kubernetes API test server with real volumes,
 //! Updraft's image mapped to this build's binary, and what the test needs to act as the
 //! Deployment controller (a pod from a Deployment's template) and as an operator looking at it
-//! (pods, their logs, a failing container reported with its log). Plus a small HTTP/1.1 client
-//! for the API server and the test server's plain-HTTP listener.
+//! (pods, their logs, a failing container reported with its log; `kubectl` and shell commands
+//! with an administrator's kubeconfig). Plus a small HTTP/1.1 client for the API server and the
+//! test server's plain-HTTP listener.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use updraft_fake_kube::{FakeKube, FakeKubeConfig};
+use updraft_fake_kube::{FakeKube, FakeKubeConfig, Irsa};
 
 /// The namespace of the deployment.
 pub const NS: &str = "updraft";
@@ -62,6 +64,8 @@ pub struct Cluster {
     api_port: u16,
     /// No wait goes past this: a run of the deployment is bounded as a whole.
     deadline: Instant,
+    /// The administrator's kubeconfig and a home folder for kubectl (its discovery cache).
+    home: tempfile::TempDir,
 }
 
 /// How long one run of the deployment may take, all waits together.
@@ -71,16 +75,54 @@ impl Cluster {
     /// A test server with real volumes whose node runs Updraft's image (any `…/updraft:…`) as
     /// this build's `updraft`, loaded with the rendering's ConfigMaps, Secrets and RBAC only.
     pub fn start(rendered: &str) -> Cluster {
+        Cluster::start_with(rendered, None)
+    }
+
+    /// Like [`Cluster::start`], on a cluster with EKS's pod identity webhook when `irsa` is set.
+    pub fn start_with(rendered: &str, irsa: Option<Irsa>) -> Cluster {
         let fake = FakeKube::start(FakeKubeConfig {
             rbac_dir: None,
             worker_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_updraft"))),
             mount_volumes: true,
+            irsa,
             ..FakeKubeConfig::default()
         })
         .expect("the Kubernetes API test server starts (as root, with unshare)");
         fake.load_manifests(rendered).expect("the rendering loads");
         let api_port = fake.http_url().rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-        Cluster { fake, api_port, deadline: Instant::now() + RUN_LIMIT }
+        let home = tempfile::tempdir().expect("a home for kubectl");
+        fake.write_admin_kubeconfig(&home.path().join("kubeconfig"), NS).expect("the admin's kubeconfig");
+        Cluster { fake, api_port, deadline: Instant::now() + RUN_LIMIT, home }
+    }
+
+    /// The administrator's kubeconfig (what `kubectl` uses in [`Cluster::sh`]).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.home.path().join("kubeconfig")
+    }
+
+    /// Runs `script` with `sh -e` in the workspace root, as a user at a terminal runs a guide's
+    /// commands: `kubectl` (at /usr/bin/kubectl) talks to this cluster as the administrator.
+    pub fn sh(&self, script: &str) -> Output {
+        Command::new("/bin/sh")
+            .args(["-ec", script])
+            .current_dir(crate::common::workspace())
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.home.path())
+            .output()
+            .expect("sh runs")
+    }
+
+    /// `kubectl ARGS` as the administrator; its stdout, or a failure with its stderr.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = Command::new("/usr/bin/kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.home.path())
+            .output()
+            .expect("kubectl runs");
+        let stdout = crate::common::text(&out.stdout);
+        assert!(out.status.success(), "kubectl {}: {}\n{stdout}", args.join(" "), crate::common::text(&out.stderr));
+        stdout
     }
 
     /// A request to the test server as the cluster administrator.
@@ -88,21 +130,30 @@ impl Cluster {
         http(self.api_port, method, path, Some(&self.fake.admin_token()), body).expect("the test server answers")
     }
 
-    /// Creates a pod as a Deployment's ReplicaSet would: the template's labels, annotations and
-    /// spec, a generated name. Returns its name.
-    pub fn create_pod(&self, prefix: &str, template: &Value) -> String {
+    /// Creates a pod as Deployment `deployment`'s ReplicaSet would: the template's labels (with
+    /// `pod-template-hash`, so the pod matches the Deployment's selector as its own pods do),
+    /// annotations and spec, a generated name `DEPLOYMENT-HASH-XXXXX`. Returns its name.
+    pub fn create_pod(&self, deployment: &str, template: &Value) -> String {
+        // A stable hash of the template, as the ReplicaSet's name carries one.
+        let hash = template
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = format!("{:x}", hash % 0xff_ffff_ffff);
+        let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+        labels["pod-template-hash"] = json!(hash);
         let pod = json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
-                "generateName": format!("{prefix}-"),
-                "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
+                "generateName": format!("{deployment}-{hash}-"),
+                "labels": labels,
                 "annotations": template.pointer("/metadata/annotations").cloned().unwrap_or(json!({})),
             },
             "spec": template["spec"],
         });
         let (status, body) = self.kube("POST", &format!("/api/v1/namespaces/{NS}/pods"), Some(&pod));
-        assert_eq!(status, 201, "creating a {prefix} pod: {body}");
+        assert_eq!(status, 201, "creating a {deployment} pod: {body}");
         let created: Value = serde_json::from_str(&body).expect("a pod");
         created["metadata"]["name"].as_str().expect("a name").to_owned()
     }

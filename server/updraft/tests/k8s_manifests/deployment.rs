@@ -7,13 +7,15 @@
 //! mounted where the manifests mount them, and the Secret's environment. A DAG put on the
 //! `updraft-dags` claim is triggered through the API and run to success by the task pods the
 //! scheduler makes from the pod template (`updraft tasks run …`); its log is read back through
-//! the API.
+//! the API. The first user is made with `kubectl exec deploy/updraft-api-server -- updraft users
+//! create …`, as the guide says. [`Running`] lets a test go on with the deployment (the guide's
+//! commands, `guide.rs`).
 //!
 //! [`substitutions`] is the one list of what the test changes in the rendering, each with why:
 //! only what a test machine cannot have (the in-cluster database, fixed ports on a shared host
 //! network). Everything else runs as rendered.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -27,15 +29,28 @@ const DAG_ID: &str = "k8s_hello";
 /// the first's try was recorded, and a log with known lines.
 const DAG: &str = "dag: k8s_hello\nschedule: null\ntasks:\n  - {id: first, operator: noop}\n  - {id: second, operator: sleep, params: {seconds: 1}, upstream: [first]}\n";
 
+/// What a [`Substitution`] changes in a value.
+#[derive(Clone, Copy)]
+pub enum Find {
+    /// This text in the value (it must be there).
+    Text(&'static str),
+    /// The whole value (the key must be there).
+    Whole,
+    /// A key the object does not have yet.
+    NewKey,
+    /// The end of the value: the text is appended.
+    Append,
+}
+
 /// One change to a value of a ConfigMap or Secret of the rendering.
+#[derive(Clone)]
 pub struct Substitution {
     pub kind: &'static str,
     pub name: &'static str,
-    pub key: &'static str,
-    /// The text replaced in the value (it must be there), or `None` for the whole value.
-    pub find: Option<&'static str>,
+    pub key: String,
+    pub find: Find,
     pub replace: String,
-    /// Why a cluster has it and this test cannot.
+    /// Why a cluster has it and this test cannot (or which step of the guide it is).
     pub why: &'static str,
 }
 
@@ -49,6 +64,10 @@ pub struct Local {
     pub database_ca: Option<String>,
     pub api_port: u16,
     pub metrics_port: u16,
+    /// More changes to the rendering: the steps of the guide a run follows (`guide.rs`).
+    pub extra: Vec<Substitution>,
+    /// EKS's pod identity webhook on the test server (IAM roles for service accounts).
+    pub irsa: Option<updraft_fake_kube::Irsa>,
 }
 
 /// The RDS endpoint and credentials in `overlays/eks/secret.yaml`.
@@ -57,22 +76,24 @@ const RDS_ENDPOINT: &str = "updraft:CHANGE-ME@updraft.abcdefghijkl.eu-west-1.rds
 /// What the test substitutes in an overlay's rendering, and nothing else. Not substituted
 /// either, but worth saying: the image (the test server's node runs any `…/updraft:…` image as
 /// this build's binary), the Ingress, Service and PodDisruptionBudget (the test server serves
-/// pods only), the PersistentVolumes and claims (the node gives each claim name one folder), the
-/// ServiceAccounts' IAM role annotations (nothing here calls AWS), and the replicas (one pod per
-/// Deployment: on one host network two API servers would share a port).
+/// pods, Secrets, ConfigMaps and Deployments only), the PersistentVolumes and claims (the node
+/// gives each claim name one folder), the ServiceAccounts' IAM role annotations (for `eks` the
+/// test server runs EKS's pod identity webhook, which acts on them), and the replicas (one pod
+/// per Deployment, made by the test from its template: on one host network two API servers
+/// would share a port).
 pub fn substitutions(overlay: &str, local: &Local) -> Vec<Substitution> {
     let config = |find: &'static str, replace: String, why: &'static str| Substitution {
         kind: "ConfigMap",
         name: "updraft-config",
-        key: "updraft.toml",
-        find: Some(find),
+        key: "updraft.toml".to_owned(),
+        find: Find::Text(find),
         replace,
         why,
     };
-    let secret = |key: &'static str, find: Option<&'static str>, replace: String, why: &'static str| Substitution {
+    let secret = |key: &'static str, find: Find, replace: String, why: &'static str| Substitution {
         kind: "Secret",
         name: "updraft-secrets",
-        key,
+        key: key.to_owned(),
         find,
         replace,
         why,
@@ -91,7 +112,7 @@ pub fn substitutions(overlay: &str, local: &Local) -> Vec<Substitution> {
     match overlay {
         "local" => list.push(secret(
             "UPDRAFT__DATABASE__URL",
-            None,
+            Find::Whole,
             local.database.clone(),
             "the overlay's database is the in-cluster `postgres` StatefulSet (postgres.yaml), which the test server \
              cannot run: a fresh database on the local PostgreSQL instead",
@@ -101,7 +122,7 @@ pub fn substitutions(overlay: &str, local: &Local) -> Vec<Substitution> {
             list.extend([
                 secret(
                     "UPDRAFT__DATABASE__URL",
-                    Some(RDS_ENDPOINT),
+                    Find::Text(RDS_ENDPOINT),
                     local.database.clone(),
                     "the RDS endpoint: a fresh database on a PostgreSQL the test starts with a certificate of its own CA, \
                      reached with the manifest's own sslmode=verify-full and sslrootcert",
@@ -109,14 +130,24 @@ pub fn substitutions(overlay: &str, local: &Local) -> Vec<Substitution> {
                 Substitution {
                     kind: "ConfigMap",
                     name: "updraft-ca-certs",
-                    key: "rds-global-bundle.pem",
-                    find: None,
+                    key: "rds-global-bundle.pem".to_owned(),
+                    find: Find::Whole,
                     replace: local.database_ca.clone().expect("the eks overlay needs the database's CA"),
                     why: "the RDS CA bundle the guide has you download (the file in git is a placeholder): the test \
                           database's CA instead",
                 },
-                secret("UPDRAFT__CORE__ENCRYPTION_KEY", None, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(), placeholder),
-                secret("UPDRAFT__API__JWT_SECRET", None, "eks-overlay-test-jwt-secret-at-least-32-characters".to_owned(), placeholder),
+                secret(
+                    "UPDRAFT__CORE__ENCRYPTION_KEY",
+                    Find::Whole,
+                    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
+                    placeholder,
+                ),
+                secret(
+                    "UPDRAFT__API__JWT_SECRET",
+                    Find::Whole,
+                    "eks-overlay-test-jwt-secret-at-least-32-characters".to_owned(),
+                    placeholder,
+                ),
             ]);
         }
         other => panic!("no substitutions for overlay {other}"),
@@ -132,9 +163,24 @@ fn substitute(docs: &mut [Value], substitutions: &[Substitution]) {
             .iter_mut()
             .find(|d| d["kind"] == s.kind && d["metadata"]["name"] == s.name)
             .unwrap_or_else(|| panic!("the rendering has no {} {}", s.kind, s.name));
+        if let Find::NewKey = s.find {
+            let field = if s.kind == "Secret" { "stringData" } else { "data" };
+            assert!(
+                doc["data"].get(&s.key).is_none() && doc["stringData"].get(&s.key).is_none(),
+                "{} {} already has {}",
+                s.kind,
+                s.name,
+                s.key
+            );
+            if !doc[field].is_object() {
+                doc[field] = json!({});
+            }
+            doc[field][&s.key] = json!(s.replace);
+            continue;
+        }
         let field = ["data", "stringData"]
             .into_iter()
-            .find(|f| doc[*f].get(s.key).is_some())
+            .find(|f| doc[*f].get(&s.key).is_some())
             .unwrap_or_else(|| panic!("{} {} has no key {}", s.kind, s.name, s.key));
         assert!(
             !(s.kind == "Secret" && field == "data"),
@@ -142,10 +188,11 @@ fn substitute(docs: &mut [Value], substitutions: &[Substitution]) {
             s.kind,
             s.name
         );
-        let value = doc[field][s.key].as_str().unwrap_or_default().to_owned();
+        let value = doc[field][&s.key].as_str().unwrap_or_default().to_owned();
         let new = match s.find {
-            None => s.replace.clone(),
-            Some(find) => {
+            Find::Whole | Find::NewKey => s.replace.clone(),
+            Find::Append => format!("{value}\n{}", s.replace),
+            Find::Text(find) => {
                 assert!(
                     value.contains(find),
                     "{} {} {}: no {find:?} to replace ({}) in:\n{value}",
@@ -157,7 +204,7 @@ fn substitute(docs: &mut [Value], substitutions: &[Substitution]) {
                 value.replacen(find, &s.replace, 1)
             }
         };
-        doc[field][s.key] = json!(new);
+        doc[field][&s.key] = json!(new);
     }
 }
 
@@ -200,17 +247,39 @@ fn rendered(overlay: &str, substitutions: &[Substitution]) -> (Vec<Value>, Strin
     (docs, yaml)
 }
 
-/// Renders `overlay`, substitutes, runs the scheduler and the API server from their
-/// Deployments, and a DAG through task pods; panics with the containers' logs if anything fails.
-pub fn run_as_written(overlay: &str, local: &Local) {
-    let started = Instant::now();
-    let (docs, yaml) = rendered(overlay, &substitutions(overlay, local));
-    // The mount points of the manifests, which the containers see and the host must not get.
-    let host_paths = ["/etc/updraft", "/opt/updraft", "/var/lib/updraft", "/run/secrets"];
-    let existed: Vec<bool> = host_paths.iter().map(|p| Path::new(p).exists()).collect();
-    let cluster = Cluster::start(&yaml);
+/// The deployment of an overlay, running on the test server: what a test needs to go on with
+/// it (the cluster, the rendering, an API token, the claims' folders).
+pub struct Running {
+    pub cluster: Cluster,
+    pub docs: Vec<Value>,
+    /// A bearer token of the API server's first user (`admin`).
+    pub token: String,
+    pub api_port: u16,
+    pub dags: PathBuf,
+    pub logs: PathBuf,
+    overlay: String,
+    started: Instant,
+    /// The mount points of the manifests, which the containers see and the host must not get,
+    /// and whether each existed before.
+    host_paths: Vec<(&'static str, bool)>,
+}
+
+/// Renders `overlay`, substitutes (with `local.extra`), runs the scheduler and the API server
+/// from their Deployments, creates the first user and runs a DAG through task pods; panics with
+/// the containers' logs if anything fails.
+pub fn run_as_written(overlay: &str, local: &Local) -> Running {
+    let mut changes = substitutions(overlay, local);
+    changes.extend(local.extra.iter().cloned());
+    let (docs, yaml) = rendered(overlay, &changes);
+    let host_paths = ["/etc/updraft", "/opt/updraft", "/var/lib/updraft", "/run/secrets"]
+        .into_iter()
+        .map(|p| (p, Path::new(p).exists()))
+        .collect();
+    let cluster = Cluster::start_with(&yaml, local.irsa.clone());
     let dags = cluster.fake.claim_dir(NS, "updraft-dags").expect("the DAGs claim");
     std::fs::write(dags.join("hello.yaml"), DAG).expect("a DAG on the claim");
+    let logs = cluster.fake.claim_dir(NS, "updraft-logs").expect("the logs claim");
+    let started = Instant::now();
 
     // Both Deployments at once, as `kubectl apply` creates them: the API server's init
     // container waits while the scheduler's migrates the empty database.
@@ -234,13 +303,14 @@ pub fn run_as_written(overlay: &str, local: &Local) {
         http(local.metrics_port, "GET", "/health", None, None).ok().filter(|(status, _)| *status == 200)
     });
 
-    // The first user, as the guide creates it with `kubectl exec deploy/updraft-api-server --
-    // updraft users create …`: the API server's container (its env and mounts) with that
-    // command, in a pod of its own since the test server has no exec.
-    let mut exec = template(&docs, "updraft-api-server").clone();
-    exec["spec"]["initContainers"] = json!([]);
-    exec["spec"]["restartPolicy"] = json!("Never");
-    exec["spec"]["containers"][0]["command"] = json!([
+    // The first user, as the guide creates it (`kubectl -n updraft exec deploy/updraft-api-server
+    // -- updraft users create …`): in the API server's container, with its env and mounts.
+    let created = cluster.kubectl(&[
+        "-n",
+        NS,
+        "exec",
+        "deploy/updraft-api-server",
+        "--",
         "updraft",
         "users",
         "create",
@@ -249,13 +319,9 @@ pub fn run_as_written(overlay: &str, local: &Local) {
         "--password",
         "k8s-test-password",
         "--role",
-        "admin"
+        "admin",
     ]);
-    let users = cluster.create_pod("updraft-users-create", &exec);
-    cluster.wait_for("`updraft users create` to finish", Duration::from_secs(60), || {
-        (cluster.pod(&users)["status"]["phase"] == "Succeeded").then_some(())
-    });
-
+    assert!(created.contains("admin"), "{created}");
     let (status, body) = http(
         local.api_port,
         "POST",
@@ -267,29 +333,30 @@ pub fn run_as_written(overlay: &str, local: &Local) {
     assert_eq!(status, 201, "{body}");
     let token: Value = serde_json::from_str(&body).expect("JSON");
     let token = token["access_token"].as_str().expect("a token").to_owned();
+    let running = Running {
+        cluster,
+        docs,
+        token,
+        api_port: local.api_port,
+        dags,
+        logs,
+        overlay: overlay.to_owned(),
+        started,
+        host_paths,
+    };
 
-    // The scheduler parses the DAG from the claim; the trigger answers 404 until it has.
-    let trigger = json!({"dag_run_id": "r1", "logical_date": null});
-    cluster.wait_for("the DAG to be triggered", Duration::from_secs(60), || {
-        let (status, body) =
-            http(local.api_port, "POST", &format!("/api/v2/dags/{DAG_ID}/dagRuns"), Some(&token), Some(&trigger))
-                .ok()?;
-        assert!(status == 200 || status == 404, "trigger: {status} {body}");
-        (status == 200).then_some(())
-    });
-    let logs = cluster.fake.claim_dir(NS, "updraft-logs").expect("the logs claim");
-    let state = cluster.wait_for("the run to end", Duration::from_secs(150), || {
-        let (_, body) =
-            http(local.api_port, "GET", &format!("/api/v2/dags/{DAG_ID}/dagRuns/r1"), Some(&token), None).ok()?;
-        let run: Value = serde_json::from_str(&body).ok()?;
-        let state = run["state"].as_str()?.to_owned();
-        matches!(state.as_str(), "success" | "failed").then_some(state)
-    });
-    assert_eq!(state, "success", "the run failed; task logs:\n{}{}", task_logs(&logs), cluster.describe());
-
+    let state = running.trigger(DAG_ID, "r1");
+    assert_eq!(
+        state,
+        "success",
+        "the run failed; task logs:\n{}{}",
+        task_logs(&running.logs),
+        running.cluster.describe()
+    );
     // The task pods: made by the scheduler as its ServiceAccount (its in-cluster token), from
     // the pod template, one per try.
-    let creates: Vec<_> = cluster
+    let creates: Vec<_> = running
+        .cluster
         .fake
         .requests()
         .into_iter()
@@ -300,28 +367,66 @@ pub fn run_as_written(overlay: &str, local: &Local) {
         .collect();
     assert_eq!(creates.len(), 2, "one task pod per task, created by the scheduler's ServiceAccount: {creates:?}");
     let worker_log =
-        std::fs::read_to_string(logs.join(format!("dag_id={DAG_ID}/run_id=r1/task_id=second/attempt=1.log")))
-            .unwrap_or_else(|e| panic!("the task pod wrote its log on the logs claim: {e}\n{}", task_logs(&logs)));
+        std::fs::read_to_string(running.logs.join(format!("dag_id={DAG_ID}/run_id=r1/task_id=second/attempt=1.log")))
+            .unwrap_or_else(|e| {
+                panic!("the task pod wrote its log on the logs claim: {e}\n{}", task_logs(&running.logs))
+            });
     assert!(worker_log.contains("slept 1.0 of 1 s"), "{worker_log}");
-
     // The log through the API server, which mounts the logs claim read-only.
-    let (status, body) = http(
-        local.api_port,
-        "GET",
-        &format!("/api/v2/dags/{DAG_ID}/dagRuns/r1/taskInstances/second/logs/1"),
-        Some(&token),
-        None,
-    )
-    .expect("GET the log");
-    assert_eq!(status, 200, "{body}");
+    let body = running.task_log(DAG_ID, "r1", "second", 1);
     assert!(body.contains("slept 1.0 of 1 s"), "{body}");
-    if let Some(report) = cluster.failures() {
-        panic!("a container failed:{report}");
+    running
+}
+
+impl Running {
+    /// A request to the API server as its first user.
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+        http(self.api_port, method, path, Some(&self.token), body).expect("the API server answers")
     }
-    for (path, existed) in host_paths.iter().zip(existed) {
-        assert_eq!(Path::new(path).exists(), existed, "{path}: the containers' mounts changed the host");
+
+    /// Triggers run `run_id` of `dag_id` through the API (once the scheduler has parsed the DAG:
+    /// the trigger answers 404 until then) and waits for it to end; its state.
+    pub fn trigger(&self, dag_id: &str, run_id: &str) -> String {
+        let trigger = json!({"dag_run_id": run_id, "logical_date": null});
+        self.cluster.wait_for(&format!("DAG {dag_id} to be triggered"), Duration::from_secs(60), || {
+            let (status, body) = self.api("POST", &format!("/api/v2/dags/{dag_id}/dagRuns"), Some(&trigger));
+            assert!(status == 200 || status == 404, "trigger: {status} {body}");
+            (status == 200).then_some(())
+        });
+        self.cluster.wait_for(&format!("run {run_id} of {dag_id} to end"), Duration::from_secs(150), || {
+            let (_, body) = self.api("GET", &format!("/api/v2/dags/{dag_id}/dagRuns/{run_id}"), None);
+            let run: Value = serde_json::from_str(&body).ok()?;
+            let state = run["state"].as_str()?.to_owned();
+            matches!(state.as_str(), "success" | "failed").then_some(state)
+        })
     }
-    eprintln!("overlay {overlay} ran as written in {:.1} s", started.elapsed().as_secs_f64());
+
+    /// A try's log through the API server.
+    pub fn task_log(&self, dag_id: &str, run_id: &str, task_id: &str, attempt: u32) -> String {
+        let (status, body) = self.api(
+            "GET",
+            &format!("/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{attempt}"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Every task log on the logs claim, for a failure message.
+    pub fn task_logs(&self) -> String {
+        task_logs(&self.logs)
+    }
+
+    /// Checks that no container failed and the host kept its folders, and says how long it took.
+    pub fn finish(self) {
+        if let Some(report) = self.cluster.failures() {
+            panic!("a container failed:{report}");
+        }
+        for (path, existed) in &self.host_paths {
+            assert_eq!(Path::new(path).exists(), *existed, "{path}: the containers' mounts changed the host");
+        }
+        eprintln!("overlay {} ran as written in {:.1} s", self.overlay, self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// Every task log on the logs claim, for a failure message.
@@ -353,8 +458,10 @@ fn the_local_overlay_runs_as_written() {
         database_ca: None,
         api_port: free_port(),
         metrics_port: free_port(),
+        extra: Vec::new(),
+        irsa: None,
     };
-    run_as_written("local", &local);
+    run_as_written("local", &local).finish();
 }
 
 #[test]
@@ -363,13 +470,33 @@ fn the_eks_overlay_runs_as_written() {
     // signed by a CA of the test's; stopped (with its databases) when the test ends.
     let postgres = crate::common::TlsPostgres::start();
     let name = postgres.database(&format!("updraft_k8s_eks_{}", std::process::id()));
+    let ca = std::fs::read_to_string(&postgres.ca).expect("the test CA");
+    // S3 and STS: moto over HTTPS with a CA of its own, which the guide's private CA file (its
+    // `[http] extra_ca_file`) holds here; the bucket the guide names.
+    let moto = crate::moto::Moto::start();
+    let readme = crate::guide::readme();
+    let (bucket, _) = crate::guide::remote_logs(&readme);
+    moto.create_bucket(&bucket);
+    let mut extra = crate::guide::edits(&readme, std::fs::read_to_string(moto.ca_file()).expect("moto's CA"));
+    extra.extend(crate::guide::s3_substitutions(&moto));
     let local = Local {
         database: format!("postgres@localhost:{}/{name}", postgres.port),
-        database_ca: Some(std::fs::read_to_string(&postgres.ca).expect("the test CA")),
+        database_ca: Some(ca),
         api_port: free_port(),
         metrics_port: free_port(),
+        // The guide's steps for this overlay (k8s/README.md): its grants and private CA.
+        extra,
+        // EKS gives the pods of the overlay's annotated ServiceAccounts their IAM role, with the
+        // cluster's region; STS is moto here.
+        irsa: Some(updraft_fake_kube::Irsa {
+            region: Some("eu-west-1".to_owned()),
+            sts_endpoint: Some(moto.endpoint()),
+        }),
     };
-    run_as_written("eks", &local);
+    let running = run_as_written("eks", &local);
+    // Then every command of the guide's sections on RDS, plugin grants, Secrets and S3 logs.
+    crate::guide::run_the_guide(&running, &postgres, &moto);
+    running.finish();
 
     // The CA bundle really is what the processes verify the database with: with the placeholder
     // in git instead, the scheduler's first command stops at once and says why.

@@ -4,14 +4,21 @@
 //! kept between runs), and for the references schemas cannot see. Then each overlay runs as
 //! written (`deployment`): its pods on the Kubernetes API test server, whose kubelet runs every
 //! command the manifests give, with their config, environment and volumes, against PostgreSQL.
-//! The API server's init container is also run on its own, waiting for the scheduler's
-//! migration. The Dockerfile passes hadolint (from PyPI; there is no Docker engine here to build
+//! On the eks overlay, the guide's own commands (`k8s/README.md`: RDS with verify-full, plugin
+//! grants, connections from Secrets, task logs in S3 with IRSA) run as written with kubectl
+//! (`guide`). The API server's init container is also run on its own, waiting for the
+//! scheduler's migration. The Dockerfile passes hadolint (from PyPI; there is no Docker engine here to build
 //! it). The tests never skip themselves: without kubectl, Python or PyPI they fail.
 
 mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
 mod deployment;
+mod guide;
+// moto's S3 and STS for the eks overlay's task logs; the remote-log tests use the rest of it.
+#[path = "../moto/mod.rs"]
+#[allow(dead_code)]
+mod moto;
 
 use common::{text, workspace};
 

@@ -1,5 +1,6 @@
-//! Discovery: `/version`, `/api`, `/api/v1`, `/apis` and health checks, enough for kubectl's
-//! (legacy, non-aggregated) discovery to find pods, pods/log, events and namespaces.
+//! Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/apps/v1` and health checks, enough
+//! for kubectl's (legacy, non-aggregated) discovery to find what this server serves: pods (with
+//! log, status and exec), events, namespaces, secrets, configmaps and apps/v1 deployments.
 
 use std::sync::Arc;
 
@@ -36,8 +37,37 @@ pub(crate) async fn api_versions(State(shared): State<Arc<Shared>>) -> Json<Valu
     }))
 }
 
+fn apps() -> Value {
+    json!({
+        "name": "apps",
+        "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+    })
+}
+
 pub(crate) async fn api_groups() -> Json<Value> {
-    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+    Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [apps()]}))
+}
+
+pub(crate) async fn apps_group() -> Json<Value> {
+    let mut group = apps();
+    group["kind"] = json!("APIGroup");
+    group["apiVersion"] = json!("v1");
+    Json(group)
+}
+
+/// The resources of apps/v1 this server serves.
+pub(crate) async fn apps_resources() -> Json<Value> {
+    Json(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "apps/v1",
+        "resources": [
+            {"name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment",
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+             "shortNames": ["deploy"], "categories": ["all"]},
+        ],
+    }))
 }
 
 /// The resources of core/v1 this server serves, with only the verbs it implements.
@@ -46,6 +76,8 @@ pub(crate) async fn api_resources() -> Json<Value> {
         "kind": "APIResourceList",
         "groupVersion": "v1",
         "resources": [
+            {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap",
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": ["cm"]},
             {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
              "verbs": ["get", "list", "watch"], "shortNames": ["ev"]},
             {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
@@ -53,9 +85,13 @@ pub(crate) async fn api_resources() -> Json<Value> {
             {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
              "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
              "shortNames": ["po"], "categories": ["all"]},
+            {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions",
+             "verbs": ["create", "get"]},
             {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
             {"name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod",
              "verbs": ["get", "patch", "update"]},
+            {"name": "secrets", "singularName": "secret", "namespaced": true, "kind": "Secret",
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]},
         ],
     }))
 }

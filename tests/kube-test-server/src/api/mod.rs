@@ -3,10 +3,13 @@
 
 pub(crate) mod discovery;
 pub(crate) mod events;
+pub(crate) mod exec;
 pub(crate) mod logs;
 pub(crate) mod namespaces;
+pub(crate) mod objects;
 pub(crate) mod pods;
 pub(crate) mod watch;
+mod websocket;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +30,7 @@ use crate::store::Resource;
 pub(crate) type Params = HashMap<String, String>;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/version", get(discovery::version))
         .route("/healthz", get(discovery::ok))
         .route("/livez", get(discovery::ok))
@@ -35,6 +38,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api", get(discovery::api_versions))
         .route("/api/v1", get(discovery::api_resources))
         .route("/apis", get(discovery::api_groups))
+        .route("/apis/apps", get(discovery::apps_group))
+        .route("/apis/apps/v1", get(discovery::apps_resources))
         .route("/api/v1/namespaces", get(namespaces::list).post(namespaces::create))
         .route("/api/v1/namespaces/{ns}", get(namespaces::get_one))
         .route("/api/v1/pods", get(pods::list_all))
@@ -48,9 +53,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(pods::get_status).put(pods::replace_status).patch(pods::patch_status),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs::log))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", get(exec::exec).post(exec::exec))
         .route("/api/v1/events", get(events::list_all))
         .route("/api/v1/namespaces/{ns}/events", get(events::list))
-        .route("/api/v1/namespaces/{ns}/events/{name}", get(events::get_one))
+        .route("/api/v1/namespaces/{ns}/events/{name}", get(events::get_one));
+    [Resource::Secrets, Resource::ConfigMaps, Resource::Deployments]
+        .into_iter()
+        .fold(router, objects::routes)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(shared.clone(), crate::gate::gate))
@@ -65,6 +74,16 @@ pub(crate) fn flag(params: &Params, name: &str) -> bool {
 pub(crate) fn json_body(body: &Bytes) -> ApiResult<Value> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+}
+
+/// A request body of `resource`: JSON, or Kubernetes' protobuf (`kubectl create secret` sends
+/// it) for the kinds whose messages this server decodes (else 415).
+pub(crate) fn request_body(resource: Resource, headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with(crate::protobuf::CONTENT_TYPE) {
+        return crate::protobuf::decode(resource, body);
+    }
+    json_body(body)
 }
 
 /// The object as it appears inside a list: the apiserver omits each item's kind and apiVersion.
@@ -157,12 +176,12 @@ fn list(
         metadata["remainingItemCount"] = json!(matching.len() - take);
     }
     let items: Vec<Value> = matching[..take].iter().map(|o| list_item(o)).collect();
-    if wants_table(headers) && resource == Resource::Pods {
-        return Ok(axum::Json(pods::table(&items, metadata)).into_response());
+    if wants_table(headers) && !crate::kinds::columns(resource).is_empty() {
+        return Ok(axum::Json(table(resource, &items, metadata)).into_response());
     }
     Ok(axum::Json(json!({
         "kind": resource.list_kind(),
-        "apiVersion": "v1",
+        "apiVersion": resource.api_version(),
         "metadata": metadata,
         "items": items,
     }))
@@ -175,6 +194,54 @@ pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
         .get_all(axum::http::header::ACCEPT)
         .iter()
         .any(|v| v.to_str().ok().and_then(|s| s.split(',').next()).is_some_and(|first| first.contains("as=Table")))
+}
+
+/// How long ago an object was created, as `kubectl get` shows it (`42s`, `3m`, `2h`).
+fn age(object: &Value) -> String {
+    let created = object.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
+    let Ok(created) = chrono::DateTime::parse_from_rfc3339(created) else { return "<unknown>".to_owned() };
+    let seconds = (crate::time::now() - created.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
+    }
+}
+
+/// A `meta.k8s.io/v1` Table of `objects`, the server-side printing `kubectl get` asks for, with
+/// the columns the apiserver prints for `resource`.
+pub(crate) fn table(resource: Resource, objects: &[Value], metadata: Value) -> Value {
+    let columns: Vec<Value> = crate::kinds::columns(resource)
+        .iter()
+        .map(|(name, priority)| {
+            let format = if *name == "Name" { "name" } else { "" };
+            json!({"name": name, "type": "string", "format": format, "description": "", "priority": priority})
+        })
+        .collect();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|object| {
+            let cells = match resource {
+                Resource::Pods => pods::cells(object, age(object)),
+                _ => crate::kinds::cells(resource, object, age(object)),
+            };
+            json!({
+                "cells": cells,
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": object.get("metadata").cloned().unwrap_or(Value::Null),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
 }
 
 pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> &'a str {

@@ -1,4 +1,6 @@
 //! Namespaces: list, watch, get and create. `default`, `kube-system` and `updraft` exist at start.
+//! Each new namespace gets the ConfigMap `kube-root-ca.crt` with the server's CA, as the
+//! cluster's root CA publisher puts in every namespace.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{Params, json_body, list_or_watch};
+use crate::admission::ROOT_CA_CONFIG_MAP;
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::Resource;
 use crate::{Shared, time, validate};
@@ -26,12 +29,31 @@ fn namespace_object(uid: String, name: &str, labels: Option<&Value>) -> Value {
     })
 }
 
+/// The CA ConfigMap of a new namespace.
+fn publish_root_ca(store: &mut crate::store::Store, namespace: &str) {
+    let uid = store.new_uid();
+    let config_map = json!({
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": ROOT_CA_CONFIG_MAP,
+            "namespace": namespace,
+            "uid": uid,
+            "creationTimestamp": time::now_rfc3339(),
+            "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."},
+        },
+        "data": {"ca.crt": crate::tls::CA_PEM},
+    });
+    store.insert(Resource::ConfigMaps, namespace, ROOT_CA_CONFIG_MAP, config_map);
+}
+
 /// Creates a namespace unless it exists.
 pub(crate) fn insert_namespace(shared: &Shared, name: &str) {
     let mut store = shared.store();
     if store.get(Resource::Namespaces, "", name).is_none() {
         let uid = store.new_uid();
         store.insert(Resource::Namespaces, "", name, namespace_object(uid, name, None));
+        publish_root_ca(&mut store, name);
     }
 }
 
@@ -68,5 +90,6 @@ pub(crate) async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Ap
     let uid = store.new_uid();
     let stored =
         store.insert(Resource::Namespaces, "", &name, namespace_object(uid, &name, object.pointer("/metadata/labels")));
+    publish_root_ca(&mut store, &name);
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }

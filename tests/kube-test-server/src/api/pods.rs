@@ -45,7 +45,7 @@ pub(crate) async fn get_one(
     let pod = stored(&shared, &ns, &name)?;
     if wants_table(&headers) {
         let rv = meta_str(&pod, "resourceVersion").to_owned();
-        return Ok(Json(table(&[pod], json!({"resourceVersion": rv}))).into_response());
+        return Ok(Json(super::table(Resource::Pods, &[pod], json!({"resourceVersion": rv}))).into_response());
     }
     Ok(Json(pod).into_response())
 }
@@ -58,7 +58,7 @@ pub(crate) async fn get_status(
 }
 
 /// Five lowercase consonant-and-digit characters, as the apiserver appends to `generateName`.
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
@@ -74,7 +74,7 @@ fn random_suffix() -> String {
 }
 
 /// The spec defaults the apiserver fills in on create and update.
-fn apply_defaults(pod: &mut Value) {
+pub(crate) fn apply_defaults(pod: &mut Value) {
     let spec = &mut pod["spec"];
     for (field, value) in [
         ("restartPolicy", json!("Always")),
@@ -119,9 +119,10 @@ fn is_terminal(pod: &Value) -> bool {
 pub(crate) async fn create(
     State(shared): State<Arc<Shared>>,
     Path(ns): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let mut pod = json_body(&body)?;
+    let mut pod = super::request_body(Resource::Pods, &headers, &body)?;
     if !pod.is_object() {
         return Err(ApiError::bad_request("the body of the request must be a Pod object"));
     }
@@ -195,6 +196,10 @@ pub(crate) async fn create(
     apply_defaults(&mut pod);
     if shared.config.mount_volumes {
         crate::admission::mount_service_account_token(&shared, &mut pod, &random_suffix());
+    }
+    // Mutating webhooks run after the built-in admission plugins.
+    if let Some(irsa) = &shared.config.irsa {
+        crate::admission::inject_iam_role(&shared, irsa, &mut pod);
     }
     pod["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
     let created = store.insert(Resource::Pods, &ns, &name, pod);
@@ -395,17 +400,6 @@ pub(crate) async fn delete(
     Ok(Json(updated))
 }
 
-fn age(pod: &Value) -> String {
-    let created = pod.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
-    let Ok(created) = chrono::DateTime::parse_from_rfc3339(created) else { return "<unknown>".to_owned() };
-    let seconds = (time::now() - created.with_timezone(&chrono::Utc)).num_seconds().max(0);
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s => format!("{}h", s / 3600),
-    }
-}
-
 /// The STATUS column of `kubectl get pods`.
 fn display_status(pod: &Value) -> String {
     if pod.pointer("/metadata/deletionTimestamp").is_some() {
@@ -426,32 +420,16 @@ fn display_status(pod: &Value) -> String {
     pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_owned()
 }
 
-/// A `meta.k8s.io/v1` Table of pods, the server-side printing `kubectl get` asks for.
-pub(crate) fn table(pods: &[Value], metadata: Value) -> Value {
-    let column = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
-    let rows: Vec<Value> = pods
-        .iter()
-        .map(|pod| {
-            let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array);
-            let total = pod.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = statuses.into_iter().flatten().filter(|s| s.get("ready") == Some(&json!(true))).count();
-            json!({
-                "cells": [meta_str(pod, "name"), format!("{ready}/{total}"), display_status(pod), "0", age(pod)],
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": pod.get("metadata").cloned().unwrap_or(Value::Null),
-                },
-            })
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": metadata,
-        "columnDefinitions": [
-            column("Name", "name"), column("Ready", ""), column("Status", ""), column("Restarts", ""), column("Age", ""),
-        ],
-        "rows": rows,
-    })
+/// A pod's row of `kubectl get pods`: name, ready containers, status, restarts, age.
+pub(crate) fn cells(pod: &Value, age: String) -> Vec<Value> {
+    let statuses = pod.pointer("/status/containerStatuses").and_then(Value::as_array);
+    let total = pod.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let ready = statuses.into_iter().flatten().filter(|s| s.get("ready") == Some(&json!(true))).count();
+    vec![
+        json!(meta_str(pod, "name")),
+        json!(format!("{ready}/{total}")),
+        json!(display_status(pod)),
+        json!("0"),
+        json!(age),
+    ]
 }

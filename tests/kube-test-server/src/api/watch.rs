@@ -54,7 +54,7 @@ fn bookmark(resource: Resource, rv: u64, initial_events_end: bool) -> Bytes {
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line("BOOKMARK", &json!({"kind": resource.kind(), "apiVersion": "v1", "metadata": metadata}))
+    line("BOOKMARK", &json!({"kind": resource.kind(), "apiVersion": resource.api_version(), "metadata": metadata}))
 }
 
 pub(crate) fn watch(

@@ -146,7 +146,9 @@ pub(crate) fn environment(shared: &Shared, pod: &Value, container: &Value) -> Re
             let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
             let optional = reference.get("optional").and_then(Value::as_bool).unwrap_or(false);
             match source(secret, name) {
-                Ok(data) => env.extend(data.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone()))),
+                Ok(data) => env.extend(
+                    data.iter().map(|(k, v)| (format!("{prefix}{k}"), String::from_utf8_lossy(v).into_owned())),
+                ),
                 Err(_) if optional => {}
                 Err(message) => return Err(message),
             }
@@ -163,7 +165,9 @@ pub(crate) fn environment(shared: &Shared, pod: &Value, container: &Value) -> Re
                 let source_name = reference.get("name").and_then(Value::as_str).unwrap_or("");
                 let wanted = reference.get("key").and_then(Value::as_str).unwrap_or("");
                 let optional = reference.get("optional").and_then(Value::as_bool).unwrap_or(false);
-                match source(secret, source_name).map(|data| data.get(wanted).cloned()) {
+                let value =
+                    |data: BTreeMap<String, Vec<u8>>| data.get(wanted).map(|v| String::from_utf8_lossy(v).into_owned());
+                match source(secret, source_name).map(value) {
                     Ok(Some(value)) => resolved = Some(value),
                     Ok(None) | Err(_) if optional => {}
                     Ok(None) => return Err(format!("couldn't find key {wanted} in {kind} {namespace}/{source_name}")),
@@ -292,7 +296,7 @@ pub(crate) async fn run_process(
     launch: Launch,
     log: Arc<LogBuffer>,
     mut control: watch::Receiver<Control>,
-    started: impl FnOnce(),
+    started: impl FnOnce(i32),
 ) -> Result<Exit, String> {
     let Some((program, args)) = launch.argv.split_first() else { return Err("no command".to_owned()) };
     let mut command = tokio::process::Command::new(program);
@@ -325,7 +329,7 @@ pub(crate) async fn run_process(
     if let Some(err) = child.stderr.take() {
         pumps.push(tokio::spawn(pump(err, log.clone())));
     }
-    started();
+    started(pgid);
     let status = tokio::select! {
         status = child.wait() => status,
         grace = stop_requested(&mut control) => {

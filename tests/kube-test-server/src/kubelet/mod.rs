@@ -2,9 +2,11 @@
 //! binds it, pulls its images, builds each container's environment, runs init containers in
 //! order and then the main containers, and writes every step as a status update (one MODIFIED
 //! event each) and an Event, as a real kubelet would. Pods are stopped through a control
-//! channel: graceful deletion, forced removal and eviction.
+//! channel: graceful deletion, forced removal and eviction. While a pod runs, the kubelet keeps
+//! its ConfigMap and Secret volumes up to date, and what `exec` needs of each running container.
 
 mod container;
+pub(crate) mod exec;
 pub(crate) mod logs;
 mod sandbox;
 mod volumes;
@@ -81,6 +83,8 @@ impl Script {
 struct PodRuntime {
     control: watch::Sender<Control>,
     logs: Mutex<BTreeMap<String, Arc<LogBuffer>>>,
+    /// What exec needs of each running container, by name.
+    targets: Mutex<BTreeMap<String, exec::Target>>,
     dir: PathBuf,
 }
 
@@ -93,6 +97,8 @@ pub(crate) struct Kubelet {
     root: PathBuf,
     /// The programs of the containers' sandboxes, when volumes are mounted.
     sandbox: Option<sandbox::Tools>,
+    /// Numbers exec sessions (their report files, their ids in messages).
+    exec_serial: std::sync::atomic::AtomicU64,
 }
 
 impl Kubelet {
@@ -117,6 +123,7 @@ impl Kubelet {
             groups: Mutex::new(HashSet::new()),
             root,
             sandbox,
+            exec_serial: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -124,7 +131,9 @@ impl Kubelet {
         volumes::claim_path(&self.root.join("claims"), namespace, name)
     }
 
-    fn track_group(&self, pgid: i32, running: bool) {
+    /// Tracks a process group the node started (a container's or an exec's), so that dropping
+    /// the server kills it.
+    pub(crate) fn track_group(&self, pgid: i32, running: bool) {
         if pgid <= 0 {
             return;
         }
@@ -195,12 +204,31 @@ pub(crate) fn logs(shared: &Shared, uid: &str, container: &str) -> Option<Arc<Lo
     shared.kubelet.runtime(uid).and_then(|r| lock(&r.logs).get(container).cloned())
 }
 
+/// What exec needs of container `container` of pod `uid`, if it is running.
+pub(crate) fn exec_target(shared: &Shared, uid: &str, container: &str) -> Option<exec::Target> {
+    shared.kubelet.runtime(uid).and_then(|r| lock(&r.targets).get(container).cloned())
+}
+
+/// The command that runs `argv` in a running container, and a number for this exec.
+pub(crate) async fn prepare_exec(
+    shared: &Shared,
+    target: &exec::Target,
+    argv: &[String],
+) -> (u64, Result<exec::Prepared, String>) {
+    let serial = shared.kubelet.exec_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (serial, exec::prepare(shared.kubelet.sandbox.as_ref(), target, argv, serial).await)
+}
+
 /// Starts the kubelet task of a newly created pod.
 pub(crate) fn start_pod(shared: &Arc<Shared>, pod: &Value) {
     let uid = meta_str(pod, "uid").to_owned();
     let (control, receiver) = watch::channel(Control::Run);
-    let runtime =
-        Arc::new(PodRuntime { control, logs: Mutex::new(BTreeMap::new()), dir: shared.kubelet.root.join(&uid) });
+    let runtime = Arc::new(PodRuntime {
+        control,
+        logs: Mutex::new(BTreeMap::new()),
+        targets: Mutex::new(BTreeMap::new()),
+        dir: shared.kubelet.root.join(&uid),
+    });
     lock(&shared.kubelet.pods).insert(uid.clone(), runtime.clone());
     let task = PodTask {
         shared: shared.clone(),
@@ -258,6 +286,45 @@ pub(crate) fn evict(shared: &Shared, namespace: &str, name: &str) -> bool {
         }
         run
     })
+}
+
+/// The kubelet's periodic sync of a running pod's ConfigMap, Secret, projected and downward API
+/// volumes: every `volume_sync_period` their files are brought up to date (an atomic `..data`
+/// swap), until the pod is stopped, gone or ended. A source that cannot be read gets one
+/// `FailedMount` event per new reason and leaves the files as they were.
+async fn sync_volumes(
+    shared: Arc<Shared>,
+    (namespace, name, uid): (String, String, String),
+    dir: PathBuf,
+    mut control: watch::Receiver<Control>,
+) {
+    let mut reported: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.volume_sync_period) => {}
+            changed = control.changed() => if changed.is_err() { return },
+        }
+        if *control.borrow() != Control::Run {
+            return;
+        }
+        let pod = shared.store().get(Resource::Pods, &namespace, &name).filter(|p| meta_str(p, "uid") == uid).cloned();
+        let Some(pod) = pod else { return };
+        if matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
+            return;
+        }
+        let errors = {
+            let (shared, pod, dir) = (shared.clone(), pod.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || volumes::sync(&shared, &pod, &dir)).await.unwrap_or_default()
+        };
+        match errors.into_iter().next() {
+            Some(message) if reported.as_ref() != Some(&message) => {
+                events::record(&shared, &pod, Source::Kubelet, true, "FailedMount", &message, None);
+                reported = Some(message);
+            }
+            Some(_) => {}
+            None => reported = None,
+        }
+    }
 }
 
 /// Sets (or adds) a pod condition, keeping its transition time when the status is unchanged.
@@ -530,6 +597,12 @@ impl PodTask {
             match volumes::set_up(&self.shared, &pod, &dir, &self.shared.kubelet.root.join("claims")) {
                 Ok(volumes) => {
                     self.volumes = volumes;
+                    tokio::spawn(sync_volumes(
+                        self.shared.clone(),
+                        (self.namespace.clone(), self.name.clone(), self.uid.clone()),
+                        dir,
+                        self.control.clone(),
+                    ));
                     return Ok(());
                 }
                 Err(message) => {
@@ -798,7 +871,19 @@ impl PodTask {
         self.event(Source::Kubelet, false, "Created", &format!("Created container: {}", spec.name), Some(spec));
         let started_at = time::now_rfc3339();
         let id = container_id(&self.uid, &spec.name);
-        let mark_started = || {
+        // What exec will need once the process runs (scripted containers have no process).
+        let exec_target = launch.as_ref().map(|launch| exec::Target {
+            pid: 0,
+            env: launch.env.clone(),
+            dir: launch.dir.clone(),
+            image: spec.image.clone(),
+            report_dir: launch.report.as_ref().and_then(|r| r.parent().map(Path::to_owned)),
+        });
+        let mark_started = |pid: i32| {
+            if let Some(mut target) = exec_target {
+                target.pid = pid;
+                lock(&self.runtime.targets).insert(spec.name.clone(), target);
+            }
             self.update(|pod| {
                 if let Some(status) = container_status(pod, spec.init, &spec.name) {
                     status["state"] = json!({"running": {"startedAt": started_at}});
@@ -823,7 +908,7 @@ impl PodTask {
         };
         let exit = match launch {
             None => {
-                mark_started();
+                mark_started(0);
                 container::run_scripted(&self.script, &log, control).await
             }
             Some(launch) => {
@@ -838,6 +923,7 @@ impl PodTask {
                 }
             }
         };
+        lock(&self.runtime.targets).remove(&spec.name);
         log.finish();
         if exit.reason == "OOMKilled" {
             self.event(

@@ -185,7 +185,9 @@ pub(crate) fn plan(
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
     pub(crate) unshare: PathBuf,
-    sh: PathBuf,
+    /// Enters a running container's mount namespace and root, for exec.
+    pub(crate) nsenter: PathBuf,
+    pub(crate) sh: PathBuf,
     mount: PathBuf,
     mkdir: PathBuf,
     touch: PathBuf,
@@ -204,6 +206,7 @@ impl Tools {
         };
         Ok(Tools {
             unshare: find("unshare")?,
+            nsenter: find("nsenter")?,
             sh: find("sh")?,
             mount: find("mount")?,
             mkdir: find("mkdir")?,
@@ -229,7 +232,7 @@ pub(crate) struct Places {
 }
 
 /// Single-quotes `text` for the shell.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
@@ -467,6 +470,7 @@ mod tests {
     fn the_script_quotes_paths_and_ends_in_the_command() {
         let tools = Tools {
             unshare: "/usr/bin/unshare".into(),
+            nsenter: "/usr/bin/nsenter".into(),
             sh: "/bin/sh".into(),
             mount: "/usr/bin/mount".into(),
             mkdir: "/usr/bin/mkdir".into(),

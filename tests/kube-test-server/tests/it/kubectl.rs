@@ -1,29 +1,10 @@
 //! kubectl (client-go) as a second, independent client: discovery, `get -o json`, server-side
 //! printing, `logs`, a watch, and `delete`, as the scheduler's ServiceAccount.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
-use crate::{NS, SCHEDULER, phase, pod, scheduler_pods, wait_for};
-
-fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> Output {
-    Command::new("/usr/bin/kubectl")
-        .args(args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("kubectl is installed at /usr/bin/kubectl")
-}
-
-fn ok(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "kubectl failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    stdout
-}
+use crate::{NS, SCHEDULER, kubectl, ok, phase, pod, scheduler_pods, wait_for};
 
 #[tokio::test]
 async fn kubectl_gets_pods_reads_logs_watches_and_deletes() {

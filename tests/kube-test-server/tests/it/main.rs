@@ -2,13 +2,17 @@
 //! (one test binary, as elsewhere in the workspace).
 
 mod errors;
+mod exec;
+mod irsa;
 mod kubectl;
+mod objects;
 mod pods;
 mod scripted;
 mod volumes;
 mod watch;
 
 use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -32,6 +36,49 @@ pub(crate) async fn client_as(fake: &FakeKube, dir: &Path, namespace: &str, serv
         .await
         .expect("kube config");
     kube::Client::try_from(config).expect("kube client")
+}
+
+/// Runs kubectl with a kubeconfig and a discovery cache of the test's.
+pub(crate) fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> Output {
+    Command::new("/usr/bin/kubectl")
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("kubectl is installed at /usr/bin/kubectl")
+}
+
+/// kubectl's stdout, after asserting it succeeded.
+pub(crate) fn ok(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "kubectl failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// A Deployment `name` of busybox running `sleep 300`, as a manifest for `kubectl apply -f`.
+pub(crate) fn deployment_manifest(dir: &Path, name: &str) -> std::path::PathBuf {
+    let manifest = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "300"]}]},
+            },
+        },
+    });
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, manifest.to_string()).expect("manifest");
+    path
+}
+
+/// kubectl's stderr, after asserting it failed.
+pub(crate) fn failed(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "kubectl should fail: {}", String::from_utf8_lossy(&output.stdout));
+    stderr
 }
 
 /// The scheduler's pods API in namespace `updraft`.

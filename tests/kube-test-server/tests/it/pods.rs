@@ -108,7 +108,7 @@ async fn graceful_delete_sends_sigterm_and_then_removes_the_pod() {
 async fn updrafts_image_runs_the_worker_binary_with_the_pods_environment() {
     let fake = FakeKube::start(FakeKubeConfig { worker_binary: Some("/bin/sh".into()), ..FakeKubeConfig::default() })
         .expect("starts");
-    fake.add_secret(NS, "api-token", BTreeMap::from([("token".to_owned(), "s3cret".to_owned())]));
+    fake.add_secret(NS, "api-token", BTreeMap::from([("token".to_owned(), "s3cret".to_owned())])).expect("stored");
     let dir = tempfile::tempdir().expect("tempdir");
     let pods = scheduler_pods(&fake, dir.path()).await;
     let worker: Pod = serde_json::from_value(json!({
@@ -152,7 +152,7 @@ async fn updrafts_image_runs_the_worker_binary_with_the_pods_environment() {
     .await;
     let message = base_state(&stuck).waiting.and_then(|w| w.message).expect("message");
     assert_eq!(message, "secret \"later\" not found");
-    fake.add_secret(NS, "later", BTreeMap::from([("token".to_owned(), "t".to_owned())]));
+    fake.add_secret(NS, "later", BTreeMap::from([("token".to_owned(), "t".to_owned())])).expect("stored");
     wait_for(&pods, "worker-2", "Succeeded", |p| phase(p) == "Succeeded").await;
 }
 

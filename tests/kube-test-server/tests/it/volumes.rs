@@ -46,8 +46,9 @@ async fn containers_see_their_volumes_where_the_spec_mounts_them_and_nothing_els
             ("app.toml".to_owned(), "answer = 42\n".to_owned()),
             ("extra".to_owned(), "more\n".to_owned()),
         ]),
-    );
-    fake.add_secret(NS, "app-secret", BTreeMap::from([("password".to_owned(), "hunter2".to_owned())]));
+    )
+    .expect("stored");
+    fake.add_secret(NS, "app-secret", BTreeMap::from([("password".to_owned(), "hunter2".to_owned())])).expect("stored");
     let claim = fake.claim_dir(NS, "app-data").expect("claim folder");
     std::fs::write(claim.join("hello.txt"), "from the claim\n").expect("write");
 
@@ -201,7 +202,7 @@ async fn a_missing_config_map_holds_the_pod_in_failed_mount_until_it_exists() {
     let waiting = pods.get("late").await.expect("get");
     assert_eq!(phase(&waiting), "Pending");
     assert_eq!(base_state(&waiting).waiting.and_then(|w| w.reason).as_deref(), Some("ContainerCreating"));
-    fake.add_config_map(NS, "late-config", BTreeMap::from([("key".to_owned(), "at last".to_owned())]));
+    fake.add_config_map(NS, "late-config", BTreeMap::from([("key".to_owned(), "at last".to_owned())])).expect("stored");
     assert_eq!(ended(&pods, "late").await, "Succeeded");
     assert_eq!(log(&pods, "late", "base").await, "at last");
 }
@@ -278,4 +279,92 @@ async fn a_sandboxed_process_gets_sigterm_when_its_pod_is_deleted() {
         .expect("log");
     // (The shell may also say `Terminated` for its `sleep`, killed with the group.)
     assert!(text.starts_with("up\n") && text.contains("got TERM\n"), "{text:?}");
+}
+
+/// The last line of a container's log so far (none while it waits to start).
+async fn last_line(pods: &Api<Pod>, name: &str) -> String {
+    let params = LogParams { container: Some("base".into()), ..LogParams::default() };
+    let text = pods.logs(name, &params).await.unwrap_or_default();
+    text.lines().last().unwrap_or("").to_owned()
+}
+
+/// Polls the log until its last line is `want`.
+async fn wait_for_line(pods: &Api<Pod>, name: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = last_line(pods, name).await;
+        if line == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the pod never printed {want:?}; last line {line:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_secret_created_or_changed_after_the_pod_started_reaches_its_files_atomically_but_not_a_sub_path() {
+    let fake = FakeKube::start(FakeKubeConfig {
+        mount_volumes: true,
+        volume_sync_period: Duration::from_millis(200),
+        ..FakeKubeConfig::default()
+    })
+    .expect("the server starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pods = scheduler_pods(&fake, dir.path()).await;
+    fake.add_config_map(NS, "settings", BTreeMap::from([("mode".to_owned(), "v1".to_owned())])).expect("stored");
+    // Each line: the optional Secret's key (or "none"), the ConfigMap key through the volume
+    // and through a subPath, and whether `..data` is a link.
+    let script = r#"
+        while true; do
+          echo "$(cat /etc/conn/warehouse 2>/dev/null || echo none) $(cat /etc/settings/mode) $(cat /etc/mode) $(test -L /etc/settings/..data && echo linked)"
+          sleep 0.1
+        done
+    "#;
+    let spec = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "base", "image": "busybox", "command": ["sh", "-c", script],
+                "volumeMounts": [
+                    {"name": "conn", "mountPath": "/etc/conn", "readOnly": true},
+                    {"name": "settings", "mountPath": "/etc/settings"},
+                    {"name": "settings", "mountPath": "/etc/mode", "subPath": "mode"},
+                ]}],
+            "volumes": [
+                {"name": "conn", "secret": {"secretName": "conn", "optional": true}},
+                {"name": "settings", "configMap": {"name": "settings"}},
+            ],
+        },
+    });
+    pods.create(&PostParams::default(), &pod_from(spec)).await.expect("create");
+    wait_for_line(&pods, "reader", "none v1 v1 linked").await;
+    fake.add_secret(NS, "conn", BTreeMap::from([("warehouse".to_owned(), "one".to_owned())])).expect("stored");
+    wait_for_line(&pods, "reader", "one v1 v1 linked").await;
+    fake.add_secret(NS, "conn", BTreeMap::from([("warehouse".to_owned(), "two".to_owned())])).expect("stored");
+    fake.add_config_map(NS, "settings", BTreeMap::from([("mode".to_owned(), "v2".to_owned())])).expect("stored");
+    // A subPath mount keeps the file it was made from, as in a cluster.
+    wait_for_line(&pods, "reader", "two v2 v1 linked").await;
+    // Each line saw one version of the files or the next, never a mix or a missing file.
+    let text = log(&pods, "reader", "base").await;
+    let allowed = ["none v1 v1 linked", "one v1 v1 linked", "two v1 v1 linked", "one v2 v1 linked", "two v2 v1 linked"];
+    for line in text.lines() {
+        assert!(allowed.contains(&line), "an inconsistent view: {line:?}");
+    }
+    // An optional Secret that goes away leaves an empty folder; a ConfigMap that goes away
+    // (not optional) leaves the files as they were, with a FailedMount event.
+    let admin = dir.path().join("admin.kubeconfig");
+    fake.write_admin_kubeconfig(&admin, NS).expect("kubeconfig");
+    let cache = dir.path().join("cache");
+    crate::ok(&crate::kubectl(&admin, &cache, &["-n", NS, "delete", "secret", "conn"]));
+    crate::ok(&crate::kubectl(&admin, &cache, &["-n", NS, "delete", "configmap", "settings"]));
+    wait_for_line(&pods, "reader", "none v2 v1 linked").await;
+    let message = "MountVolume.SetUp failed for volume \"settings\" : configmap \"settings\" not found";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !fake.pod_events(NS, "reader").iter().any(|e| e["reason"] == "FailedMount" && e["message"] == message) {
+        assert!(tokio::time::Instant::now() < deadline, "no FailedMount event: {:?}", fake.pod_events(NS, "reader"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pods.delete("reader", &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() })
+        .await
+        .expect("delete");
 }
