@@ -8,7 +8,7 @@
 
 use sqlx::Row;
 
-use crate::{Backend, Db, DbError};
+use crate::{Db, DbError};
 
 /// A run retention may remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +115,7 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         // Locks the rows on PostgreSQL, so a scheduler cannot put one back in the queue between
         // this check and the deletes.
-        let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let lock = self.backend().lock_rows();
         let sql = format!(
             "SELECT id FROM dag_run WHERE {ELIGIBLE} AND id IN ({}) ORDER BY id{lock}",
             placeholders(2, ids.len())

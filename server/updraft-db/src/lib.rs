@@ -8,15 +8,20 @@
 //! `Any` driver; only the migrations exist in two dialects, embedded in the binary. This is the
 //! only crate that contains SQL.
 
+pub mod batch;
 pub mod clean;
 mod crypto;
 pub mod dags;
 pub mod demo;
+mod dialect;
 pub mod plugins;
+pub mod pools;
 pub mod requests;
 pub mod results;
 pub mod runs;
+pub mod schedulers;
 pub mod secrets;
+pub mod task_instances;
 pub mod users;
 pub mod xcom;
 
@@ -28,9 +33,8 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use crypto::{EncryptionKey, KeyError};
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+pub use dialect::Backend;
+pub use updraft_types::{DagId, RunId, RunState, RunType, TaskId, TaskState, Timestamp};
 
 /// Errors of the metadata database, each saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +57,6 @@ pub enum DbError {
     Corrupt(String),
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-/// Which database a [`Db`] talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
 }
 
 /// Where the schema stands relative to this binary's migrations.
@@ -95,20 +92,14 @@ impl Db {
     /// the writer.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(DbError::UnsupportedUrl(redact(url)));
-        };
+        let backend = Backend::of_url(url).ok_or_else(|| DbError::UnsupportedUrl(redact(url)))?;
         let options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .max_connections(backend.max_connections())
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;").await?;
+                    if let Some(setup) = backend.connection_setup() {
+                        conn.execute(setup).await?;
                     }
                     Ok(())
                 })
@@ -124,8 +115,15 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// Which database this is (for messages; behaviour asks [`Db::concurrent_schedulers`]).
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether several schedulers may share this database (PostgreSQL), so that a scheduler
+    /// must watch for runs whose owner stopped heartbeating.
+    pub fn concurrent_schedulers(&self) -> bool {
+        self.backend.concurrent_schedulers()
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -133,10 +131,7 @@ impl Db {
     }
 
     fn migrator(&self) -> &'static Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
+        self.backend.migrator()
     }
 
     /// Applies every pending migration; running it again changes nothing. Concurrent runs are
@@ -149,10 +144,7 @@ impl Db {
     /// Reads which migrations are applied.
     pub async fn schema_status(&self) -> Result<SchemaStatus, DbError> {
         let expected = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
-        let table_exists: i64 = match self.backend {
-            Backend::Sqlite => sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'").fetch_one(&self.pool).await?,
-            Backend::Postgres => sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'").fetch_one(&self.pool).await?,
-        };
+        let table_exists: i64 = sqlx::query_scalar(self.backend.migrations_table_count()).fetch_one(&self.pool).await?;
         if table_exists == 0 {
             return Ok(SchemaStatus::Empty);
         }
@@ -189,10 +181,8 @@ impl Db {
     }
 }
 
-/// Microseconds since the Unix epoch: the timestamp type of every table.
+/// Microseconds since the Unix epoch: the timestamp type of every table (the tables a
+/// [`Timestamp`] does not type yet: DAGs, accounts, XComs, plugins).
 pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    Timestamp::now().as_micros()
 }

@@ -9,6 +9,8 @@
 
 use sqlx::Row;
 
+use updraft_types::RunState;
+
 use crate::{Db, DbError, now_us};
 
 /// What a request does.
@@ -74,7 +76,7 @@ pub struct RequestRow {
     pub downstream: bool,
     pub upstream: bool,
     pub only_failed: bool,
-    pub run_state: String,
+    pub run_state: RunState,
 }
 
 /// The requests matching `condition` (one `$1` parameter), oldest first, with their run's state.
@@ -107,7 +109,7 @@ impl Db {
     /// scheduler picks it up. Returns the request's id.
     pub async fn request(&self, request: &NewRequest) -> Result<i64, DbError> {
         let mut tx = self.pool().begin().await?;
-        let lock = if self.backend() == crate::Backend::Postgres { " FOR UPDATE" } else { "" };
+        let lock = self.backend().lock_rows();
         let state: Option<String> =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT state FROM dag_run WHERE id = $1{lock}")))
                 .bind(request.run_pk)

@@ -1,11 +1,21 @@
-//! Typed identifiers shared by the server crates and the web app, and (`api`) the bodies of
-//! the REST API's answers.
+//! Updraft's vocabulary, one definition each, shared by the server crates and the web app:
+//! typed identifiers, task and run states and run types (`state`), the [`Timestamp`] every
+//! table stores (`time`), and (`api`) the bodies of the REST API's answers.
 //!
-//! A `DagId` is never confused with a `TaskId` or a `RunId`: each boundary (API, database,
-//! executor) passes these newtypes, not bare strings. The crate depends on serde only, so it
-//! also builds for the browser.
+//! A `DagId` is never confused with a `TaskId` or a `RunId`, nor a state with any other
+//! string: the database rows, the scheduler, the executors, the API and the CLI pass these
+//! types, and only (de)serialisation turns them into text. The crate depends on serde only
+//! (plus sqlx behind the `sqlx` feature, which the database crate enables, so that rows decode
+//! straight into these types), so it also builds for the browser.
 
 pub mod api;
+#[cfg(feature = "sqlx")]
+mod sql;
+pub mod state;
+pub mod time;
+
+pub use state::{RunState, RunType, TaskState};
+pub use time::Timestamp;
 
 use std::fmt;
 
@@ -19,12 +29,65 @@ macro_rules! string_id {
         pub struct $name(String);
 
         impl $name {
+            /// Wraps an id.
             pub fn new(id: impl Into<String>) -> Self {
                 $name(id.into())
             }
 
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// The id as an owned string.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        /// An id reads as the text it is wherever text is read (it never goes the other way:
+        /// text becomes an id only through `new`/`From`, where the kind of id is chosen).
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_owned())
             }
         }
 

@@ -5,20 +5,23 @@
 use updraft_db::Db;
 use updraft_db::clean::CleanCounts;
 use updraft_db::results::TryResult;
-use updraft_db::runs::{NewRun, NewTaskInstance, RunRow};
+use updraft_db::runs::{NewRun, RunRow, RunStateChange};
+use updraft_db::task_instances::NewTaskInstance;
+use updraft_db::{RunState, Timestamp};
 
 use crate::support::{Backends, fresh};
 
 /// Inserts run `run_id` of DAG `a` and sets its state and end (µs).
 async fn run(db: &Db, run_id: &str, run_type: &str, interval_end: i64, state: &str, end: Option<i64>) -> RunRow {
+    let us = Timestamp::from_micros;
     let row = db
         .insert_run(&NewRun {
             dag_id: "a".into(),
             run_id: run_id.into(),
-            run_type: run_type.into(),
-            logical_date: Some(interval_end - 1),
-            data_interval: Some((interval_end - 1, interval_end)),
-            run_after: interval_end,
+            run_type: run_type.parse().expect("run type"),
+            logical_date: Some(us(interval_end - 1)),
+            data_interval: Some((us(interval_end - 1), us(interval_end))),
+            run_after: us(interval_end),
             conf: "{}".into(),
             triggered_by: "test".into(),
             triggering_user: None,
@@ -26,8 +29,10 @@ async fn run(db: &Db, run_id: &str, run_type: &str, interval_end: i64, state: &s
         })
         .await
         .expect("insert");
-    if state != "queued" {
-        db.apply(&[], &[(row.id, state.into(), end)], &[]).await.expect("state");
+    let state: RunState = state.parse().expect("run state");
+    if state != RunState::Queued {
+        let change = RunStateChange { run_pk: row.id, state, end_date: end.map(us) };
+        db.set_run_states(&[change]).await.expect("state");
     }
     row
 }
@@ -81,7 +86,12 @@ async fn old_finished_runs_are_found_in_batches_counted_and_deleted_with_their_r
         // The request of `rows_of` puts a finished run back in the queue: rows first, state after.
         let old_ok = run(&db, "old_ok", "manual", 100, "queued", None).await;
         rows_of(&db, &old_ok).await;
-        db.apply(&[], &[(old_ok.id, "success".into(), Some(1_000))], &[]).await.expect("finished");
+        let finished = RunStateChange {
+            run_pk: old_ok.id,
+            state: RunState::Success,
+            end_date: Some(Timestamp::from_micros(1_000)),
+        };
+        db.set_run_states(&[finished]).await.expect("finished");
         let old_failed = run(&db, "old_failed", "manual", 200, "failed", Some(2_000)).await;
         let scheduled_1 = run(&db, "scheduled_1", "scheduled", 300, "success", Some(3_000)).await;
         let scheduled_2 = run(&db, "scheduled_2", "scheduled", 400, "success", Some(4_000)).await;

@@ -8,9 +8,16 @@ mod support;
 use std::time::Duration;
 
 use support::{Backends, fresh};
+use updraft_db::batch::Changes;
 use updraft_db::dags::DagRecord;
+use updraft_db::runs::RunStateChange;
 use updraft_db::secrets::Connection;
-use updraft_db::{Db, DbError, EncryptionKey, SchemaStatus};
+use updraft_db::{Db, DbError, EncryptionKey, RunState, RunType, SchemaStatus, Timestamp};
+
+/// A time `n` µs after the epoch.
+fn us(n: i64) -> Timestamp {
+    Timestamp::from_micros(n)
+}
 
 fn key() -> EncryptionKey {
     EncryptionKey::from_base64(&EncryptionKey::generate()).expect("key")
@@ -158,10 +165,10 @@ async fn dag_with_a_run(db: &updraft_db::Db) -> updraft_db::runs::RunRow {
     db.insert_run(&updraft_db::runs::NewRun {
         dag_id: "a".into(),
         run_id: "r1".into(),
-        run_type: "manual".into(),
-        logical_date: Some(1),
-        data_interval: Some((1, 1)),
-        run_after: 1,
+        run_type: RunType::Manual,
+        logical_date: Some(us(1)),
+        data_interval: Some((us(1), us(1))),
+        run_after: us(1),
         conf: "{}".into(),
         triggered_by: "test".into(),
         triggering_user: None,
@@ -180,7 +187,8 @@ async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_chang
         let run = dag_with_a_run(&db).await;
         let claimed = db.claim_queued_runs("s1", 8).await.expect("claim");
         assert_eq!(claimed.len(), 1);
-        db.apply(&[], &[(run.id, "failed".into(), Some(5))], &[]).await.expect("finish");
+        let finish = RunStateChange { run_pk: run.id, state: RunState::Failed, end_date: Some(us(5)) };
+        db.set_run_states(&[finish]).await.expect("finish");
         let request = NewRequest {
             run_pk: run.id,
             action: RequestAction::Clear,
@@ -192,7 +200,7 @@ async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_chang
         };
         let id = db.request(&request).await.expect("request");
         let stored = db.get_run("a", "r1").await.expect("get").expect("run");
-        assert_eq!((stored.state.as_str(), stored.end_date), ("queued", None), "{backend:?}");
+        assert_eq!((stored.state, stored.end_date), (RunState::Queued, None), "{backend:?}");
         assert!(db.owned_requests("s1").await.expect("owned").is_empty(), "a re-queued run has no owner");
         db.claim_queued_runs("s2", 8).await.expect("claim again");
         let owned = db.owned_requests("s2").await.expect("owned");
@@ -203,7 +211,7 @@ async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_chang
         );
         assert!(owned[0].downstream && !owned[0].upstream);
         assert!(db.request_pending(id).await.expect("pending"));
-        db.apply(&[], &[], &[id]).await.expect("done");
+        db.apply(&Changes { done_requests: vec![id], ..Changes::default() }).await.expect("done");
         assert!(!db.request_pending(id).await.expect("pending"));
         let missing = db.request(&NewRequest { run_pk: 999_999, ..request }).await;
         assert!(matches!(missing, Err(DbError::NotFound(_))), "{missing:?}");
@@ -213,7 +221,9 @@ async fn requests_on_finished_runs_requeue_them_and_are_deleted_with_their_chang
 
 #[tokio::test]
 async fn batched_updates_apply_in_order_on_both_databases() {
-    use updraft_db::runs::{NewTaskInstance, TaskUpdate};
+    use updraft_db::batch::TaskUpdate;
+    use updraft_db::task_instances::NewTaskInstance;
+    use updraft_types::TaskState::*;
     for backend in Backends::ALL {
         let t = fresh(backend).await;
         let db = t.migrated().await;
@@ -232,33 +242,28 @@ async fn batched_updates_apply_in_order_on_both_databases() {
             .collect();
         assert_eq!(db.create_task_instances(&run, &tasks).await.expect("create"), 2);
         assert_eq!(db.create_task_instances(&run, &tasks).await.expect("again"), 0, "existing rows are kept");
-        let update = |task: &str, state: &str| TaskUpdate {
-            run_pk: run.id,
-            task_id: task.into(),
-            state: state.into(),
-            ..TaskUpdate::default()
-        };
+        let update = |task: &str, state| TaskUpdate::new(run.id, task, state);
         let updates = vec![
-            TaskUpdate { scheduled_at: Some(10), ..update("x", "scheduled") },
-            TaskUpdate { queued_at: Some(20), try_number: Some(1), ..update("x", "queued") },
-            TaskUpdate { start_date: Some(30), hostname: Some("h".into()), ..update("x", "running") },
+            TaskUpdate { scheduled_at: Some(us(10)), ..update("x", Scheduled) },
+            TaskUpdate { queued_at: Some(us(20)), try_number: Some(1), ..update("x", Queued) },
+            TaskUpdate { start_date: Some(us(30)), hostname: Some("h".into()), ..update("x", Running) },
             TaskUpdate {
-                end_date: Some(40),
+                end_date: Some(us(40)),
                 duration_s: Some(1.5),
-                next_attempt_at: Some(99),
-                ..update("x", "up_for_retry")
+                next_attempt_at: Some(us(99)),
+                ..update("x", UpForRetry)
             },
-            TaskUpdate { scheduled_at: Some(11), ..update("y", "scheduled") },
-            TaskUpdate { reset_max_tries: Some(3), ..update("y", "none") },
-            TaskUpdate { scheduled_at: Some(12), ..update("y", "scheduled") },
-            TaskUpdate { queued_at: Some(50), try_number: Some(2), ..update("x", "queued") },
+            TaskUpdate { scheduled_at: Some(us(11)), ..update("y", Scheduled) },
+            TaskUpdate { reset_max_tries: Some(3), ..update("y", NoStatus) },
+            TaskUpdate { scheduled_at: Some(us(12)), ..update("y", Scheduled) },
+            TaskUpdate { queued_at: Some(us(50)), try_number: Some(2), ..update("x", Queued) },
         ];
-        db.apply(&updates, &[], &[]).await.expect("apply");
+        db.apply(&Changes { tasks: updates, ..Changes::default() }).await.expect("apply");
         let x = db.task_instance(run.id, "x").await.expect("x").expect("row");
-        assert_eq!(x.state, "queued", "{backend:?}");
+        assert_eq!(x.state, Queued, "{backend:?}");
         assert_eq!(
             (x.try_number, x.scheduled_at, x.queued_at, x.start_date, x.end_date),
-            (2, Some(10), Some(50), Some(30), Some(40))
+            (2, Some(us(10)), Some(us(50)), Some(us(30)), Some(us(40)))
         );
         assert_eq!(
             (x.duration_s, x.next_attempt_at, x.hostname.as_deref()),
@@ -266,7 +271,7 @@ async fn batched_updates_apply_in_order_on_both_databases() {
             "{backend:?}"
         );
         let y = db.task_instance(run.id, "y").await.expect("y").expect("row");
-        assert_eq!((y.state.as_str(), y.max_tries, y.scheduled_at), ("scheduled", 3, Some(12)), "{backend:?}");
+        assert_eq!((y.state, y.max_tries, y.scheduled_at), (Scheduled, 3, Some(us(12))), "{backend:?}");
         t.drop_db(db).await;
     }
 }
@@ -303,10 +308,10 @@ async fn runs_are_found_by_dag_and_state_counted_and_deleted_only_when_idle() {
             .insert_run(&updraft_db::runs::NewRun {
                 dag_id: first.dag_id.clone(),
                 run_id: "second".into(),
-                run_type: "manual".into(),
+                run_type: RunType::Manual,
                 logical_date: None,
                 data_interval: None,
-                run_after: 2,
+                run_after: us(2),
                 conf: "{}".into(),
                 triggered_by: "test".into(),
                 triggering_user: None,
@@ -315,11 +320,11 @@ async fn runs_are_found_by_dag_and_state_counted_and_deleted_only_when_idle() {
             .await
             .expect("second run");
         let order = RunOrder::parse("-id").expect("order");
-        let (runs, total) = db.find_runs(Some(&first.dag_id), &[], order, 1, 0).await.expect("find");
+        let (runs, total) = db.find_runs(Some(first.dag_id.as_str()), &[], order, 1, 0).await.expect("find");
         assert_eq!((runs[0].run_id.as_str(), total), ("second", 2), "{backend:?}");
-        let (runs, total) = db.find_runs(None, &["queued".to_owned()], RunOrder::DEFAULT, 10, 1).await.expect("find");
+        let (runs, total) = db.find_runs(None, &[RunState::Queued], RunOrder::DEFAULT, 10, 1).await.expect("find");
         assert_eq!((runs.len(), total), (1, 2), "{backend:?}");
-        assert_eq!(db.find_runs(None, &["running".to_owned()], RunOrder::DEFAULT, 10, 0).await.expect("find").1, 0);
+        assert_eq!(db.find_runs(None, &[RunState::Running], RunOrder::DEFAULT, 10, 0).await.expect("find").1, 0);
         assert!(RunOrder::parse("conf").is_none());
 
         let claimed = db.claim_queued_runs("s1", 1).await.expect("claim");
@@ -343,6 +348,24 @@ async fn pools_report_usage_and_refuse_duplicates() {
         assert!(db.pool_usage().await.expect("usage").is_empty());
         assert!(db.delete_pool("etl").await.expect("delete"));
         assert!(!db.delete_pool("etl").await.expect("delete again"));
+        t.drop_db(db).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stored_state_no_version_knows_is_an_error_naming_it_not_a_panic() {
+    for backend in Backends::ALL {
+        let t = fresh(backend).await;
+        let db = t.migrated().await;
+        let run = dag_with_a_run(&db).await;
+        sqlx::query("UPDATE dag_run SET state = 'zombie' WHERE id = $1")
+            .bind(run.id)
+            .execute(db.pool())
+            .await
+            .expect("corrupt");
+        let error = db.get_run("a", "r1").await.expect_err("unknown state");
+        assert!(matches!(error, DbError::Query(_)), "{backend:?}: {error:?}");
+        assert!(error.to_string().contains("unknown run state `zombie`"), "{backend:?}: {error}");
         t.drop_db(db).await;
     }
 }

@@ -1,5 +1,6 @@
-//! Task-instance and DAG-run states, with Airflow's names and the transitions the scheduler
-//! allows between them.
+//! Task-instance and DAG-run states and run types, with Airflow's names (stored as that text
+//! in the metadata database and sent as that text by the API), and the transitions the
+//! scheduler allows between states.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Every task state.
     pub const ALL: [TaskState; 10] = [
         TaskState::NoStatus,
         TaskState::Scheduled,
@@ -36,6 +38,7 @@ impl TaskState {
         TaskState::Skipped,
     ];
 
+    /// The state's name, as stored (`none` for no status).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::NoStatus => "none",
@@ -54,6 +57,16 @@ impl TaskState {
     /// A state no scheduling decision leaves on its own (only clearing does).
     pub fn is_finished(self) -> bool {
         matches!(self, TaskState::Success | TaskState::Failed | TaskState::UpstreamFailed | TaskState::Skipped)
+    }
+
+    /// Failed, or upstream-failed: what "only failed" clears pick.
+    pub fn is_failure(self) -> bool {
+        matches!(self, TaskState::Failed | TaskState::UpstreamFailed)
+    }
+
+    /// Queued or running: a try was handed to an executor and has not ended.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, TaskState::Queued | TaskState::Running)
     }
 
     /// Holds an executor slot (and a pool slot).
@@ -103,6 +116,10 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// Every run state, in lifecycle order.
+    pub const ALL: [RunState; 4] = [RunState::Queued, RunState::Running, RunState::Success, RunState::Failed];
+
+    /// The state's name, as stored and as the API says it.
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Queued => "queued",
@@ -112,14 +129,15 @@ impl RunState {
         }
     }
 
+    /// Whether the run has ended (success or failed).
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunState::Success | RunState::Failed)
+    }
+
     /// The state a run takes once every task instance has finished: failed if any leaf task
     /// failed or was upstream-failed (Airflow judges runs by their leaves), success otherwise.
     pub fn from_leaves(leaves: impl IntoIterator<Item = TaskState>) -> RunState {
-        if leaves.into_iter().any(|s| matches!(s, TaskState::Failed | TaskState::UpstreamFailed)) {
-            RunState::Failed
-        } else {
-            RunState::Success
-        }
+        if leaves.into_iter().any(TaskState::is_failure) { RunState::Failed } else { RunState::Success }
     }
 }
 
@@ -133,10 +151,54 @@ impl FromStr for RunState {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [RunState::Queued, RunState::Running, RunState::Success, RunState::Failed]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown run state `{s}`"))
+        RunState::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| format!("unknown run state `{s}`"))
+    }
+}
+
+/// Why a DAG run exists (Airflow's `run_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunType {
+    /// Made due by the DAG's timetable.
+    Scheduled,
+    /// Triggered by a user (API, web app, `updraft dags trigger`).
+    Manual,
+    /// One interval of `updraft dags backfill`.
+    Backfill,
+    /// Triggered by an operator of another DAG (Airflow's `TriggerDagRunOperator`).
+    OperatorTriggered,
+    /// Triggered by an update of an asset the DAG is scheduled on.
+    AssetTriggered,
+}
+
+impl RunType {
+    /// Every run type.
+    pub const ALL: [RunType; 5] =
+        [RunType::Scheduled, RunType::Manual, RunType::Backfill, RunType::OperatorTriggered, RunType::AssetTriggered];
+
+    /// The type's name, as stored and as the API says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::Scheduled => "scheduled",
+            RunType::Manual => "manual",
+            RunType::Backfill => "backfill",
+            RunType::OperatorTriggered => "operator_triggered",
+            RunType::AssetTriggered => "asset_triggered",
+        }
+    }
+}
+
+impl fmt::Display for RunType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunType::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| format!("unknown run type `{s}`"))
     }
 }
 
@@ -150,6 +212,13 @@ mod tests {
             assert_eq!(state.as_str().parse::<TaskState>(), Ok(state));
         }
         assert!("zombie".parse::<TaskState>().is_err());
+        for state in RunState::ALL {
+            assert_eq!(state.as_str().parse::<RunState>(), Ok(state));
+        }
+        for run_type in RunType::ALL {
+            assert_eq!(run_type.as_str().parse::<RunType>(), Ok(run_type));
+        }
+        assert_eq!("paused".parse::<RunState>(), Err("unknown run state `paused`".to_owned()));
     }
 
     #[test]
