@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_db::requests::{NewRequest, RequestAction};
 use updraft_db::runs::{NewRun, RunOrder, RunRow};
-use updraft_types::{DagId, RunId};
+use updraft_types::{DagId, RunId, RunState, RunType, Timestamp};
 use utoipa::ToSchema;
 
 use crate::auth::{UserRole, Viewer};
@@ -41,13 +41,13 @@ pub async fn find(state: &AppState, dag_id: &DagId, run_id: &RunId) -> Result<Ru
 /// A `DAGRunResponse`.
 pub fn run_json(run: &RunRow) -> DagRunResponse {
     let duration = match (run.start_date, run.end_date) {
-        (Some(start), Some(end)) => Some((end - start) as f64 / 1e6),
+        (Some(start), Some(end)) => Some((end.as_micros() - start.as_micros()) as f64 / 1e6),
         _ => None,
     };
     DagRunResponse {
-        dag_run_id: run.run_id.clone(),
-        dag_id: run.dag_id.clone(),
-        dag_display_name: run.dag_id.clone(),
+        dag_run_id: run.run_id.to_string(),
+        dag_id: run.dag_id.to_string(),
+        dag_display_name: run.dag_id.to_string(),
         logical_date: iso_opt(run.logical_date),
         queued_at: iso_opt(run.queued_at),
         start_date: iso_opt(run.start_date),
@@ -57,8 +57,8 @@ pub fn run_json(run: &RunRow) -> DagRunResponse {
         data_interval_end: iso_opt(run.data_interval_end),
         run_after: iso(run.run_after),
         last_scheduling_decision: None,
-        run_type: format::run_type(&run.run_type).to_owned(),
-        state: run.state.clone(),
+        run_type: run.run_type.to_string(),
+        state: run.state.to_string(),
         triggered_by: format::triggered_by(run.triggered_by.as_deref()),
         triggering_user_name: run.triggering_user.clone(),
         conf: serde_json::from_str(&run.conf).unwrap_or_else(|_| json!({})),
@@ -98,12 +98,15 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<DagRunCollection>, ApiError> {
     let (limit, offset) = params.page()?;
-    let states = params.all("state");
-    if let Some(bad) = states.iter().find(|s| !matches!(s.as_str(), "queued" | "running" | "success" | "failed")) {
-        return Err(ApiError::BadRequest(format!(
-            "`state` `{bad}` is not a run state: queued, running, success or failed"
-        )));
-    }
+    let states = params
+        .all("state")
+        .iter()
+        .map(|s| {
+            s.parse::<RunState>().map_err(|_| {
+                ApiError::BadRequest(format!("`state` `{s}` is not a run state: queued, running, success or failed"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let order = match params.get("order_by") {
         None => RunOrder::DEFAULT,
         Some(text) => RunOrder::parse(text).ok_or_else(|| {
@@ -216,7 +219,7 @@ pub(crate) async fn trigger(
     if body.partition_key.is_some() {
         return Err(ApiError::Unprocessable("`partition_key` is not supported by Updraft".into()));
     }
-    let now = updraft_db::now_us();
+    let now = Timestamp::now();
     let logical_date = body.logical_date.as_deref().map(|t| parse_time("logical_date", t)).transpose()?;
     let run_after = match body.run_after.as_deref() {
         Some(t) => parse_time("run_after", t)?,
@@ -242,9 +245,9 @@ pub(crate) async fn trigger(
         check_run_id(id)?;
     }
     let mut new = NewRun {
-        dag_id: dag_id.to_string(),
-        run_id: body.dag_run_id.unwrap_or_else(|| format!("manual__{}", chrono_run_id(run_after))),
-        run_type: "manual".into(),
+        dag_id: dag_id.clone(),
+        run_id: body.dag_run_id.unwrap_or_else(|| format!("manual__{}", chrono_run_id(run_after))).into(),
+        run_type: RunType::Manual,
         logical_date,
         data_interval,
         run_after,
@@ -260,8 +263,8 @@ pub(crate) async fn trigger(
         match state.db().insert_run(&new).await {
             Err(updraft_db::DbError::Conflict(_)) if generated && attempts < 16 => {
                 attempts += 1;
-                new.run_after += 1;
-                new.run_id = format!("manual__{}", chrono_run_id(new.run_after));
+                new.run_after = Timestamp::from_micros(new.run_after.as_micros() + 1);
+                new.run_id = format!("manual__{}", chrono_run_id(new.run_after)).into();
             }
             other => break other?,
         }
@@ -270,8 +273,8 @@ pub(crate) async fn trigger(
 }
 
 /// `2026-11-28T06:40:10.466692+00:00`, the time part of Airflow's default run ids.
-fn chrono_run_id(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
+fn chrono_run_id(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_micros(t.as_micros())
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
         .unwrap_or_default()
 }
@@ -313,15 +316,15 @@ pub(crate) async fn patch(
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<DagRunResponse>, ApiError> {
     let run = find(&state, &dag_id, &run_id).await?;
-    let action = match body.state.as_deref() {
-        Some("success") => Some(RequestAction::MarkRunSuccess),
-        Some("failed") => Some(RequestAction::MarkRunFailed),
-        Some("queued") => {
+    let action = match body.state.as_deref().map(|text| (text, text.parse::<RunState>())) {
+        Some((_, Ok(RunState::Success))) => Some(RequestAction::MarkRunSuccess),
+        Some((_, Ok(RunState::Failed))) => Some(RequestAction::MarkRunFailed),
+        Some((_, Ok(RunState::Queued))) => {
             return Err(ApiError::Unprocessable(
                 "to run a run again, POST …/dagRuns/{dag_run_id}/clear with {\"dry_run\": false}".into(),
             ));
         }
-        Some(other) => {
+        Some((other, _)) => {
             return Err(ApiError::Unprocessable(format!("`state` must be success or failed, not `{other}`")));
         }
         None if body.note.is_some() => None,
@@ -440,7 +443,7 @@ pub(crate) async fn clear(
             .task_instances(run.id)
             .await?
             .iter()
-            .filter(|t| !body.only_failed || matches!(t.state.as_str(), "failed" | "upstream_failed"))
+            .filter(|t| !body.only_failed || t.state.is_failure())
             .map(|t| crate::task_instances::ti_json(t, &run))
             .collect();
         let total_entries = tis.len();

@@ -19,7 +19,8 @@ use axum::routing::get;
 use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast;
-use updraft_db::Db;
+use updraft_db::{Db, Timestamp};
+use updraft_types::{DagId, RunId, RunState, TaskId, TaskState};
 
 use crate::AppState;
 use crate::auth::Viewer;
@@ -61,8 +62,8 @@ impl Events {
 /// What the poller saw last: each run's state, each task instance's state and try.
 #[derive(Default)]
 struct Seen {
-    runs: HashMap<i64, String>,
-    tasks: HashMap<(i64, String), (String, i32)>,
+    runs: HashMap<i64, RunState>,
+    tasks: HashMap<(i64, TaskId), (TaskState, i32)>,
 }
 
 async fn poll(events: Arc<Events>, db: Db) {
@@ -93,10 +94,10 @@ async fn poll(events: Arc<Events>, db: Db) {
 }
 
 /// Names of runs by primary key, for the events.
-type RunNames = HashMap<i64, (String, String)>;
+type RunNames = HashMap<i64, (DagId, RunId)>;
 
 async fn snapshot(db: &Db) -> Result<(Seen, RunNames), updraft_db::DbError> {
-    let since = updraft_db::now_us() - 10_000_000;
+    let since = Timestamp::now().saturating_sub(std::time::Duration::from_secs(10));
     let mut seen = Seen::default();
     let mut names = HashMap::new();
     for run in db.runs_in_progress_or_ended_since(since).await? {
@@ -111,21 +112,21 @@ async fn snapshot(db: &Db) -> Result<(Seen, RunNames), updraft_db::DbError> {
 
 /// The events that turn `before` into `now`, runs first.
 fn changes(before: &Seen, now: &Seen, names: &RunNames) -> Vec<serde_json::Value> {
-    let name = |pk: &i64| names.get(pk).cloned().unwrap_or_default();
+    let name = |pk: &i64| names.get(pk).map(|(d, r)| (d.to_string(), r.to_string())).unwrap_or_default();
     let mut out = Vec::new();
     let mut runs: Vec<_> = now.runs.iter().filter(|(pk, state)| before.runs.get(pk) != Some(state)).collect();
-    runs.sort();
+    runs.sort_by_key(|(pk, _)| **pk);
     for (pk, state) in runs {
         let (dag_id, run_id) = name(pk);
-        out.push(json!({ "kind": "dag_run", "dag_id": dag_id, "dag_run_id": run_id, "state": state }));
+        out.push(json!({ "kind": "dag_run", "dag_id": dag_id, "dag_run_id": run_id, "state": state.as_str() }));
     }
     let mut tasks: Vec<_> = now.tasks.iter().filter(|(key, value)| before.tasks.get(key) != Some(value)).collect();
-    tasks.sort();
+    tasks.sort_by(|a, b| a.0.cmp(b.0));
     for ((pk, task_id), (state, try_number)) in tasks {
         let (dag_id, run_id) = name(pk);
         out.push(json!({
             "kind": "task_instance", "dag_id": dag_id, "dag_run_id": run_id, "task_id": task_id,
-            "state": state, "try_number": try_number,
+            "state": state.as_str(), "try_number": try_number,
         }));
     }
     out
@@ -166,14 +167,14 @@ mod tests {
     #[test]
     fn changes_are_the_differences() {
         let mut before = Seen::default();
-        before.runs.insert(1, "running".into());
-        before.tasks.insert((1, "a".into()), ("running".into(), 1));
-        before.tasks.insert((1, "b".into()), ("none".into(), 0));
+        before.runs.insert(1, RunState::Running);
+        before.tasks.insert((1, "a".into()), (TaskState::Running, 1));
+        before.tasks.insert((1, "b".into()), (TaskState::NoStatus, 0));
         let mut now = Seen::default();
-        now.runs.insert(1, "running".into());
-        now.tasks.insert((1, "a".into()), ("success".into(), 1));
-        now.tasks.insert((1, "b".into()), ("none".into(), 0));
-        let names = HashMap::from([(1, ("d".to_owned(), "r".to_owned()))]);
+        now.runs.insert(1, RunState::Running);
+        now.tasks.insert((1, "a".into()), (TaskState::Success, 1));
+        now.tasks.insert((1, "b".into()), (TaskState::NoStatus, 0));
+        let names = HashMap::from([(1, (DagId::new("d"), RunId::new("r")))]);
         let events = changes(&before, &now, &names);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0]["task_id"], "a");

@@ -4,29 +4,31 @@
 
 use hmac_sha2::Digest;
 use updraft_db::dags::DagRow;
+use updraft_types::{TaskState, Timestamp};
 
 use crate::models::DagVersion;
 
-/// `2026-11-28T06:40:10.473394Z` from microseconds since the epoch.
-pub fn iso(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
+/// `2026-11-28T06:40:10.473394Z`: RFC 3339 with microseconds, UTC, as Airflow writes times.
+pub fn iso(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_micros(t.as_micros())
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
 }
 
-pub fn iso_opt(us: Option<i64>) -> Option<String> {
-    us.map(iso)
+/// [`iso`] of a time that may be unset.
+pub fn iso_opt(t: Option<Timestamp>) -> Option<String> {
+    t.map(iso)
 }
 
-/// Microseconds from an ISO-8601 time (`2026-01-31T03:00:00Z`, with any offset) or a date.
-pub fn parse_time(field: &str, text: &str) -> Result<i64, crate::ApiError> {
+/// The time an ISO-8601 text (`2026-01-31T03:00:00Z`, with any offset) or a date names.
+pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, crate::ApiError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_micros());
+        return Ok(Timestamp::from_micros(t.timestamp_micros()));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         && let Some(t) = d.and_hms_opt(0, 0, 0)
     {
-        return Ok(t.and_utc().timestamp_micros());
+        return Ok(Timestamp::from_micros(t.and_utc().timestamp_micros()));
     }
     Err(crate::ApiError::Unprocessable(format!(
         "`{field}` must be an ISO-8601 time such as 2026-01-31T03:00:00Z, not `{text}`"
@@ -34,30 +36,8 @@ pub fn parse_time(field: &str, text: &str) -> Result<i64, crate::ApiError> {
 }
 
 /// A task instance's state as Airflow names it; Updraft's `none` is Airflow's `null`.
-pub fn ti_state(state: &str) -> Option<String> {
-    const KNOWN: [&str; 13] = [
-        "removed",
-        "scheduled",
-        "queued",
-        "running",
-        "success",
-        "restarting",
-        "failed",
-        "up_for_retry",
-        "up_for_reschedule",
-        "upstream_failed",
-        "skipped",
-        "deferred",
-        "awaiting_input",
-    ];
-    KNOWN.contains(&state).then(|| state.to_owned())
-}
-
-pub fn run_type(run_type: &str) -> &str {
-    match run_type {
-        "scheduled" | "manual" | "backfill" | "operator_triggered" | "asset_triggered" => run_type,
-        _ => "manual",
-    }
+pub fn ti_state(state: TaskState) -> Option<String> {
+    (state != TaskState::NoStatus).then(|| state.as_str().to_owned())
 }
 
 pub fn triggered_by(by: Option<&str>) -> Option<String> {
@@ -81,7 +61,7 @@ pub fn version_uuid(dag_id: &str, version: i32) -> String {
 }
 
 /// A `DagVersionResponse`.
-pub fn dag_version(dag_id: &str, version: i32, created_at: i64) -> DagVersion {
+pub fn dag_version(dag_id: &str, version: i32, created_at: Timestamp) -> DagVersion {
     DagVersion {
         id: version_uuid(dag_id, version),
         version_number: version,
@@ -96,5 +76,5 @@ pub fn dag_version(dag_id: &str, version: i32, created_at: i64) -> DagVersion {
 
 /// The latest version of a stored DAG.
 pub fn latest_version(dag: &DagRow) -> DagVersion {
-    dag_version(&dag.record.dag_id, dag.version, dag.last_parsed_at.unwrap_or(0))
+    dag_version(&dag.record.dag_id, dag.version, Timestamp::from_micros(dag.last_parsed_at.unwrap_or(0)))
 }

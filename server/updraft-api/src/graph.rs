@@ -100,9 +100,14 @@ pub(crate) async fn graph(
     let latest = state.db().list_runs(dag_id.as_str(), 1, 0).await?.into_iter().next();
     let (run, states) = match latest {
         Some(run) => {
-            let states: Map<String, Value> =
-                state.db().task_instances(run.id).await?.into_iter().map(|t| (t.task_id, json!(t.state))).collect();
-            (json!({ "dag_run_id": run.run_id, "state": run.state }), states)
+            let states: Map<String, Value> = state
+                .db()
+                .task_instances(run.id)
+                .await?
+                .into_iter()
+                .map(|t| (t.task_id.into_string(), json!(t.state.as_str())))
+                .collect();
+            (json!({ "dag_run_id": run.run_id, "state": run.state.as_str() }), states)
         }
         None => (Value::Null, Map::new()),
     };

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use updraft_types::Timestamp;
 
 use crate::AppState;
 use crate::auth::Viewer;
@@ -23,7 +24,7 @@ fn entries(rows: Vec<(String, String, i64)>) -> Vec<ImportErrorResponse> {
         .enumerate()
         .map(|(i, (filename, stack_trace, at))| ImportErrorResponse {
             import_error_id: i + 1,
-            timestamp: iso(at),
+            timestamp: iso(Timestamp::from_micros(at)),
             filename,
             bundle_name: Some("dags-folder".into()),
             stack_trace,

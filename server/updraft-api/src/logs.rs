@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use updraft_logs::TryLog;
-use updraft_types::{DagId, RunId, TaskId};
+use updraft_types::{DagId, RunId, TaskId, TaskState};
 
 use crate::AppState;
 use crate::auth::Viewer;
@@ -140,7 +140,7 @@ async fn locate(
         Some(location) => PathBuf::from(location),
         None => state.logs().path(&log),
     };
-    let live = try_number == tries && matches!(ti.state.as_str(), "scheduled" | "queued" | "running");
+    let live = try_number == tries && (ti.state == TaskState::Scheduled || ti.state.is_in_flight());
     Ok(Found { log, path, live })
 }
 

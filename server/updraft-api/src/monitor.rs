@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use updraft_types::Timestamp;
 
 use crate::AppState;
 use crate::format::iso_opt;
@@ -28,7 +29,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<HealthInfo> {
     let db_ok = state.db().ping().await.is_ok();
     let heartbeat = if db_ok { state.db().latest_scheduler_heartbeat().await.ok().flatten() } else { None };
     let scheduler = match heartbeat {
-        Some(at) if updraft_db::now_us() - at <= HEARTBEAT_GRACE_US => "healthy",
+        Some(at) if Timestamp::now().as_micros() - at.as_micros() <= HEARTBEAT_GRACE_US => "healthy",
         _ => "unhealthy",
     };
     let part = |status: Option<&str>| ComponentHealth {

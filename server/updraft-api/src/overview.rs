@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use updraft_db::runs::RunRow;
-use updraft_types::DagId;
 use updraft_types::api::{DagFileWritten, DagOverview, DagOverviewCollection, GridResponse, NewDagFile, RunSummary};
+use updraft_types::{DagId, Timestamp};
 
 use crate::auth::{Op, Viewer};
 use crate::error::ApiError;
@@ -30,9 +30,9 @@ pub fn router() -> Router<AppState> {
 
 fn summary(run: &RunRow) -> RunSummary {
     RunSummary {
-        dag_run_id: run.run_id.clone(),
-        state: run.state.clone(),
-        run_type: crate::format::run_type(&run.run_type).to_owned(),
+        dag_run_id: run.run_id.to_string(),
+        state: run.state.to_string(),
+        run_type: run.run_type.to_string(),
         logical_date: iso_opt(run.logical_date),
         run_after: iso(run.run_after),
         start_date: iso_opt(run.start_date),
@@ -45,7 +45,7 @@ fn next_fire(schedule: Option<&str>, timezone: &str) -> Option<String> {
     let schedule = updraft_dag::Schedule::parse(schedule?).ok()?;
     let tz = updraft_dag::schedule::parse_timezone(timezone).ok()?;
     let next = updraft_scheduler::timetable::next_fire_after(&schedule, tz, chrono::Utc::now())?;
-    Some(iso(next.timestamp_micros()))
+    Some(iso(Timestamp::from_micros(next.timestamp_micros())))
 }
 
 #[utoipa::path(
@@ -63,7 +63,7 @@ pub(crate) async fn list(_: Viewer, State(state): State<AppState>) -> Result<Jso
     let broken: std::collections::HashSet<String> =
         state.db().import_error_rows().await?.into_iter().map(|(file, _, _)| file).collect();
     let mut latest: HashMap<String, RunRow> =
-        state.db().latest_runs().await?.into_iter().map(|run| (run.dag_id.clone(), run)).collect();
+        state.db().latest_runs().await?.into_iter().map(|run| (run.dag_id.to_string(), run)).collect();
     let dags: Vec<DagOverview> = rows
         .iter()
         .filter(|row| !row.is_stale)
@@ -131,7 +131,7 @@ pub(crate) async fn grid(
         let mut column = vec![String::new(); tasks.len()];
         for ti in state.db().task_instances(run.id).await? {
             if let Some(&i) = index.get(ti.task_id.as_str()) {
-                column[i] = crate::format::ti_state(&ti.state).unwrap_or_default();
+                column[i] = crate::format::ti_state(ti.state).unwrap_or_default();
             }
         }
         states.push(column);

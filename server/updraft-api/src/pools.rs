@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use updraft_db::runs::{PoolRow, PoolUsage};
+use updraft_db::TaskState;
+use updraft_db::pools::{PoolRow, PoolUsage};
 
 use crate::AppState;
 use crate::auth::{Op, Viewer};
@@ -21,9 +22,10 @@ pub fn router() -> Router<AppState> {
 }
 
 fn pool(p: &PoolRow, usage: &[PoolUsage]) -> PoolResponse {
-    let used =
-        |state: &str| -> i64 { usage.iter().filter(|u| u.pool == p.name && u.state == state).map(|u| u.slots).sum() };
-    let (running, queued, scheduled) = (used("running"), used("queued"), used("scheduled"));
+    let used = |state: TaskState| -> i64 {
+        usage.iter().filter(|u| u.pool == p.name && u.state == state).map(|u| u.slots).sum()
+    };
+    let (running, queued, scheduled) = (used(TaskState::Running), used(TaskState::Queued), used(TaskState::Scheduled));
     PoolResponse {
         name: p.name.clone(),
         slots: p.slots,

@@ -7,8 +7,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use updraft_db::requests::RequestAction;
-use updraft_db::runs::{RunRow, TaskInstanceRow};
-use updraft_types::{DagId, RunId, TaskId};
+use updraft_db::runs::RunRow;
+use updraft_db::task_instances::TaskInstanceRow;
+use updraft_types::{DagId, RunId, TaskId, TaskState};
 use utoipa::ToSchema;
 
 use crate::auth::{UserRole, Viewer};
@@ -45,18 +46,18 @@ pub async fn find(
 pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> TaskInstanceResponse {
     TaskInstanceResponse {
         id: t.uuid.clone(),
-        task_id: t.task_id.clone(),
-        task_display_name: t.task_id.clone(),
-        dag_id: t.dag_id.clone(),
-        dag_display_name: t.dag_id.clone(),
-        dag_run_id: t.run_id.clone(),
+        task_id: t.task_id.to_string(),
+        task_display_name: t.task_id.to_string(),
+        dag_id: t.dag_id.to_string(),
+        dag_display_name: t.dag_id.to_string(),
+        dag_run_id: t.run_id.to_string(),
         map_index: t.map_index,
         logical_date: iso_opt(run.logical_date),
         run_after: iso(run.run_after),
         start_date: iso_opt(t.start_date),
         end_date: iso_opt(t.end_date),
         duration: t.duration_s,
-        state: format::ti_state(&t.state),
+        state: format::ti_state(t.state),
         try_number: t.try_number,
         max_tries: t.max_tries,
         pool: t.pool.clone(),
@@ -117,9 +118,14 @@ pub(crate) async fn list(
         .await?
         .into_iter()
         .filter(|t| {
-            states.is_empty() || states.iter().any(|s| *s == t.state || (s == "no_status" && t.state == "none"))
+            states.is_empty()
+                || states.iter().any(|s| {
+                    // Airflow's `no_status` is Updraft's `none`.
+                    let name = if s == "no_status" { TaskState::NoStatus.as_str() } else { s.as_str() };
+                    name.parse::<TaskState>().is_ok_and(|wanted| wanted == t.state)
+                })
         })
-        .filter(|t| task_ids.is_empty() || task_ids.contains(&t.task_id))
+        .filter(|t| task_ids.is_empty() || task_ids.iter().any(|id| t.task_id == *id))
         .collect();
     let total = tis.len();
     let task_instances = paginate(tis, page).iter().map(|t| ti_json(t, &run)).collect();
@@ -196,11 +202,11 @@ pub(crate) async fn patch(
     if body.note.is_some() {
         return Err(ApiError::Unprocessable("changing a task instance's `note` is not supported yet".into()));
     }
-    let action = match body.new_state.as_deref() {
-        Some("success") => RequestAction::MarkSuccess,
-        Some("failed") => RequestAction::MarkFailed,
-        Some("skipped") => RequestAction::MarkSkipped,
-        Some(other) => {
+    let action = match body.new_state.as_deref().map(|text| (text, text.parse::<TaskState>())) {
+        Some((_, Ok(TaskState::Success))) => RequestAction::MarkSuccess,
+        Some((_, Ok(TaskState::Failed))) => RequestAction::MarkFailed,
+        Some((_, Ok(TaskState::Skipped))) => RequestAction::MarkSkipped,
+        Some((other, _)) => {
             return Err(ApiError::Unprocessable(format!(
                 "`new_state` must be success, failed or skipped, not `{other}`"
             )));
@@ -212,7 +218,7 @@ pub(crate) async fn patch(
             &state,
             &run,
             action,
-            vec![ti.task_id.clone()],
+            vec![ti.task_id.to_string()],
             body.include_downstream,
             body.include_upstream,
             false,
@@ -296,8 +302,8 @@ pub(crate) async fn clear(
     }
     let covered: Vec<TaskInstanceResponse> = tis
         .iter()
-        .filter(|t| task_ids.is_empty() || task_ids.contains(&t.task_id))
-        .filter(|t| !body.only_failed || matches!(t.state.as_str(), "failed" | "upstream_failed"))
+        .filter(|t| task_ids.is_empty() || task_ids.iter().any(|id| t.task_id == *id))
+        .filter(|t| !body.only_failed || t.state.is_failure())
         .map(|t| ti_json(t, &run))
         .collect();
     if !body.dry_run {

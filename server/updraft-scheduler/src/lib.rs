@@ -14,11 +14,10 @@ mod fnv;
 pub mod metrics;
 pub mod readiness;
 pub mod retry;
-pub mod state;
 pub mod timetable;
 pub mod trigger;
 
 pub use readiness::Readiness;
-pub use state::{RunState, TaskState};
 pub use timetable::{DataInterval, intervals_between, next_scheduled_run};
 pub use trigger::{Decision, UpstreamCounts, evaluate};
+pub use updraft_types::{RunState, RunType, TaskState};

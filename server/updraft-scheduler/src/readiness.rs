@@ -7,8 +7,8 @@
 
 use updraft_dag::{Dag, TriggerRule};
 
-use crate::state::TaskState;
 use crate::trigger::{Decision, UpstreamCounts, evaluate};
+use updraft_types::TaskState;
 
 /// Readiness bookkeeping for one run of a DAG: task indices are the DAG's.
 #[derive(Debug, Clone)]

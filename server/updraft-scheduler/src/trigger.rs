@@ -3,7 +3,7 @@
 
 use updraft_dag::TriggerRule;
 
-use crate::state::TaskState;
+use updraft_types::TaskState;
 
 /// How many of a task's upstream task instances are in each finished state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

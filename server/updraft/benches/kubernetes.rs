@@ -111,9 +111,11 @@ fn main() {
             last_create = Some(started.elapsed());
         }
         most_live = most_live.max(fake.pod_count("updraft"));
-        let state = psql("SELECT state FROM dag_run WHERE run_id = 'bench'", &db);
-        if state == "success" || state == "failed" {
-            assert_eq!(state, "success");
+        let state = psql("SELECT state FROM dag_run WHERE run_id = 'bench'", &db).parse::<updraft_types::RunState>();
+        if let Ok(state) = state
+            && state.is_finished()
+        {
+            assert_eq!(state, updraft_types::RunState::Success);
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(1800), "the run did not finish in 30 minutes");

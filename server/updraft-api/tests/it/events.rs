@@ -28,14 +28,12 @@ async fn state_changes_arrive_as_server_sent_events() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let db = api.state.db().clone();
     let run = db.claim_queued_runs("test-scheduler", 1).await.expect("claim").remove(0);
-    let update = updraft_db::runs::TaskUpdate {
-        run_pk: run.id,
-        task_id: "load".into(),
-        state: "running".into(),
+    let update = updraft_db::batch::TaskUpdate {
         try_number: Some(1),
-        ..Default::default()
+        ..updraft_db::batch::TaskUpdate::new(run.id, "load", updraft_db::TaskState::Running)
     };
-    db.apply(&[update], &[], &[]).await.expect("running");
+    let changes = updraft_db::batch::Changes { tasks: vec![update], ..Default::default() };
+    db.apply(&changes).await.expect("running");
 
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

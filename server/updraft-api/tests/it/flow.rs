@@ -215,7 +215,7 @@ async fn trigger_list_get_patch_clear_and_delete_runs_on(api: Api) {
         ]
     );
     let tis = db.task_instances(r1.id).await.expect("tis");
-    assert!(tis.iter().all(|t| t.state == "none"), "the API changed no task state itself");
+    assert!(tis.iter().all(|t| t.state == updraft_db::TaskState::NoStatus), "the API changed no task state itself");
 
     // A run no scheduler owns can be deleted; one in progress cannot.
     claim_and_finish_r1(&db).await;
@@ -231,7 +231,12 @@ async fn claim_and_finish_r1(db: &updraft_db::Db) {
     let claimed = db.claim_queued_runs("test-scheduler", 10).await.expect("claim");
     assert!(claimed.iter().any(|r| r.run_id == "d1"));
     let r1 = claimed.iter().find(|r| r.run_id == "r1").expect("r1 claimed");
-    db.apply(&[], &[(r1.id, "success".into(), Some(updraft_db::now_us()))], &[]).await.expect("finish r1");
+    let finish = updraft_db::runs::RunStateChange {
+        run_pk: r1.id,
+        state: updraft_db::RunState::Success,
+        end_date: Some(updraft_db::Timestamp::now()),
+    };
+    db.set_run_states(&[finish]).await.expect("finish r1");
 }
 
 #[tokio::test]
@@ -269,14 +274,12 @@ async fn task_instances_and_logs_with_continuation_on(api: Api) {
     // A try that is running: its log grows; the token continues where the last call ended.
     let db = api.state.db().clone();
     let run = db.get_run("orders", "r1").await.expect("db").expect("run");
-    let update = updraft_db::runs::TaskUpdate {
-        run_pk: run.id,
-        task_id: "load".into(),
-        state: "running".into(),
+    let update = updraft_db::batch::TaskUpdate {
         try_number: Some(1),
-        ..Default::default()
+        ..updraft_db::batch::TaskUpdate::new(run.id, "load", updraft_db::TaskState::Running)
     };
-    db.apply(&[update], &[], &[]).await.expect("running");
+    let changes = updraft_db::batch::Changes { tasks: vec![update], ..Default::default() };
+    db.apply(&changes).await.expect("running");
     let log = api.dir.path().join("logs/dag_id=orders/run_id=r1/task_id=load/attempt=1.log");
     std::fs::create_dir_all(log.parent().expect("parent")).expect("mkdir");
     std::fs::write(&log, "first\nsecond\npart").expect("write");

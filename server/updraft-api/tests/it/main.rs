@@ -18,7 +18,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 use updraft_api::{ApiConfig, AppState, Role, app};
 use updraft_db::dags::DagRecord;
-use updraft_db::runs::{NewRun, NewTaskInstance};
+use updraft_db::runs::NewRun;
+use updraft_db::task_instances::NewTaskInstance;
 use updraft_db::{Db, EncryptionKey};
 
 /// An API over a fresh database.
@@ -111,10 +112,10 @@ impl Api {
             .insert_run(&NewRun {
                 dag_id: "orders".into(),
                 run_id: "r1".into(),
-                run_type: "manual".into(),
+                run_type: updraft_db::RunType::Manual,
                 logical_date: None,
                 data_interval: None,
-                run_after: 1_700_000_000_000_000,
+                run_after: updraft_db::Timestamp::from_micros(1_700_000_000_000_000),
                 conf: "{}".into(),
                 triggered_by: "cli".into(),
                 triggering_user: None,

@@ -166,14 +166,14 @@ async fn a_running_tries_log_streams_its_lines_as_they_come_then_ends() {
     let api = Api::new().await;
     let db = api.state.db().clone();
     let run = db.get_run("orders", "r1").await.expect("db").expect("run");
-    let set = |state: &str| updraft_db::runs::TaskUpdate {
-        run_pk: run.id,
-        task_id: "load".into(),
-        state: state.into(),
-        try_number: Some(1),
+    let set = |state| updraft_db::batch::Changes {
+        tasks: vec![updraft_db::batch::TaskUpdate {
+            try_number: Some(1),
+            ..updraft_db::batch::TaskUpdate::new(run.id, "load", state)
+        }],
         ..Default::default()
     };
-    db.apply(&[set("running")], &[], &[]).await.expect("running");
+    db.apply(&set(updraft_db::TaskState::Running)).await.expect("running");
     let log = api.dir.path().join("logs/dag_id=orders/run_id=r1/task_id=load/attempt=1.log");
     std::fs::create_dir_all(log.parent().expect("parent")).expect("mkdir");
     std::fs::write(&log, "first line\nsecond line\n").expect("write");
@@ -202,7 +202,7 @@ async fn a_running_tries_log_streams_its_lines_as_they_come_then_ends() {
     read_until("third line", &mut text).await;
     assert!(!text.contains("part"), "{text}");
     std::fs::write(&log, "first line\nsecond line\nthird line\npartial end\n").expect("write");
-    db.apply(&[set("success")], &[], &[]).await.expect("success");
+    db.apply(&set(updraft_db::TaskState::Success)).await.expect("success");
     read_until("event: end", &mut text).await;
     assert!(text.contains("data: partial end"), "{text}");
     api.get("/api/updraft/dags/orders/dagRuns/r1/taskInstances/load/logs/9/stream")

@@ -11,6 +11,7 @@ use updraft_dag::{Options, export};
 use updraft_dagbag::DagBag;
 use updraft_db::requests::RequestAction;
 use updraft_db::runs::NewRun;
+use updraft_types::{RunState, RunType, TaskState, Timestamp};
 
 use super::meta::{MetaArgs, runtime};
 use super::scheduler::RunArgs;
@@ -468,16 +469,16 @@ fn backfill(
         };
         let (mut created, mut rerun, mut kept) = (0, 0, 0);
         for interval in &intervals {
-            let logical = interval.start.timestamp_micros();
+            let logical = Timestamp::from_micros(interval.start.timestamp_micros());
             let existing = db.runs_at(dag_id, logical).await?;
             if existing.is_empty() {
                 db.insert_run(&NewRun {
-                    dag_id: dag_id.to_owned(),
-                    run_id: format!("backfill__{}", interval.start.to_rfc3339()),
-                    run_type: "backfill".into(),
+                    dag_id: dag_id.into(),
+                    run_id: format!("backfill__{}", interval.start.to_rfc3339()).into(),
+                    run_type: RunType::Backfill,
                     logical_date: Some(logical),
-                    data_interval: Some((logical, interval.end.timestamp_micros())),
-                    run_after: interval.end.timestamp_micros(),
+                    data_interval: Some((logical, Timestamp::from_micros(interval.end.timestamp_micros()))),
+                    run_after: Timestamp::from_micros(interval.end.timestamp_micros()),
                     conf: conf.clone(),
                     triggered_by: "backfill".into(),
                     triggering_user: std::env::var("USER").ok(),
@@ -488,10 +489,10 @@ fn backfill(
                 continue;
             }
             for run in existing {
-                let finished = matches!(run.state.as_str(), "success" | "failed");
+                let finished = run.state.is_finished();
                 let wanted = match reprocess {
                     Reprocess::None => false,
-                    Reprocess::Failed => run.state == "failed",
+                    Reprocess::Failed => run.state == RunState::Failed,
                     Reprocess::Completed => finished,
                 };
                 if !wanted {
@@ -535,12 +536,12 @@ fn trigger(dag_id: &str, conf: Option<&str>, run_id: Option<String>, meta: &Meta
         if db.get_dag(dag_id).await?.is_none() {
             bail!("no DAG `{dag_id}` in the metadata database: is a scheduler running on its DAGs folder? (`updraft dags list --dags DIR` lists the files)");
         }
-        let now = updraft_db::now_us();
+        let now = Timestamp::now();
         let run = db
             .insert_run(&NewRun {
-                dag_id: dag_id.to_owned(),
-                run_id: run_id.unwrap_or_else(|| format!("manual__{}", chrono_like(now))),
-                run_type: "manual".into(),
+                dag_id: dag_id.into(),
+                run_id: run_id.unwrap_or_else(|| format!("manual__{}", chrono_like(now.as_micros()))).into(),
+                run_type: RunType::Manual,
                 logical_date: Some(now),
                 data_interval: Some((now, now)),
                 run_after: now,
@@ -569,13 +570,13 @@ fn test(dag_id: &str, logical_date: Option<&str>, run: &RunArgs) -> anyhow::Resu
         let db = updraft_db::Db::connect(&run.meta.url()?).await?;
         db.migrate().await?;
         let (mut engine, _executor) = run.engine(&db, true).await?;
-        let now = updraft_db::now_us();
-        let logical = logical.unwrap_or(now);
-        let run_id = format!("test__{}", chrono_like(now));
+        let now = Timestamp::now();
+        let logical = logical.map_or(now, Timestamp::from_micros);
+        let run_id = format!("test__{}", chrono_like(now.as_micros()));
         db.insert_run(&NewRun {
-            dag_id: dag_id.to_owned(),
-            run_id: run_id.clone(),
-            run_type: "manual".into(),
+            dag_id: dag_id.into(),
+            run_id: run_id.as_str().into(),
+            run_type: RunType::Manual,
             logical_date: Some(logical),
             data_interval: Some((logical, logical)),
             run_after: now,
@@ -589,16 +590,17 @@ fn test(dag_id: &str, logical_date: Option<&str>, run: &RunArgs) -> anyhow::Resu
         let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
         let seen = counts.clone();
         engine.observe(Box::new(move |update| {
+            use TaskState::*;
             if matches!(
-                update.state.as_str(),
-                "running" | "success" | "failed" | "skipped" | "upstream_failed" | "up_for_retry" | "up_for_reschedule"
+                update.state,
+                Running | Success | Failed | Skipped | UpstreamFailed | UpForRetry | UpForReschedule
             ) {
                 println!("{:>9.3}s  {:<16} {}", started.elapsed().as_secs_f64(), update.state, update.task_id);
             }
             if let Ok(mut c) = seen.lock()
-                && matches!(update.state.as_str(), "success" | "failed" | "skipped" | "upstream_failed")
+                && update.state.is_finished()
             {
-                *c.entry(update.state.clone()).or_default() += 1;
+                *c.entry(update.state.to_string()).or_default() += 1;
             }
         }));
         let state = engine.run_only(dag_id, &run_id).await?;
@@ -611,7 +613,7 @@ fn test(dag_id: &str, logical_date: Option<&str>, run: &RunArgs) -> anyhow::Resu
             }
             println!("  {:<16} {total} ({:.0} task instances/s)", "total", total as f64 / elapsed.max(1e-9));
         }
-        Ok(if state == updraft_scheduler::RunState::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if state == RunState::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     })
 }
 

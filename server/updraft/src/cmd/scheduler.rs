@@ -230,6 +230,7 @@ impl RunArgs {
         let executor: Arc<dyn Executor> = Arc::new(PinVersions::new(executor, registry));
         let config = EngineConfig {
             scheduler_id,
+            hostname: updraft_scheduler::engine::local_hostname(),
             dags_folder: self.dags.clone(),
             logs,
             parallelism: self.parallelism,

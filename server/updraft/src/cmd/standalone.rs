@@ -14,6 +14,7 @@ use updraft_db::Db;
 use updraft_db::runs::NewRun;
 use updraft_db::secrets::Connection;
 use updraft_plugin_host::Grants;
+use updraft_types::{RunType, TaskState, Timestamp};
 
 use super::meta::{MetaArgs, runtime};
 use super::scheduler::{RunArgs, example_dags, shutdown_signal};
@@ -93,12 +94,12 @@ pub fn standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         // First start: run each DAG once, so the examples show what they do.
         for dag in db.list_dags().await? {
             if db.list_runs(&dag.record.dag_id, 1, 0).await?.is_empty() {
-                let now = updraft_db::now_us();
-                let run_id = format!("manual__{}", chrono_like(now));
+                let now = Timestamp::now();
+                let run_id = format!("manual__{}", chrono_like(now.as_micros()));
                 db.insert_run(&NewRun {
-                    dag_id: dag.record.dag_id.clone(),
-                    run_id,
-                    run_type: "manual".into(),
+                    dag_id: dag.record.dag_id.as_str().into(),
+                    run_id: run_id.into(),
+                    run_type: RunType::Manual,
                     logical_date: Some(now),
                     data_interval: Some((now, now)),
                     run_after: now,
@@ -179,8 +180,8 @@ async fn progress(db: &Db) -> anyhow::Result<(String, bool)> {
     let mut idle = true;
     for dag in db.list_dags().await? {
         if let Some(run) = db.list_runs(&dag.record.dag_id, 1, 0).await?.into_iter().next() {
-            let states: Vec<String> = db.task_instances(run.id).await?.into_iter().map(|t| t.state).collect();
-            idle &= matches!(run.state.as_str(), "success" | "failed");
+            let states: Vec<TaskState> = db.task_instances(run.id).await?.into_iter().map(|t| t.state).collect();
+            idle &= run.state.is_finished();
             parts.push(format!("{} {} ({})", dag.record.dag_id, run.state, count_states(&states)));
         }
     }
@@ -189,16 +190,17 @@ async fn progress(db: &Db) -> anyhow::Result<(String, bool)> {
 
 /// `5 tasks: 4 success, 1 failed`: the states in the order a run moves through them, the ones
 /// not yet decided counted as `waiting`.
-fn count_states(states: &[String]) -> String {
-    const ORDER: &[&str] =
-        &["success", "failed", "upstream_failed", "skipped", "running", "queued", "up_for_retry", "up_for_reschedule"];
+fn count_states(states: &[TaskState]) -> String {
+    use TaskState::*;
+    const ORDER: &[TaskState] =
+        &[Success, Failed, UpstreamFailed, Skipped, Running, Queued, UpForRetry, UpForReschedule];
     let mut counts: Vec<String> = ORDER
         .iter()
-        .map(|state| (state, states.iter().filter(|s| s == state).count()))
+        .map(|state| (state, states.iter().filter(|s| *s == state).count()))
         .filter(|(_, n)| *n > 0)
         .map(|(state, n)| format!("{n} {state}"))
         .collect();
-    let waiting = states.iter().filter(|s| !ORDER.contains(&s.as_str())).count();
+    let waiting = states.iter().filter(|s| !ORDER.contains(s)).count();
     if waiting > 0 {
         counts.push(format!("{waiting} waiting"));
     }
@@ -218,10 +220,10 @@ mod tests {
 
     #[test]
     fn a_successful_run_still_shows_its_failed_task() {
-        let states: Vec<String> =
-            ["success", "failed", "success", "success", "success"].iter().map(|s| (*s).to_owned()).collect();
+        use updraft_types::TaskState::*;
+        let states = [Success, Failed, Success, Success, Success];
         assert_eq!(count_states(&states), "5 tasks: 4 success, 1 failed");
-        let states: Vec<String> = ["running", "none", "scheduled", "success"].iter().map(|s| (*s).to_owned()).collect();
+        let states = [Running, NoStatus, Scheduled, Success];
         assert_eq!(count_states(&states), "4 tasks: 1 success, 1 running, 2 waiting");
     }
 }

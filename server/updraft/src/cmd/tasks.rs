@@ -153,7 +153,8 @@ pub fn send(dag_id: &str, run_id: &str, request: Request, wait: bool, meta: &Met
         let Some(run) = db.get_run(dag_id, run_id).await? else {
             bail!("no run `{run_id}` of DAG `{dag_id}`: `updraft dags list-runs {dag_id}` lists them");
         };
-        let known: Vec<String> = db.task_instances(run.id).await?.into_iter().map(|t| t.task_id).collect();
+        let known: Vec<String> =
+            db.task_instances(run.id).await?.into_iter().map(|t| t.task_id.into_string()).collect();
         // A queued run has no task instances yet; the scheduler checks the ids when it starts it.
         if !known.is_empty() {
             let unknown: Vec<&str> =
@@ -328,9 +329,7 @@ fn logs(
         loop {
             let over = !follow || {
                 let ti = db.task_instance(run.id, task_id).await?;
-                ti.is_none_or(|t| {
-                    i64::from(try_number) < i64::from(t.try_number) || !matches!(t.state.as_str(), "queued" | "running")
-                })
+                ti.is_none_or(|t| i64::from(try_number) < i64::from(t.try_number) || !t.state.is_in_flight())
             };
             let chunk = logs.read(&log, &path, offset, !over).await?;
             if chunk.origin == updraft_logs::Origin::Nowhere && !follow {
