@@ -3,7 +3,7 @@
 //! wall-clock jump must not stall heartbeats). In tests, a manual clock the test moves, so
 //! that retries, backoff and reschedules are tested without waiting — and without tokio's
 //! paused time, which would also fire the database pool's timeouts while a query waits on
-//! SQLite's worker thread.
+//! SQLite's worker thread. [`Every`] measures the loop's periods on [`Clock::monotonic`].
 
 use std::time::{Duration, Instant};
 
@@ -44,4 +44,46 @@ impl Clock {
             }
         }
     }
+}
+
+/// Something a loop does at most once per period (measured on [`Clock::monotonic`]).
+#[derive(Debug)]
+pub(super) struct Every {
+    period: Duration,
+    last: Option<Duration>,
+}
+
+impl Every {
+    pub(super) fn new(period: Duration) -> Every {
+        Every { period, last: None }
+    }
+
+    /// True (and the period starts again) if it never ran or its period has passed by `now`.
+    pub(super) fn due(&mut self, now: Duration) -> bool {
+        if self.last.is_some_and(|t| now.saturating_sub(t) < self.period) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+
+    /// The period starts again at `now`.
+    pub(super) fn restart(&mut self, now: Duration) {
+        self.last = Some(now);
+    }
+}
+
+/// The periods of what the loop does less often than every loop.
+#[derive(Debug)]
+pub(super) struct Timers {
+    /// Heartbeat, and adoption of runs of gone schedulers.
+    pub(super) heartbeat: Every,
+    /// Timetables change by the minute at most.
+    pub(super) timetables: Every,
+    /// Triggers should start within a blink, but claiming costs a query.
+    pub(super) claim: Every,
+    /// Clear and mark requests.
+    pub(super) requests: Every,
+    /// Counting task states walks every task of the active runs.
+    pub(super) state_count: Every,
 }

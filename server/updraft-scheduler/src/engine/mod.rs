@@ -49,7 +49,7 @@ pub use render::{log_path, work_item};
 use crate::executor::{Executor, WorkEvent};
 use crate::metrics::SchedulerMetrics;
 use crate::readiness::Readiness;
-use clock::Clock;
+use clock::{Clock, Every, Timers};
 use dispatch::{Ready, Slots};
 use sync::DagCache;
 use updraft_types::{RunState, TaskState};
@@ -144,48 +144,6 @@ pub enum EngineError {
     Db(#[from] DbError),
     #[error("the DAGs folder {0} does not exist: pass --dags DIR")]
     NoDagsFolder(PathBuf),
-}
-
-/// Something a loop does at most once per period (measured on [`Clock::monotonic`]).
-#[derive(Debug)]
-struct Every {
-    period: Duration,
-    last: Option<Duration>,
-}
-
-impl Every {
-    fn new(period: Duration) -> Every {
-        Every { period, last: None }
-    }
-
-    /// True (and the period starts again) if it never ran or its period has passed by `now`.
-    fn due(&mut self, now: Duration) -> bool {
-        if self.last.is_some_and(|t| now.saturating_sub(t) < self.period) {
-            return false;
-        }
-        self.last = Some(now);
-        true
-    }
-
-    /// The period starts again at `now`.
-    fn restart(&mut self, now: Duration) {
-        self.last = Some(now);
-    }
-}
-
-/// The periods of what the loop does less often than every loop.
-#[derive(Debug)]
-struct Timers {
-    /// Heartbeat, and adoption of runs of gone schedulers.
-    heartbeat: Every,
-    /// Timetables change by the minute at most.
-    timetables: Every,
-    /// Triggers should start within a blink, but claiming costs a query.
-    claim: Every,
-    /// Clear and mark requests.
-    requests: Every,
-    /// Counting task states walks every task of the active runs.
-    state_count: Every,
 }
 
 /// The scheduler: one per process, driven by [`Engine::run`] (or [`Engine::run_only`]).
