@@ -15,8 +15,10 @@ pub struct Pos {
 }
 
 impl Pos {
+    /// The first character of a file.
     pub const START: Pos = Pos { line: 1, col: 1 };
 
+    /// A position from its line and column, both counted from 1.
     pub fn new(line: u32, col: u32) -> Self {
         Pos { line, col }
     }
@@ -30,6 +32,7 @@ pub struct Location {
 }
 
 impl Location {
+    /// A position in `file`.
     pub fn new(file: &Arc<str>, pos: Pos) -> Self {
         Location { file: Arc::clone(file), pos }
     }
@@ -41,6 +44,7 @@ impl fmt::Display for Location {
     }
 }
 
+/// How bad a diagnostic is: an error makes the DAG an import error, a warning does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Warning,
@@ -69,24 +73,29 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error at `location`.
     pub fn error(location: Location, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Error, location, message: message.into(), notes: Vec::new(), help: None }
     }
 
+    /// A warning at `location`.
     pub fn warning(location: Location, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(location, message) }
     }
 
+    /// Adds what to do about it.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
+    /// Adds a note pointing at another place (the other definition of a duplicate, …).
     pub fn with_note(mut self, location: Location, note: impl Into<String>) -> Self {
         self.notes.push((location, note.into()));
         self
     }
 
+    /// Whether it makes the DAG an import error.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -25,6 +25,7 @@ pub struct GraphJson<'a> {
     pub external_tables: Vec<&'a str>,
 }
 
+/// A task (or an external table) in the graph JSON, with its place in the drawing.
 #[derive(Debug, Serialize)]
 pub struct NodeJson<'a> {
     pub id: &'a str,
@@ -48,6 +49,7 @@ pub struct NodeJson<'a> {
     pub group: Option<&'a str>,
 }
 
+/// An edge in the graph JSON, with the points where it bends.
 #[derive(Debug, Serialize)]
 pub struct EdgeJson<'a> {
     pub source: &'a str,

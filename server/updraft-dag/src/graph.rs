@@ -62,6 +62,7 @@ pub struct SqlAnalysis {
     pub result: Result<Vec<TableRead>, SqlProblem>,
 }
 
+/// Why a task's SQL could not be read for the tables it uses.
 #[derive(Debug, Clone)]
 pub enum SqlProblem {
     Template { pos: Pos, message: String },
@@ -131,24 +132,29 @@ pub struct Dag {
 }
 
 impl Dag {
+    /// The tasks `task` waits for, by index.
     pub fn upstream(&self, task: u32) -> &[u32] {
         let i = task as usize;
         &self.upstream_list[self.upstream_index[i] as usize..self.upstream_index[i + 1] as usize]
     }
 
+    /// The tasks that wait for `task`, by index.
     pub fn downstream(&self, task: u32) -> &[u32] {
         let i = task as usize;
         &self.downstream_list[self.downstream_index[i] as usize..self.downstream_index[i + 1] as usize]
     }
 
+    /// How many edges the graph has.
     pub fn edge_count(&self) -> usize {
         self.upstream_list.len()
     }
 
+    /// How many layers (longest path, in tasks) the graph has.
     pub fn layer_count(&self) -> u32 {
         self.layers.iter().max().map_or(0, |l| l + 1)
     }
 
+    /// The index of the task with this id.
     pub fn task_index(&self, id: &str) -> Option<u32> {
         self.tasks.iter().position(|t| t.id == id).and_then(|i| u32::try_from(i).ok())
     }

@@ -38,6 +38,7 @@ pub enum TriggerRule {
 }
 
 impl TriggerRule {
+    /// Every trigger rule with its name in YAML.
     pub const ALL: [(&'static str, TriggerRule); 8] = [
         ("all_success", TriggerRule::AllSuccess),
         ("all_failed", TriggerRule::AllFailed),
@@ -49,6 +50,7 @@ impl TriggerRule {
         ("always", TriggerRule::Always),
     ];
 
+    /// The rule's name, as written in YAML.
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(_, r)| *r == self).map_or("all_success", |(n, _)| n)
     }
@@ -110,6 +112,7 @@ pub struct DagSpec {
     pub tasks: Vec<TaskSpec>,
 }
 
+/// The keys a `dag.yaml` (or the top of a one-file DAG) may have.
 pub const DAG_KEYS: &[&str] = &[
     "dag",
     "description",
@@ -128,6 +131,7 @@ pub const DAG_KEYS: &[&str] = &[
     "tasks",
 ];
 const TASK_OWN_KEYS: &[&str] = &["id", "sql", "depends_on", "produces", "upstream", "doc", "description"];
+/// The settings a task, or `defaults:`, may have.
 pub const SETTING_KEYS: &[&str] = &[
     "operator",
     "connection",
@@ -178,14 +182,17 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of one file, collecting its diagnostics.
     pub fn new(file: &'a Arc<str>) -> Self {
         Reader { file, diagnostics: Vec::new() }
     }
 
+    /// A place in the file being read.
     pub fn at(&self, pos: Pos) -> Location {
         Location::new(self.file, pos)
     }
 
+    /// Records an error at `pos`, with what to do when there is something to say.
     pub fn error(&mut self, pos: Pos, message: impl Into<String>, help: Option<String>) {
         let mut d = Diagnostic::error(self.at(pos), message);
         d.help = help;

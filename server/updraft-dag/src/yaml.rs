@@ -26,6 +26,7 @@ pub struct Node {
     pub value: Value,
 }
 
+/// A YAML value with the positions of its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar with its text; `plain` is false when it was quoted or a block scalar, which

@@ -44,6 +44,7 @@ pub struct DagBag {
 }
 
 impl DagBag {
+    /// The DAG with this id, if it loaded.
     pub fn get(&self, dag_id: &str) -> Option<&LoadedDag> {
         self.dags.iter().find(|d| d.dag.id == dag_id)
     }

@@ -43,6 +43,7 @@ impl EncryptionKey {
         STANDARD.encode(ChaCha20Poly1305::generate_key(&mut OsRng))
     }
 
+    /// Encrypts a value for storage (a fresh nonce each time), as base64 text.
     pub fn encrypt(&self, plaintext: &str) -> String {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         // Encryption with a fresh nonce and an in-memory buffer cannot fail.
@@ -52,6 +53,7 @@ impl EncryptionKey {
         format!("v1:{}", STANDARD.encode(out))
     }
 
+    /// Decrypts what [`EncryptionKey::encrypt`] stored; a wrong key or damaged text is an error.
     pub fn decrypt(&self, stored: &str) -> Result<String, KeyError> {
         let encoded = stored.strip_prefix("v1:").ok_or(KeyError::Malformed)?;
         let bytes = STANDARD.decode(encoded).map_err(|_| KeyError::Malformed)?;

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{Db, DbError, now_us};
+use crate::{Db, DbError, Timestamp, now_us};
 
 /// What the parser knows of a DAG, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct DagRow {
     pub is_paused: bool,
     pub is_stale: bool,
     pub version: i32,
-    pub last_parsed_at: Option<i64>,
+    pub last_parsed_at: Option<Timestamp>,
 }
 
 /// How a sync changed the stored DAGs.
@@ -151,6 +151,7 @@ impl Db {
         Ok(())
     }
 
+    /// The stored DAG with this id, stale or not.
     pub async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRow>, DbError> {
         let rows = self.query_dags("WHERE dag_id = $1", Some(dag_id)).await?;
         Ok(rows.into_iter().next())
@@ -213,14 +214,10 @@ impl Db {
             .map_err(DbError::from)
     }
 
-    /// The current import errors with when they were recorded: (file, message, µs).
-    pub async fn import_error_rows(&self) -> Result<Vec<(String, String, i64)>, DbError> {
-        let rows = sqlx::query("SELECT fileloc, message, recorded_at FROM import_error ORDER BY fileloc")
+    /// The current import errors with when they were recorded: (file, message, time).
+    pub async fn import_error_rows(&self) -> Result<Vec<(String, String, Timestamp)>, DbError> {
+        Ok(sqlx::query_as("SELECT fileloc, message, recorded_at FROM import_error ORDER BY fileloc")
             .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(DbError::from)
+            .await?)
     }
 }

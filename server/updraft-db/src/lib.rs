@@ -126,6 +126,7 @@ impl Db {
         self.backend.concurrent_schedulers()
     }
 
+    /// The connection pool (for tests and maintenance; queries belong in this crate).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -5,10 +5,10 @@
 
 use sqlx::Row;
 
-use crate::{Db, DbError, now_us};
+use crate::{Db, DbError, Timestamp, now_us};
 
 /// The version an operator name points to now (the component's bytes are fetched apart).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PluginRow {
     pub name: String,
     /// SHA-256 of the component, lowercase hex.
@@ -18,8 +18,8 @@ pub struct PluginRow {
     pub size_bytes: i64,
     /// Who made it current: a user of the API, `cli …`, or `folder …`.
     pub installed_by: String,
-    /// When it was made current (µs since the epoch).
-    pub installed_at: i64,
+    /// When it was made current.
+    pub installed_at: Timestamp,
 }
 
 /// A component to store and make the current version of its operator.
@@ -38,24 +38,12 @@ impl Db {
     /// The current version of every stored operator, by name. Reads no component bytes, so
     /// processes can poll it every second.
     pub async fn plugin_versions(&self) -> Result<Vec<PluginRow>, DbError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT p.name, p.sha256, c.version, c.size_bytes, p.installed_by, p.installed_at \
              FROM plugin p JOIN plugin_component c ON c.sha256 = p.sha256 ORDER BY p.name",
         )
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PluginRow {
-                    name: r.try_get(0)?,
-                    sha256: r.try_get(1)?,
-                    version: r.try_get(2)?,
-                    size_bytes: r.try_get(3)?,
-                    installed_by: r.try_get(4)?,
-                    installed_at: r.try_get(5)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// The bytes of the component with this SHA-256, current or not.

@@ -28,6 +28,7 @@ pub enum RequestAction {
 }
 
 impl RequestAction {
+    /// The action as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             RequestAction::Clear => "clear",
@@ -39,6 +40,7 @@ impl RequestAction {
         }
     }
 
+    /// The action a stored name stands for.
     pub fn parse(text: &str) -> Option<RequestAction> {
         Some(match text {
             "clear" => RequestAction::Clear,

@@ -71,6 +71,7 @@ impl Db {
         }
     }
 
+    /// A variable, decrypted.
     pub async fn get_variable(&self, key: &EncryptionKey, name: &str) -> Result<Option<String>, DbError> {
         let row = sqlx::query("SELECT value, is_encrypted FROM variable WHERE key = $1")
             .bind(name)
@@ -92,6 +93,7 @@ impl Db {
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
+    /// Deletes a variable; returns whether it existed.
     pub async fn delete_variable(&self, name: &str) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM variable WHERE key = $1").bind(name).execute(self.pool()).await?;
         Ok(done.rows_affected() > 0)
@@ -122,6 +124,7 @@ impl Db {
         }
     }
 
+    /// A connection, its password decrypted.
     pub async fn get_connection(&self, key: &EncryptionKey, conn_id: &str) -> Result<Option<Connection>, DbError> {
         let row = sqlx::query("SELECT conn_id, conn_type, host, port, schema_name, login, password, extra, description FROM connection WHERE conn_id = $1")
             .bind(conn_id)
@@ -167,6 +170,7 @@ impl Db {
             .collect()
     }
 
+    /// Deletes a connection; returns whether it existed.
     pub async fn delete_connection(&self, conn_id: &str) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM connection WHERE conn_id = $1").bind(conn_id).execute(self.pool()).await?;
         Ok(done.rows_affected() > 0)

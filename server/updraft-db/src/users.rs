@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::{Db, DbError, now_us};
+use crate::{Db, DbError, Timestamp, now_us};
 
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: String,
     pub active: bool,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 fn user_row(r: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
@@ -47,6 +47,7 @@ impl Db {
         }
     }
 
+    /// The account with this username.
     pub async fn get_user(&self, username: &str) -> Result<Option<UserRow>, DbError> {
         let row =
             sqlx::query("SELECT username, password_hash, role, active, created_at FROM account WHERE username = $1")
@@ -65,6 +66,7 @@ impl Db {
         Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
     }
 
+    /// How many accounts exist.
     pub async fn count_users(&self) -> Result<i64, DbError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM account").fetch_one(self.pool()).await?)
     }

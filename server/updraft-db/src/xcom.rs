@@ -2,17 +2,17 @@
 
 use sqlx::Row;
 
-use crate::{Db, DbError, now_us};
+use crate::{Db, DbError, Timestamp, now_us};
 
 /// A stored XCom value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct XcomRow {
     pub task_id: String,
     pub map_index: i32,
     pub key: String,
     /// JSON text.
     pub value: String,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 impl Db {
@@ -66,32 +66,20 @@ impl Db {
     /// The XComs of a run's task (every task when `task_id` is `None`), by task and key.
     pub async fn xcom_entries(&self, run_pk: i64, task_id: Option<&str>) -> Result<Vec<XcomRow>, DbError> {
         let columns = "SELECT task_id, map_index, key, value, created_at FROM xcom WHERE run_pk = $1";
-        let rows = match task_id {
+        Ok(match task_id {
             Some(task_id) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{columns} AND task_id = $2 ORDER BY key")))
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{columns} AND task_id = $2 ORDER BY key")))
                     .bind(run_pk)
                     .bind(task_id)
                     .fetch_all(self.pool())
                     .await?
             }
             None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!("{columns} ORDER BY task_id, key")))
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{columns} ORDER BY task_id, key")))
                     .bind(run_pk)
                     .fetch_all(self.pool())
                     .await?
             }
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(XcomRow {
-                    task_id: r.try_get(0)?,
-                    map_index: r.try_get(1)?,
-                    key: r.try_get(2)?,
-                    value: r.try_get(3)?,
-                    created_at: r.try_get(4)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(DbError::from)
+        })
     }
 }

@@ -77,6 +77,7 @@ impl Readiness {
         &self.upstream_list[self.upstream_index[t as usize] as usize..self.upstream_index[t as usize + 1] as usize]
     }
 
+    /// The current state of task `task`.
     pub fn state(&self, task: u32) -> TaskState {
         self.state[task as usize]
     }

@@ -16,6 +16,7 @@ pub struct UpstreamCounts {
 }
 
 impl UpstreamCounts {
+    /// Upstream tasks that have finished, whatever their state.
     pub fn done(&self) -> u32 {
         self.success + self.skipped + self.failed + self.upstream_failed
     }

@@ -151,6 +151,7 @@ fn read_value(path: &Path) -> std::io::Result<String> {
 }
 
 impl Secrets {
+    /// Lookups in `sources`, then in the database (decrypted with `key`).
     pub fn new(db: Db, key: EncryptionKey, sources: Sources) -> Self {
         Secrets { db, key, sources }
     }

@@ -46,10 +46,12 @@ impl ConnUrl {
         parsed
     }
 
+    /// Whether the URL names a PostgreSQL database.
     pub fn is_postgres(&self) -> bool {
         matches!(self.scheme.as_str(), "postgres" | "postgresql")
     }
 
+    /// Whether the URL names a SQLite file.
     pub fn is_sqlite(&self) -> bool {
         self.scheme == "sqlite"
     }
