@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use updraft_db::dags::DagRow;
-use updraft_types::{DagId, Timestamp};
+use updraft_types::DagId;
 use utoipa::ToSchema;
 
 use crate::auth::{UserRole, Viewer};
@@ -63,7 +63,7 @@ pub fn dag_json(dag: &DagRow, has_import_errors: bool) -> DagResponse {
         dag_display_name: r.dag_id.clone(),
         is_paused: dag.is_paused,
         is_stale: dag.is_stale,
-        last_parsed_time: iso_opt(dag.last_parsed_at.map(Timestamp::from_micros)),
+        last_parsed_time: iso_opt(dag.last_parsed_at),
         last_parse_duration: None,
         last_expired: None,
         bundle_name: Some("dags-folder".into()),

@@ -76,5 +76,5 @@ pub fn dag_version(dag_id: &str, version: i32, created_at: Timestamp) -> DagVers
 
 /// The latest version of a stored DAG.
 pub fn latest_version(dag: &DagRow) -> DagVersion {
-    dag_version(&dag.record.dag_id, dag.version, Timestamp::from_micros(dag.last_parsed_at.unwrap_or(0)))
+    dag_version(&dag.record.dag_id, dag.version, dag.last_parsed_at.unwrap_or(Timestamp::EPOCH))
 }

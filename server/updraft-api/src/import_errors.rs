@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use updraft_types::Timestamp;
 
 use crate::AppState;
 use crate::auth::Viewer;
@@ -19,12 +18,12 @@ pub fn router() -> Router<AppState> {
 
 /// Import errors are replaced as a whole at each parse; their ids are positions in the
 /// current list (1-based, by file), stable while the files do not change.
-fn entries(rows: Vec<(String, String, i64)>) -> Vec<ImportErrorResponse> {
+fn entries(rows: Vec<(String, String, updraft_types::Timestamp)>) -> Vec<ImportErrorResponse> {
     rows.into_iter()
         .enumerate()
         .map(|(i, (filename, stack_trace, at))| ImportErrorResponse {
             import_error_id: i + 1,
-            timestamp: iso(Timestamp::from_micros(at)),
+            timestamp: iso(at),
             filename,
             bundle_name: Some("dags-folder".into()),
             stack_trace,

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use updraft_db::xcom::XcomRow;
-use updraft_types::{DagId, RunId, TaskId, Timestamp};
+use updraft_types::{DagId, RunId, TaskId};
 
 use crate::AppState;
 use crate::auth::Viewer;
@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
 fn entry(x: &XcomRow, run: &updraft_db::runs::RunRow) -> XcomResponse {
     XcomResponse {
         key: x.key.clone(),
-        timestamp: iso(Timestamp::from_micros(x.created_at)),
+        timestamp: iso(x.created_at),
         logical_date: iso_opt(run.logical_date),
         run_after: iso(run.run_after),
         map_index: x.map_index,

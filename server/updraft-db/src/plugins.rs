@@ -3,8 +3,6 @@
 //! of a deployment reads the same store, so a plugin installed anywhere runs everywhere; a
 //! replaced version keeps its bytes, so a try dispatched with it can still fetch it.
 
-use sqlx::Row;
-
 use crate::{Db, DbError, Timestamp, now_us};
 
 /// The version an operator name points to now (the component's bytes are fetched apart).

@@ -1,7 +1,5 @@
 //! XCom: small JSON values a task pushes for tasks downstream in the same run.
 
-use sqlx::Row;
-
 use crate::{Db, DbError, Timestamp, now_us};
 
 /// A stored XCom value.

@@ -46,7 +46,7 @@ impl ComponentStore for DbPlugins {
                     sha256: r.sha256,
                     version: r.version,
                     installed_by: r.installed_by,
-                    installed_at_us: r.installed_at,
+                    installed_at_us: r.installed_at.as_micros(),
                 })
                 .collect())
         })

@@ -35,7 +35,7 @@ async fn components_round_trip_and_names_point_to_the_current_version() {
             ("greet", "aaa1", "1.0.0")
         );
         assert_eq!((listed[0].size_bytes, listed[0].installed_by.as_str()), (3 << 20, "admin"));
-        assert!(listed[0].installed_at > 0);
+        assert!(listed[0].installed_at > updraft_db::Timestamp::EPOCH);
         assert_eq!(db.plugin_component("aaa1").await.expect("fetch").as_deref(), Some(v1.as_slice()), "{backend:?}");
         assert_eq!(db.plugin_component("nope").await.expect("fetch"), None);
 

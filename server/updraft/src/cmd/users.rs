@@ -89,7 +89,7 @@ pub fn run(command: UsersCommand) -> anyhow::Result<ExitCode> {
             let users = runtime()?.block_on(async { anyhow::Ok(meta.db().await?.list_users().await?) })?;
             let mut text = String::new();
             for u in users {
-                let created = super::standalone::chrono_like(u.created_at);
+                let created = super::standalone::chrono_like(u.created_at.as_micros());
                 let active = if u.active { "" } else { "\t(inactive)" };
                 text.push_str(&format!("{}\t{}\t{created}{active}\n", u.username, u.role));
             }
