@@ -117,14 +117,7 @@ pub(crate) async fn list(
         .task_instances(run.id)
         .await?
         .into_iter()
-        .filter(|t| {
-            states.is_empty()
-                || states.iter().any(|s| {
-                    // Airflow's `no_status` is Updraft's `none`.
-                    let name = if s == "no_status" { TaskState::NoStatus.as_str() } else { s.as_str() };
-                    name.parse::<TaskState>().is_ok_and(|wanted| wanted == t.state)
-                })
-        })
+        .filter(|t| states.is_empty() || states.iter().any(|s| TaskState::from_airflow_name(s) == Some(t.state)))
         .filter(|t| task_ids.is_empty() || task_ids.iter().any(|id| t.task_id == *id))
         .collect();
     let total = tis.len();

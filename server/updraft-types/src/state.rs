@@ -59,6 +59,15 @@ impl TaskState {
         matches!(self, TaskState::Success | TaskState::Failed | TaskState::UpstreamFailed | TaskState::Skipped)
     }
 
+    /// A state as Airflow's REST API names it in filters: the stored names, and `no_status`
+    /// for [`TaskState::NoStatus`] (stored as `none`).
+    pub fn from_airflow_name(name: &str) -> Option<TaskState> {
+        match name {
+            "no_status" => Some(TaskState::NoStatus),
+            other => other.parse().ok(),
+        }
+    }
+
     /// Failed, or upstream-failed: what "only failed" clears pick.
     pub fn is_failure(self) -> bool {
         matches!(self, TaskState::Failed | TaskState::UpstreamFailed)
@@ -93,7 +102,7 @@ impl TaskState {
 
 impl fmt::Display for TaskState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -143,7 +152,7 @@ impl RunState {
 
 impl fmt::Display for RunState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -190,7 +199,7 @@ impl RunType {
 
 impl fmt::Display for RunType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -219,6 +228,8 @@ mod tests {
             assert_eq!(run_type.as_str().parse::<RunType>(), Ok(run_type));
         }
         assert_eq!("paused".parse::<RunState>(), Err("unknown run state `paused`".to_owned()));
+        // Tables of states line up: Display honours width and alignment.
+        assert_eq!(format!("{:<14}|{:>8}", TaskState::UpForRetry, RunState::Success), "up_for_retry  | success");
     }
 
     #[test]
