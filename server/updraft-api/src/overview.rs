@@ -44,7 +44,7 @@ fn summary(run: &RunRow) -> RunSummary {
 fn next_fire(schedule: Option<&str>, timezone: &str) -> Option<String> {
     let schedule = updraft_dag::Schedule::parse(schedule?).ok()?;
     let tz = updraft_dag::schedule::parse_timezone(timezone).ok()?;
-    let next = updraft_scheduler::timetable::next_fire_after(&schedule, tz, chrono::Utc::now())?;
+    let next = updraft_dag::schedule::next_fire_after(&schedule, tz, chrono::Utc::now())?;
     Some(iso(next.timestamp_micros()))
 }
 
