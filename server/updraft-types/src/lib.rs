@@ -6,6 +6,7 @@
 //! also builds for the browser.
 
 pub mod api;
+pub mod role;
 
 use std::fmt;
 
