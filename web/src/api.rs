@@ -1,6 +1,7 @@
 //! The typed client of Updraft's REST API: `fetch` with the session cookie, the CSRF token on
 //! every request that changes something, JSON in and out, and the server's problem details
-//! turned into [`ApiError`] (its `detail` is what the user reads).
+//! turned into [`ApiError`] (its `detail` is what the user reads); and the loaders more than
+//! one page needs (the operator plugins and their parameter schemas).
 
 use std::cell::RefCell;
 
@@ -166,4 +167,24 @@ pub async fn send<T: DeserializeOwned>(method: &str, path: &str, body: &impl Ser
 /// A path segment, percent-encoded.
 pub fn seg(text: &str) -> String {
     js_sys::encode_uri_component(text).as_string().unwrap_or_default()
+}
+
+/// `/api/updraft/plugins` as it answers: the operators and the files that are not valid ones.
+pub async fn plugins() -> Result<Value, ApiError> {
+    get::<Value>("/api/updraft/plugins").await
+}
+
+/// The operators' list, as `/api/updraft/plugins` answers it.
+pub async fn load_operators() -> Result<Vec<Value>, ApiError> {
+    let answer = plugins().await?;
+    Ok(answer.get("operators").and_then(Value::as_array).cloned().unwrap_or_default())
+}
+
+/// A plugin's parameter schema as JSON, whether the server sends it as text or as an object.
+pub fn schema_of(plugin: &Value) -> Value {
+    match plugin.get("params_schema") {
+        Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    }
 }

@@ -26,32 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// What a user may do; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    User,
-    Op,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::User, Role::Op, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::User => "user",
-            Role::Op => "op",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == text)
-    }
-}
+/// What a user may do, shared with the web app (`updraft_types::role`).
+pub use updraft_types::role::Role;
 
 /// Hashes a password for storage (argon2id, random salt, the crate's default parameters).
 pub fn hash_password(password: &str) -> Result<String, ApiError> {

@@ -1,6 +1,7 @@
 //! A stored DAG's files on disk: where they are (the `fileloc` the scheduler recorded; the
 //! API server reads it from its own working folder, so run it where the scheduler's DAGs
-//! folder is at the same path) and loading them with the DAG model, as the scheduler does.
+//! folder is at the same path), loading them with the DAG model, as the scheduler does, and
+//! writing them (the editor's and a new DAG's) through a hidden temporary file.
 
 use std::path::{Path, PathBuf};
 
@@ -56,4 +57,32 @@ pub fn diagnostic_json(d: &Diagnostic, from: &str, to: &str) -> serde_json::Valu
         "help": d.help,
         "text": d.to_string().replace(from, to),
     })
+}
+
+/// A name no DAG file has, hidden from the scheduler's discovery.
+pub fn scratch(dir: &Path, what: &str) -> PathBuf {
+    let tag: String = crate::auth::random_bytes(6).iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!(".updraft-{what}-{tag}"))
+}
+
+/// Writes `content` to a synced temporary file beside `target`, then `place`s it there:
+/// `std::fs::rename` replaces `target` atomically, `std::fs::hard_link` creates it only if the
+/// name is free (changing nothing otherwise). The temporary name never stays.
+pub fn write_via_temp(
+    target: &Path,
+    content: &str,
+    place: fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let temp = scratch(dir, "write");
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        f.write_all(content.as_bytes())?;
+        f.sync_all()?;
+        place(&temp, target)
+    })();
+    // After a rename it is gone already; after a hard link or an error it is not.
+    let _ = std::fs::remove_file(&temp);
+    result
 }

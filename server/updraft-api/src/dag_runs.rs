@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use updraft_db::requests::{NewRequest, RequestAction};
+use updraft_db::requests::RequestAction;
 use updraft_db::runs::{NewRun, RunOrder, RunRow};
 use updraft_types::{DagId, RunId, RunState, RunType, Timestamp};
 use utoipa::ToSchema;
@@ -19,23 +19,14 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params};
 use crate::format::{self, iso, iso_opt, parse_time};
 use crate::models::{ClearRunResponse, DagRunCollection, DagRunResponse, TaskInstanceCollection};
-use crate::{AppState, dags};
+use crate::run_request::RunRequest;
+use crate::{AppState, lookup};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags/{dag_id}/dagRuns", get(list).post(trigger))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}", get(one).patch(patch).delete(delete))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/clear", post(clear))
-}
-
-/// A run of a known DAG, or 404 naming what is missing.
-pub async fn find(state: &AppState, dag_id: &DagId, run_id: &RunId) -> Result<RunRow, ApiError> {
-    dags::find(state, dag_id).await?;
-    state
-        .db()
-        .get_run(dag_id.as_str(), run_id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("DAG `{dag_id}` has no run `{run_id}`")))
 }
 
 /// A `DAGRunResponse`.
@@ -119,7 +110,7 @@ pub(crate) async fn list(
     let dag = if dag_id.as_str() == "~" {
         None
     } else {
-        dags::find(&state, &dag_id).await?;
+        lookup::dag(&state, &dag_id).await?;
         Some(dag_id.as_str())
     };
     let (runs, total) = state.db().find_runs(dag, &states, order, limit as i64, offset as i64).await?;
@@ -146,7 +137,7 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
 ) -> Result<Json<DagRunResponse>, ApiError> {
-    Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
+    Ok(Json(run_json(&lookup::run(&state, &dag_id, &run_id).await?)))
 }
 
 /// `TriggerDAGRunPostBody`. `logical_date` may be absent or null (Airflow insists on the key;
@@ -211,7 +202,7 @@ pub(crate) async fn trigger(
     JsonBody(body): JsonBody<TriggerBody>,
 ) -> Result<Json<DagRunResponse>, ApiError> {
     // No scheduler claims a run of a stale DAG: refuse it rather than queue it for ever.
-    if dags::find(&state, &dag_id).await?.is_stale {
+    if lookup::dag(&state, &dag_id).await?.is_stale {
         return Err(ApiError::Conflict(format!(
             "DAG `{dag_id}` is stale: its file no longer defines it (GET /api/v2/importErrors says why)"
         )));
@@ -315,7 +306,7 @@ pub(crate) async fn patch(
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<DagRunResponse>, ApiError> {
-    let run = find(&state, &dag_id, &run_id).await?;
+    let run = lookup::run(&state, &dag_id, &run_id).await?;
     let action = match body.state.as_deref().map(|text| (text, text.parse::<RunState>())) {
         Some((_, Ok(RunState::Success))) => Some(RequestAction::MarkRunSuccess),
         Some((_, Ok(RunState::Failed))) => Some(RequestAction::MarkRunFailed),
@@ -334,35 +325,9 @@ pub(crate) async fn patch(
         state.db().set_run_note(run.id, Some(note)).await?;
     }
     if let Some(action) = action {
-        request(&state, &run, action, Vec::new(), false, false, false, &user.0.username).await?;
+        RunRequest::new(&run, action).record(&state, &user.0.username).await?;
     }
-    Ok(Json(run_json(&find(&state, &dag_id, &run_id).await?)))
-}
-
-/// Records a run request for the scheduler that owns the run.
-#[allow(clippy::too_many_arguments)]
-pub async fn request(
-    state: &AppState,
-    run: &RunRow,
-    action: RequestAction,
-    task_ids: Vec<String>,
-    downstream: bool,
-    upstream: bool,
-    only_failed: bool,
-    username: &str,
-) -> Result<i64, ApiError> {
-    Ok(state
-        .db()
-        .request(&NewRequest {
-            run_pk: run.id,
-            action,
-            task_ids,
-            downstream,
-            upstream,
-            only_failed,
-            requested_by: Some(username.to_owned()),
-        })
-        .await?)
+    Ok(Json(run_json(&lookup::run(&state, &dag_id, &run_id).await?)))
 }
 
 /// `DELETE …/dagRuns/{id}`: 204. A run a scheduler is working on is refused with 409 (mark it
@@ -388,7 +353,7 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, &dag_id, &run_id).await?;
+    let run = lookup::run(&state, &dag_id, &run_id).await?;
     if !state.db().delete_idle_run(run.id).await? {
         return Err(ApiError::Conflict(format!(
             "run `{run_id}` is {}: mark it failed (PATCH with {{\"state\": \"failed\"}}) and delete it once it has finished",
@@ -436,7 +401,7 @@ pub(crate) async fn clear(
     ApiPath((dag_id, run_id)): ApiPath<(DagId, RunId)>,
     JsonBody(body): JsonBody<ClearBody>,
 ) -> Result<Json<ClearRunResponse>, ApiError> {
-    let run = find(&state, &dag_id, &run_id).await?;
+    let run = lookup::run(&state, &dag_id, &run_id).await?;
     if body.dry_run {
         let tis: Vec<_> = state
             .db()
@@ -444,13 +409,13 @@ pub(crate) async fn clear(
             .await?
             .iter()
             .filter(|t| !body.only_failed || t.state.is_failure())
-            .map(|t| crate::task_instances::ti_json(t, &run))
+            .map(|t| format::ti_json(t, &run))
             .collect();
         let total_entries = tis.len();
         return Ok(Json(ClearRunResponse::DryRun(TaskInstanceCollection { task_instances: tis, total_entries })));
     }
-    request(&state, &run, RequestAction::Clear, Vec::new(), false, false, body.only_failed, &user.0.username).await?;
-    Ok(Json(ClearRunResponse::Run(Box::new(run_json(&find(&state, &dag_id, &run_id).await?)))))
+    RunRequest::new(&run, RequestAction::Clear).only_failed(body.only_failed).record(&state, &user.0.username).await?;
+    Ok(Json(ClearRunResponse::Run(Box::new(run_json(&lookup::run(&state, &dag_id, &run_id).await?)))))
 }
 
 #[cfg(test)]

@@ -14,22 +14,13 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
 use crate::format::iso_opt;
 use crate::models::{DagCollection, DagDetailsResponse, DagResponse, DagTag};
-use crate::{AppState, format};
+use crate::{AppState, format, lookup};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags", get(list))
         .route("/dags/{dag_id}", get(one).patch(patch))
         .route("/dags/{dag_id}/details", get(details))
-}
-
-/// A DAG known to the metadata database, or 404.
-pub async fn find(state: &AppState, dag_id: &DagId) -> Result<DagRow, ApiError> {
-    state.db().get_dag(dag_id.as_str()).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no DAG `{dag_id}`: GET /api/v2/dags lists them (and importErrors the files that failed)"
-        ))
-    })
 }
 
 fn strings(json_text: &str) -> Vec<String> {
@@ -218,7 +209,7 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
 ) -> Result<Json<DagResponse>, ApiError> {
-    Ok(Json(dag_response(&state, &find(&state, &dag_id).await?).await?))
+    Ok(Json(dag_response(&state, &lookup::dag(&state, &dag_id).await?).await?))
 }
 
 /// `DAGDetailsResponse`: the DAG plus the settings the client requires.
@@ -241,7 +232,7 @@ pub(crate) async fn details(
     State(state): State<AppState>,
     ApiPath(dag_id): ApiPath<DagId>,
 ) -> Result<Json<DagDetailsResponse>, ApiError> {
-    let dag = find(&state, &dag_id).await?;
+    let dag = lookup::dag(&state, &dag_id).await?;
     // The settings the DAG rows do not store come from the DAG's file, when it loads.
     let loaded = crate::dag_files::load(&dag).await.ok();
     let file = loaded.as_ref().map(|l| &l.dag);
@@ -298,9 +289,9 @@ pub(crate) async fn patch(
     if let Some(field) = params.all("update_mask").into_iter().find(|f| f != "is_paused") {
         return Err(ApiError::BadRequest(format!("`{field}` cannot be changed: only is_paused can")));
     }
-    find(&state, &dag_id).await?;
+    lookup::dag(&state, &dag_id).await?;
     state.db().set_paused(dag_id.as_str(), body.is_paused).await?;
-    Ok(Json(dag_response(&state, &find(&state, &dag_id).await?).await?))
+    Ok(Json(dag_response(&state, &lookup::dag(&state, &dag_id).await?).await?))
 }
 
 #[cfg(test)]

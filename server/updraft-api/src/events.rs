@@ -3,9 +3,11 @@
 //!
 //! One poller per API server watches the metadata database (every half second: the runs in
 //! progress or just ended, and their task instances) and broadcasts the differences to every
-//! subscriber; it starts with the first subscriber and stops when the last one leaves. The
-//! database stays the only source of truth: a client that connects, or falls behind, reads the
-//! current states over REST and applies events from then on.
+//! subscriber; it starts with the first subscriber and stops when the last one leaves. Each
+//! stream opens with a `: ready` comment once the poller has taken its first look, so from then
+//! on every change reaches it (EventSource ignores comments; a test or a script waits for it).
+//! The database stays the only source of truth: a client that connects, or falls behind, reads
+//! the current states over REST and applies events from then on.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,8 +19,9 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::Stream;
+use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use updraft_db::{Db, Timestamp};
 use updraft_types::{DagId, RunId, RunState, TaskId, TaskState};
 
@@ -29,16 +32,18 @@ const POLL: Duration = Duration::from_millis(500);
 /// Events a slow subscriber may fall behind before it is told it lagged.
 const BUFFER: usize = 4096;
 
-/// The broadcast of state changes and whether its poller runs.
+/// The broadcast of state changes, whether its poller runs, and whether it has taken its first
+/// look (changes are differences between two looks).
 #[derive(Debug)]
 pub struct Events {
     sender: broadcast::Sender<Arc<str>>,
     running: Mutex<bool>,
+    watching: watch::Sender<bool>,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Events { sender: broadcast::channel(BUFFER).0, running: Mutex::new(false) }
+        Events { sender: broadcast::channel(BUFFER).0, running: Mutex::new(false), watching: watch::channel(false).0 }
     }
 }
 
@@ -75,6 +80,7 @@ async fn poll(events: Arc<Events>, db: Db) {
             let mut running = events.running.lock().unwrap_or_else(|e| e.into_inner());
             if events.sender.receiver_count() == 0 {
                 *running = false;
+                events.watching.send_replace(false);
                 return;
             }
         }
@@ -85,7 +91,9 @@ async fn poll(events: Arc<Events>, db: Db) {
                         let _ = events.sender.send(Arc::from(event.to_string()));
                     }
                 }
-                seen = Some(now.0);
+                if seen.replace(now.0).is_none() {
+                    events.watching.send_replace(true);
+                }
             }
             Err(error) => tracing::warn!(%error, "reading states for the event stream failed"),
         }
@@ -132,14 +140,15 @@ fn changes(before: &Seen, now: &Seen, names: &RunNames) -> Vec<serde_json::Value
     out
 }
 
-/// `GET /api/updraft/events`: `event: state` messages with a JSON body; `event: lagged` when
-/// this subscriber fell behind (re-read the states over REST).
+/// `GET /api/updraft/events`: a `: ready` comment once changes are watched, then `event: state`
+/// messages with a JSON body; `event: lagged` when this subscriber fell behind (re-read the
+/// states over REST).
 #[utoipa::path(
     get,
     path = "/api/updraft/events",
     tag = "updraft",
     responses(
-        (status = 200, description = "Server-Sent Events: `state` events with a JSON body", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: a `ready` comment, then `state` events with a JSON body", content_type = "text/event-stream", body = String),
         crate::models::Refused,
     ),
     security(("bearer" = []), ("session" = []))
@@ -149,7 +158,13 @@ pub(crate) async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = state.events().subscribe(state.db());
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    let mut watching = state.events().watching.subscribe();
+    let ready = futures_util::stream::once(async move {
+        // Only fails if the sender is gone, which it never is while the state lives.
+        let _ = watching.wait_for(|watching| *watching).await;
+        Ok(Event::default().comment("ready"))
+    });
+    let changes = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {
             Ok(data) => Event::default().event("state").data(&*data),
             Err(broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
@@ -157,7 +172,7 @@ pub(crate) async fn events(
         };
         Some((Ok(event), receiver))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(ready.chain(changes)).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]

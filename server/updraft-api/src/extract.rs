@@ -1,12 +1,15 @@
 //! Extractors whose rejections are [`ApiError`]s, so that a malformed body (400), a body of the
 //! wrong shape or types (422), an oversized body (413) or an undecodable path still get a
 //! problem document; and [`Params`], the query string read by hand, because list filters
-//! repeat keys (`?tags=a&tags=b`) and bad values must say which parameter is wrong.
+//! repeat keys (`?tags=a&tags=b`) and bad values must say which parameter is wrong; and
+//! [`accepts_gzip`], read from the headers by the graph and the web app's files.
 
 use std::collections::HashMap;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT_ENCODING;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -114,4 +117,13 @@ impl Params {
 /// A page of `items`.
 pub fn paginate<T>(items: Vec<T>, (limit, offset): (usize, usize)) -> Vec<T> {
     items.into_iter().skip(offset).take(limit).collect()
+}
+
+/// Whether the request says it accepts gzip (and not with `q=0`).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+            && !parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"))
+    })
 }

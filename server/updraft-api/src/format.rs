@@ -1,12 +1,16 @@
 //! How stored values look in Airflow's JSON: ISO-8601 UTC times with microseconds and `Z`,
 //! states and run types from Airflow's closed enums (anything else becomes `null` rather than
-//! breaking a strict client), and the `dag_versions` entries the client requires.
+//! breaking a strict client), the `dag_versions` entries the client requires, and a task
+//! instance row as a response (listed by both the task instances and a run's dry-run clear).
 
 use hmac_sha2::Digest;
+use serde_json::json;
 use updraft_db::dags::DagRow;
+use updraft_db::runs::RunRow;
+use updraft_db::task_instances::TaskInstanceRow;
 use updraft_types::{TaskState, Timestamp};
 
-use crate::models::DagVersion;
+use crate::models::{DagVersion, TaskInstanceResponse};
 
 /// `2026-11-28T06:40:10.473394Z`: RFC 3339 with microseconds, UTC, as Airflow writes times.
 pub fn iso(t: Timestamp) -> String {
@@ -77,4 +81,44 @@ pub fn dag_version(dag_id: &str, version: i32, created_at: Timestamp) -> DagVers
 /// The latest version of a stored DAG.
 pub fn latest_version(dag: &DagRow) -> DagVersion {
     dag_version(&dag.record.dag_id, dag.version, dag.last_parsed_at.unwrap_or(Timestamp::EPOCH))
+}
+
+/// A task instance as a `TaskInstanceResponse` (with its run's dates and DAG version).
+pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> TaskInstanceResponse {
+    TaskInstanceResponse {
+        id: t.uuid.clone(),
+        task_id: t.task_id.to_string(),
+        task_display_name: t.task_id.to_string(),
+        dag_id: t.dag_id.to_string(),
+        dag_display_name: t.dag_id.to_string(),
+        dag_run_id: t.run_id.to_string(),
+        map_index: t.map_index,
+        logical_date: iso_opt(run.logical_date),
+        run_after: iso(run.run_after),
+        start_date: iso_opt(t.start_date),
+        end_date: iso_opt(t.end_date),
+        duration: t.duration_s,
+        state: ti_state(t.state),
+        try_number: t.try_number,
+        max_tries: t.max_tries,
+        pool: t.pool.clone(),
+        pool_slots: t.pool_slots,
+        queue: Some("default".into()),
+        priority_weight: Some(t.priority_weight),
+        operator: Some(t.operator.clone()),
+        operator_name: Some(t.operator.clone()),
+        queued_when: iso_opt(t.queued_at),
+        scheduled_when: iso_opt(t.scheduled_at),
+        hostname: t.hostname.clone(),
+        unixname: None,
+        pid: None,
+        executor: t.executor.clone(),
+        executor_config: "{}".into(),
+        note: None,
+        rendered_map_index: None,
+        rendered_fields: json!({}),
+        trigger: None,
+        triggerer_job: None,
+        dag_version: dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after)),
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -19,8 +19,8 @@ use updraft_types::DagId;
 
 use crate::auth::Viewer;
 use crate::error::ApiError;
-use crate::extract::ApiPath;
-use crate::{AppState, dag_files, dags};
+use crate::extract::{ApiPath, accepts_gzip};
+use crate::{AppState, dag_files, lookup};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/graph", get(graph))
@@ -75,7 +75,7 @@ pub(crate) async fn graph(
     ApiPath(dag_id): ApiPath<DagId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let row = dags::find(&state, &dag_id).await?;
+    let row = lookup::dag(&state, &dag_id).await?;
     let graph = match state.graphs().get(dag_id.as_str(), row.version) {
         Some(graph) => graph,
         None => {
@@ -124,16 +124,6 @@ pub(crate) async fn graph(
     }
     let body = format!("{}{rest}", graph.open);
     Ok(([(CONTENT_TYPE, "application/json"), (VARY, "accept-encoding")], body).into_response())
-}
-
-/// Whether the request says it accepts gzip (and not with `q=0`); the web app's files use it
-/// too.
-pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|coding| {
-        let mut parts = coding.split(';').map(str::trim);
-        parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
-            && !parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"))
-    })
 }
 
 /// gzip of a body whose long prefix is the same on every request: the prefix is deflated once,

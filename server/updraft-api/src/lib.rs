@@ -3,10 +3,12 @@
 //!
 //! Under `/api/v2` it speaks the part of Apache Airflow's stable REST API (v2, Airflow 3.3)
 //! that Updraft shares with Airflow, with the paths, status codes and response fields the
-//! official `apache-airflow-client` needs. One module per resource, each with its router; one
-//! error type ([`ApiError`]), rendered as `application/problem+json`. Handlers never change a
-//! task instance themselves: clear, mark and state patches are run requests
-//! (`updraft_db::requests`) that the scheduler owning the run carries out. Under
+//! official `apache-airflow-client` needs. One module per resource, each with its router; no
+//! router imports another: what several share (finding a DAG, run or task instance, the
+//! response shapes, extractors, DAG files) lives in modules of its own. One error type
+//! ([`ApiError`]), rendered as `application/problem+json`. Handlers never change a task
+//! instance themselves: clear, mark and state patches are run requests (`run_request`, stored
+//! by `updraft_db::requests`) that the scheduler owning the run carries out. Under
 //! `/api/updraft` are Updraft's own endpoints: DAG sources for the editor, the graph JSON and
 //! a Server-Sent Events stream of state changes, and the operator plugins.
 
@@ -22,6 +24,7 @@ mod format;
 mod graph;
 mod import_errors;
 mod logs;
+mod lookup;
 mod metrics;
 mod models;
 mod monitor;
@@ -29,6 +32,7 @@ mod openapi;
 mod overview;
 mod plugins;
 mod pools;
+mod run_request;
 mod sources;
 mod task_instances;
 mod tasks;

@@ -127,7 +127,7 @@ async fn locate(
     task_id: &TaskId,
     try_number: u32,
 ) -> Result<Found, ApiError> {
-    let (run, ti) = crate::task_instances::find(state, dag_id, run_id, task_id).await?;
+    let (run, ti) = crate::lookup::task_instance(state, dag_id, run_id, task_id).await?;
     let tries = u32::try_from(ti.try_number).unwrap_or(0);
     if try_number == 0 || try_number > tries {
         return Err(ApiError::NotFound(format!(

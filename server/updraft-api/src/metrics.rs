@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use updraft_scheduler::metrics::{Histogram, SECONDS_BUCKETS, family};
+use updraft_metrics::{CONTENT_TYPE, Histogram, SECONDS_BUCKETS, escape_label, family};
 
 use crate::AppState;
 
@@ -47,8 +47,7 @@ impl RequestMetrics {
         );
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for ((method, route, class), histogram) in map.iter() {
-            let route = route.replace('\\', "\\\\").replace('"', "\\\"");
-            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{class}\"");
+            let labels = format!("method=\"{method}\",route=\"{}\",status=\"{class}\"", escape_label(route));
             histogram.write(out, "updraft_api_request_duration_seconds", &labels);
         }
     }
@@ -67,5 +66,5 @@ pub(crate) async fn record(State(state): State<AppState>, request: Request, next
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.request_metrics().render(&mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], out)
 }

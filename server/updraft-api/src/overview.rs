@@ -19,7 +19,7 @@ use crate::auth::{Op, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params};
 use crate::format::{iso, iso_opt};
-use crate::{AppState, dag_files, dags};
+use crate::{AppState, dag_files, lookup};
 
 /// Most runs the grid shows.
 const GRID_MAX_RUNS: i64 = 100;
@@ -44,7 +44,7 @@ fn summary(run: &RunRow) -> RunSummary {
 fn next_fire(schedule: Option<&str>, timezone: &str) -> Option<String> {
     let schedule = updraft_dag::Schedule::parse(schedule?).ok()?;
     let tz = updraft_dag::schedule::parse_timezone(timezone).ok()?;
-    let next = updraft_scheduler::timetable::next_fire_after(&schedule, tz, chrono::Utc::now())?;
+    let next = updraft_dag::schedule::next_fire_after(&schedule, tz, chrono::Utc::now())?;
     Some(iso(Timestamp::from_micros(next.timestamp_micros())))
 }
 
@@ -117,7 +117,7 @@ pub(crate) async fn grid(
             .filter(|n| (1..=GRID_MAX_RUNS).contains(n))
             .ok_or_else(|| ApiError::BadRequest(format!("`limit` must be a number from 1 to {GRID_MAX_RUNS}")))?,
     };
-    let row = dags::find(&state, &dag_id).await?;
+    let row = lookup::dag(&state, &dag_id).await?;
     let loaded = dag_files::load(&row).await?;
     let dag = &loaded.dag;
     let mut order: Vec<usize> = (0..dag.tasks.len()).collect();
@@ -150,7 +150,7 @@ fn file_name_for(dag_id: &str) -> Option<String> {
 /// Writes `content` as `target`, which must not exist: a synced temporary file, hard-linked
 /// to its name (which fails, changing nothing, if the name is taken).
 fn create_new(target: &Path, content: &str) -> std::io::Result<()> {
-    crate::sources::write_via_temp(target, content, |from, to| std::fs::hard_link(from, to))
+    dag_files::write_via_temp(target, content, |from, to| std::fs::hard_link(from, to))
 }
 
 /// `POST /api/updraft/dags` with `{"content": "…"}`: a new one-file DAG, written as
@@ -180,7 +180,7 @@ pub(crate) async fn create(
             "this API server has no DAGs folder: start it with --dags (UPDRAFT__CORE__DAGS_FOLDER)".into(),
         ));
     };
-    let check = crate::sources::scratch(&folder, "check");
+    let check = dag_files::scratch(&folder, "check");
     std::fs::write(&check, &body.content).map_err(|e| ApiError::Internal(format!("writing a check copy: {e}")))?;
     let bag = dag_files::load_root(check.clone()).await;
     let _ = std::fs::remove_file(&check);

@@ -5,7 +5,7 @@
 //! scheduler never parses a half-written file. Editing DAG code needs `op`: a DAG's tasks run
 //! SQL on the connections that `op` manages.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -18,7 +18,7 @@ use crate::auth::{Op, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
 use crate::models::DagSource;
-use crate::{AppState, dag_files, dags};
+use crate::{AppState, dag_files, lookup};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/source", get(read).put(write))
@@ -75,7 +75,7 @@ pub(crate) async fn dag_source(
 }
 
 async fn source(state: &AppState, dag_id: &DagId) -> Result<DagSource, ApiError> {
-    let row = dags::find(state, dag_id).await?;
+    let row = lookup::dag(state, dag_id).await?;
     let (file, _) = dag_files::locate(&row);
     let content = tokio::fs::read_to_string(&file).await.map_err(|e| {
         ApiError::NotFound(format!(
@@ -99,12 +99,6 @@ pub(crate) struct Body {
     content: String,
 }
 
-/// A name no DAG file has, hidden from the scheduler's discovery.
-pub(crate) fn scratch(dir: &Path, what: &str) -> PathBuf {
-    let tag: String = crate::auth::random_bytes(6).iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!(".updraft-{what}-{tag}"))
-}
-
 /// Copies a DAG folder without recursion (an explicit stack), skipping hidden entries.
 fn copy_folder(from: &Path, to: &Path) -> std::io::Result<()> {
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
@@ -124,28 +118,6 @@ fn copy_folder(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes `content` to a synced temporary file beside `target`, then `place`s it there:
-/// `std::fs::rename` replaces `target` atomically, `std::fs::hard_link` creates it only if the
-/// name is free (changing nothing otherwise). The temporary name never stays.
-pub(crate) fn write_via_temp(
-    target: &Path,
-    content: &str,
-    place: fn(&Path, &Path) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let temp = scratch(dir, "write");
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        f.write_all(content.as_bytes())?;
-        f.sync_all()?;
-        place(&temp, target)
-    })();
-    // After a rename it is gone already; after a hard link or an error it is not.
-    let _ = std::fs::remove_file(&temp);
-    result
 }
 
 /// `PUT` with `{"content": "…"}`: 200 with the warnings, or 422 with every located error.
@@ -171,7 +143,7 @@ pub(crate) async fn write(
     ApiPath(dag_id): ApiPath<DagId>,
     JsonBody(body): JsonBody<Body>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = dags::find(&state, &dag_id).await?;
+    let row = lookup::dag(&state, &dag_id).await?;
     let (file, folder) = dag_files::locate(&row);
     if !file.exists() {
         return Err(ApiError::NotFound(format!(
@@ -185,14 +157,14 @@ pub(crate) async fn write(
     // same), or, for a folder DAG, a copy of the folder with the new dag.yaml.
     let (root, shown_from, shown_to, cleanup) = match &folder {
         None => {
-            let copy = scratch(&dir, "check");
+            let copy = dag_files::scratch(&dir, "check");
             std::fs::write(&copy, &body.content)
                 .map_err(|e| ApiError::Internal(format!("writing a check copy: {e}")))?;
             (copy.clone(), copy.display().to_string(), file.display().to_string(), copy)
         }
         Some(folder) => {
             let parent = folder.parent().unwrap_or(Path::new(".")).to_path_buf();
-            let copy = scratch(&parent, "check");
+            let copy = dag_files::scratch(&parent, "check");
             let (from, to, content) = (folder.clone(), copy.clone(), body.content.clone());
             let name = name.clone();
             tokio::task::spawn_blocking(move || {
@@ -236,9 +208,11 @@ pub(crate) async fn write(
         .collect();
     let content = body.content;
     let target = file.clone();
-    tokio::task::spawn_blocking(move || write_via_temp(&target, &content, |from, to| std::fs::rename(from, to)))
-        .await
-        .map_err(|e| ApiError::Internal(format!("writing {}: {e}", file.display())))?
-        .map_err(|e| ApiError::Internal(format!("writing {}: {e}", file.display())))?;
+    tokio::task::spawn_blocking(move || {
+        dag_files::write_via_temp(&target, &content, |from, to| std::fs::rename(from, to))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("writing {}: {e}", file.display())))?
+    .map_err(|e| ApiError::Internal(format!("writing {}: {e}", file.display())))?;
     Ok(Json(json!({ "dag_id": dag_id, "file": file.display().to_string(), "warnings": warnings })))
 }

@@ -5,9 +5,8 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use updraft_db::requests::RequestAction;
-use updraft_db::runs::RunRow;
 use updraft_db::task_instances::TaskInstanceRow;
 use updraft_types::{DagId, RunId, TaskId, TaskState};
 use utoipa::ToSchema;
@@ -15,71 +14,16 @@ use utoipa::ToSchema;
 use crate::auth::{UserRole, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
-use crate::format::{self, iso, iso_opt};
+use crate::format::ti_json;
 use crate::models::{TaskInstanceCollection, TaskInstanceResponse};
-use crate::{AppState, dag_runs};
+use crate::run_request::RunRequest;
+use crate::{AppState, lookup};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", get(list))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", get(one).patch(patch))
         .route("/dags/{dag_id}/clearTaskInstances", post(clear))
-}
-
-/// A task instance of a run, with the run, or 404.
-pub async fn find(
-    state: &AppState,
-    dag_id: &DagId,
-    run_id: &RunId,
-    task_id: &TaskId,
-) -> Result<(RunRow, TaskInstanceRow), ApiError> {
-    let run = dag_runs::find(state, dag_id, run_id).await?;
-    let ti = state.db().task_instance(run.id, task_id.as_str()).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "run `{run_id}` of `{dag_id}` has no task `{task_id}` (a queued run has no task instances yet)"
-        ))
-    })?;
-    Ok((run, ti))
-}
-
-/// A `TaskInstanceResponse`.
-pub fn ti_json(t: &TaskInstanceRow, run: &RunRow) -> TaskInstanceResponse {
-    TaskInstanceResponse {
-        id: t.uuid.clone(),
-        task_id: t.task_id.to_string(),
-        task_display_name: t.task_id.to_string(),
-        dag_id: t.dag_id.to_string(),
-        dag_display_name: t.dag_id.to_string(),
-        dag_run_id: t.run_id.to_string(),
-        map_index: t.map_index,
-        logical_date: iso_opt(run.logical_date),
-        run_after: iso(run.run_after),
-        start_date: iso_opt(t.start_date),
-        end_date: iso_opt(t.end_date),
-        duration: t.duration_s,
-        state: format::ti_state(t.state),
-        try_number: t.try_number,
-        max_tries: t.max_tries,
-        pool: t.pool.clone(),
-        pool_slots: t.pool_slots,
-        queue: Some("default".into()),
-        priority_weight: Some(t.priority_weight),
-        operator: Some(t.operator.clone()),
-        operator_name: Some(t.operator.clone()),
-        queued_when: iso_opt(t.queued_at),
-        scheduled_when: iso_opt(t.scheduled_at),
-        hostname: t.hostname.clone(),
-        unixname: None,
-        pid: None,
-        executor: t.executor.clone(),
-        executor_config: "{}".into(),
-        note: None,
-        rendered_map_index: None,
-        rendered_fields: json!({}),
-        trigger: None,
-        triggerer_job: None,
-        dag_version: format::dag_version(&run.dag_id, run.dag_version, run.queued_at.unwrap_or(run.run_after)),
-    }
 }
 
 /// `GET …/taskInstances`: `limit`, `offset`, `state` and `task_id` filters (repeatable).
@@ -111,7 +55,7 @@ pub(crate) async fn list(
     let page = params.page()?;
     let states = params.all("state");
     let task_ids = params.all("task_id");
-    let run = dag_runs::find(&state, &dag_id, &run_id).await?;
+    let run = lookup::run(&state, &dag_id, &run_id).await?;
     let tis: Vec<TaskInstanceRow> = state
         .db()
         .task_instances(run.id)
@@ -146,7 +90,7 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath((dag_id, run_id, task_id)): ApiPath<(DagId, RunId, TaskId)>,
 ) -> Result<Json<TaskInstanceResponse>, ApiError> {
-    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = lookup::task_instance(&state, &dag_id, &run_id, &task_id).await?;
     Ok(Json(ti_json(&ti, &run)))
 }
 
@@ -191,7 +135,7 @@ pub(crate) async fn patch(
     ApiPath((dag_id, run_id, task_id)): ApiPath<(DagId, RunId, TaskId)>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<TaskInstanceCollection>, ApiError> {
-    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = lookup::task_instance(&state, &dag_id, &run_id, &task_id).await?;
     if body.note.is_some() {
         return Err(ApiError::Unprocessable("changing a task instance's `note` is not supported yet".into()));
     }
@@ -207,17 +151,12 @@ pub(crate) async fn patch(
         None => return Err(ApiError::Unprocessable("give `new_state`: success, failed or skipped".into())),
     };
     if !body.dry_run {
-        dag_runs::request(
-            &state,
-            &run,
-            action,
-            vec![ti.task_id.to_string()],
-            body.include_downstream,
-            body.include_upstream,
-            false,
-            &user.0.username,
-        )
-        .await?;
+        RunRequest::new(&run, action)
+            .tasks(vec![ti.task_id.to_string()])
+            .downstream(body.include_downstream)
+            .upstream(body.include_upstream)
+            .record(&state, &user.0.username)
+            .await?;
     }
     Ok(Json(TaskInstanceCollection { task_instances: vec![ti_json(&ti, &run)], total_entries: 1 }))
 }
@@ -275,7 +214,7 @@ pub(crate) async fn clear(
             "give `dag_run_id`: Updraft clears task instances of one run at a time".into(),
         ));
     };
-    let run = dag_runs::find(&state, &dag_id, &RunId::new(run_id)).await?;
+    let run = lookup::run(&state, &dag_id, &RunId::new(run_id)).await?;
     // Airflow accepts a task id or a [task id, map index] pair.
     let task_ids: Vec<String> = body
         .task_ids
@@ -300,17 +239,13 @@ pub(crate) async fn clear(
         .map(|t| ti_json(t, &run))
         .collect();
     if !body.dry_run {
-        dag_runs::request(
-            &state,
-            &run,
-            RequestAction::Clear,
-            task_ids,
-            body.include_downstream,
-            body.include_upstream,
-            body.only_failed,
-            &user.0.username,
-        )
-        .await?;
+        RunRequest::new(&run, RequestAction::Clear)
+            .tasks(task_ids)
+            .downstream(body.include_downstream)
+            .upstream(body.include_upstream)
+            .only_failed(body.only_failed)
+            .record(&state, &user.0.username)
+            .await?;
     }
     let total_entries = covered.len();
     Ok(Json(TaskInstanceCollection { task_instances: covered, total_entries }))

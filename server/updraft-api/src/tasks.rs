@@ -12,7 +12,7 @@ use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, Params};
 use crate::models::{TaskCollection, TaskResponse, TimeDelta};
-use crate::{AppState, dag_files, dags};
+use crate::{AppState, dag_files, lookup};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/tasks", get(list)).route("/dags/{dag_id}/tasks/{task_id}", get(one))
@@ -78,7 +78,7 @@ pub(crate) async fn list(
     ApiPath(dag_id): ApiPath<DagId>,
     params: Params,
 ) -> Result<Json<TaskCollection>, ApiError> {
-    let row = dags::find(&state, &dag_id).await?;
+    let row = lookup::dag(&state, &dag_id).await?;
     let loaded = dag_files::load(&row).await?;
     let dag = &loaded.dag;
     let mut order: Vec<u32> = (0..dag.tasks.len() as u32).collect();
@@ -111,7 +111,7 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath((dag_id, task_id)): ApiPath<(DagId, TaskId)>,
 ) -> Result<Json<TaskResponse>, ApiError> {
-    let row = dags::find(&state, &dag_id).await?;
+    let row = lookup::dag(&state, &dag_id).await?;
     let loaded = dag_files::load(&row).await?;
     let t = loaded
         .dag

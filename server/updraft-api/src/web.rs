@@ -32,7 +32,7 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
 }
 
 fn send(asset: &'static Asset, immutable: bool, request: &HeaderMap) -> Response {
-    let mut response = if crate::graph::accepts_gzip(request) {
+    let mut response = if crate::extract::accepts_gzip(request) {
         let mut response = asset.gzip.into_response();
         response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         response

@@ -61,7 +61,7 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<XcomCollection>, ApiError> {
     let page = params.page()?;
-    let (run, ti) = crate::task_instances::find(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = crate::lookup::task_instance(&state, &dag_id, &run_id, &task_id).await?;
     let rows = state.db().xcom_entries(run.id, Some(&ti.task_id)).await?;
     let total = rows.len();
     let xcom_entries = paginate(rows, page).iter().map(|x| entry(x, &run)).collect();
@@ -90,7 +90,7 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     ApiPath((dag_id, run_id, task_id, key)): ApiPath<(DagId, RunId, TaskId, String)>,
 ) -> Result<Json<XcomResponse>, ApiError> {
-    let (run, ti) = crate::task_instances::find(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = crate::lookup::task_instance(&state, &dag_id, &run_id, &task_id).await?;
     let rows = state.db().xcom_entries(run.id, Some(&ti.task_id)).await?;
     let Some(x) = rows.iter().find(|x| x.key == key) else {
         return Err(ApiError::NotFound(format!("task `{task_id}` of run `{run_id}` pushed no XCom `{key}`")));

@@ -1,7 +1,10 @@
-//! Schedules and time zones: cron expressions, `@daily`-style presets, or none (triggered only).
+//! Schedules and time zones: cron expressions, `@daily`-style presets, or none (triggered only),
+//! and when a cron schedule fires, read in the DAG's time zone. The caller says what time it is:
+//! this module never reads the clock.
 
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
@@ -70,9 +73,27 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
     })
 }
 
+/// The first time `cron` fires after `after` (or at it, when `inclusive`), read in `tz`.
+pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&tz), inclusive).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// The last time `cron` fired before `before` (or at it, when `inclusive`), read in `tz`.
+pub fn previous_fire(cron: &Cron, tz: Tz, before: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
+    cron.find_previous_occurrence(&before.with_timezone(&tz), inclusive).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// When a cron schedule next fires after `now` (in the DAG's time zone): the moment the next
+/// scheduled run becomes due. Other schedules never fire on their own.
+pub fn next_fire_after(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let Schedule::Cron { cron, .. } = schedule else { return None };
+    next_fire(cron, tz, now, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn presets_and_cron() {
@@ -100,5 +121,17 @@ mod tests {
             parse_timezone("Mars/Olympus").expect_err("bad"),
             "unknown time zone `Mars/Olympus`: use an IANA name such as UTC, Europe/Paris or America/Sao_Paulo"
         );
+    }
+
+    #[test]
+    fn a_cron_schedule_next_fires_in_its_time_zone() {
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 3, h, m, 0).single().expect("valid date");
+        let daily = Schedule::parse("0 3 * * *").expect("cron");
+        let tz: Tz = "America/Sao_Paulo".parse().expect("tz");
+        // 03:00 in São Paulo (UTC-3) is 06:00 UTC; a fire time itself is not "after".
+        assert_eq!(next_fire_after(&daily, tz, at(5, 59)), Some(at(6, 0)));
+        assert_eq!(next_fire_after(&daily, tz, at(6, 0)), Some(at(6, 0) + chrono::Duration::days(1)));
+        assert_eq!(next_fire_after(&Schedule::Once, tz, at(0, 0)), None);
+        assert_eq!(next_fire_after(&Schedule::None, tz, at(0, 0)), None);
     }
 }

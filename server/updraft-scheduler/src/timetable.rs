@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
 use updraft_dag::Schedule;
+use updraft_dag::schedule::{next_fire, previous_fire};
 
 /// The span of data a run covers: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,21 +51,6 @@ fn local(tz: Tz, naive: NaiveDateTime) -> DateTime<Tz> {
             tz.from_local_datetime(&later).earliest().unwrap_or_else(|| tz.from_utc_datetime(&naive))
         }
     }
-}
-
-fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after.with_timezone(&tz), inclusive).ok().map(|t| t.with_timezone(&Utc))
-}
-
-fn previous_fire(cron: &Cron, tz: Tz, before: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
-    cron.find_previous_occurrence(&before.with_timezone(&tz), inclusive).ok().map(|t| t.with_timezone(&Utc))
-}
-
-/// When a cron schedule next fires after `now` (in the DAG's time zone): the moment the next
-/// scheduled run becomes due. Other schedules never fire on their own.
-pub fn next_fire_after(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let Schedule::Cron { cron, .. } = schedule else { return None };
-    next_fire(cron, tz, now, false)
 }
 
 /// The data intervals of a cron schedule whose start lies in `[from, to]`, in order, at most

@@ -9,11 +9,13 @@
 //! straight into these types), so it also builds for the browser.
 
 pub mod api;
+pub mod role;
 #[cfg(feature = "sqlx")]
 mod sql;
 pub mod state;
 pub mod time;
 
+pub use role::Role;
 pub use state::{RunState, RunType, TaskState};
 pub use time::Timestamp;
 

@@ -14,12 +14,12 @@ use updraft_types::api::{DagResponse, GridResponse};
 use wasm_bindgen::JsCast;
 
 use crate::api;
-use crate::app::{Role, use_session};
 use crate::components::graph::{Graph, GraphJson, GraphView};
 use crate::components::live;
 use crate::components::state::{Legend, color};
 use crate::components::toast::use_toasts;
 use crate::components::trigger::TriggerButton;
+use crate::session::{Role, use_session};
 
 #[component]
 pub fn DagPage() -> impl IntoView {

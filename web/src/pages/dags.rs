@@ -12,12 +12,12 @@ use leptos_router::hooks::use_query_map;
 use updraft_types::api::{DagOverview, DagOverviewCollection, DagResponse};
 
 use crate::api;
-use crate::app::{Role, use_session};
 use crate::components::live;
 use crate::components::state::StateBadge;
 use crate::components::toast::use_toasts;
 use crate::components::trigger::TriggerButton;
 use crate::pages::when;
+use crate::session::{Role, use_session};
 
 const REFRESH: Duration = Duration::from_secs(3);
 /// Rows drawn at first, and added each time the list is scrolled to its end: the list is usable

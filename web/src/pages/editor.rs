@@ -15,11 +15,10 @@ use serde_json::Value;
 use updraft_types::api::{DagFileWritten, DagSource};
 
 use crate::api;
-use crate::app::{Role, use_session};
 use crate::components::graph::{Graph, GraphView};
 use crate::components::toast::use_toasts;
 use crate::components::yaml;
-use crate::pages::plugins::{load_operators, schema_of};
+use crate::session::{Role, use_session};
 
 const TEMPLATE: &str = r#"# A one-file DAG: its settings, then its tasks. Tasks that are not SQL say what
 # they wait for with `upstream:`; SQL tasks name the tables they read in `depends_on:`.
@@ -178,7 +177,7 @@ pub fn EditorPage() -> impl IntoView {
     let caret_line = RwSignal::new(0usize);
     let operators = RwSignal::new(Vec::<Value>::new());
     spawn_local(async move {
-        if let Ok(list) = load_operators().await {
+        if let Ok(list) = api::load_operators().await {
             operators.set(list);
         }
     });
@@ -345,7 +344,7 @@ pub fn EditorPage() -> impl IntoView {
         Some(match plugin {
             None => view! { <div class="hints muted" data-testid="hints">{format!("operator `{op}`: not installed on this server")}</div> }.into_any(),
             Some(p) => {
-                let schema = schema_of(&p);
+                let schema = api::schema_of(&p);
                 let required: Vec<String> = schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
                 let rows: Vec<(String, String, String, bool)> = schema
                     .get("properties")

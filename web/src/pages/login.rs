@@ -5,7 +5,7 @@ use leptos::task::spawn_local;
 use updraft_types::api::SessionResponse;
 
 use crate::api;
-use crate::app::use_session;
+use crate::session::use_session;
 
 #[component]
 pub fn Login() -> impl IntoView {

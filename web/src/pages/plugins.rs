@@ -8,23 +8,8 @@ use serde_json::Value;
 use wasm_bindgen::JsCast;
 
 use crate::api;
-use crate::app::{Role, use_session};
 use crate::components::toast::use_toasts;
-
-/// A plugin's parameter schema as JSON, whether the server sends it as text or as an object.
-pub fn schema_of(plugin: &Value) -> Value {
-    match plugin.get("params_schema") {
-        Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
-        Some(other) => other.clone(),
-        None => Value::Null,
-    }
-}
-
-/// The operators' list, as `/api/updraft/plugins` answers it.
-pub async fn load_operators() -> Result<Vec<Value>, api::ApiError> {
-    let answer = api::get::<Value>("/api/updraft/plugins").await?;
-    Ok(answer.get("operators").and_then(Value::as_array).cloned().unwrap_or_default())
-}
+use crate::session::{Role, use_session};
 
 #[component]
 pub fn Plugins() -> impl IntoView {
@@ -34,7 +19,7 @@ pub fn Plugins() -> impl IntoView {
     let busy = RwSignal::new(false);
     let load = move || {
         spawn_local(async move {
-            listing.set(Some(api::get::<Value>("/api/updraft/plugins").await.map_err(|e| e.detail)));
+            listing.set(Some(api::plugins().await.map_err(|e| e.detail)));
         });
     };
     load();
@@ -101,7 +86,7 @@ pub fn Plugins() -> impl IntoView {
                                         Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "),
                                         other => other.to_string(),
                                     }).unwrap_or_default();
-                                    let schema = schema_of(&p);
+                                    let schema = api::schema_of(&p);
                                     let pretty = serde_json::to_string_pretty(&schema).unwrap_or_default();
                                     let removed = name.clone();
                                     view! {

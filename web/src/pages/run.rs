@@ -9,11 +9,11 @@ use serde_json::json;
 use updraft_types::api::{DagRunResponse, TaskInstanceCollection, TaskInstanceResponse};
 
 use crate::api;
-use crate::app::{Role, use_session};
 use crate::components::live;
 use crate::components::state::StateBadge;
 use crate::components::toast::use_toasts;
 use crate::pages::when;
+use crate::session::{Role, use_session};
 
 #[component]
 pub fn RunPage() -> impl IntoView {

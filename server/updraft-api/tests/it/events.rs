@@ -24,8 +24,14 @@ async fn state_changes_arrive_as_server_sent_events() {
     assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
     let mut body = response.into_body().into_data_stream();
 
-    // Let the poller take its first look, then change states as a scheduler would.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The stream says when the poller has taken its first look; then change states as a
+    // scheduler would.
+    let mut opening = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !opening.contains(": ready\n") {
+        let chunk = tokio::time::timeout_at(deadline, body.next()).await.expect("ready within 10 s");
+        opening.push_str(&String::from_utf8_lossy(&chunk.expect("stream open").expect("chunk")));
+    }
     let db = api.state.db().clone();
     let run = db.claim_queued_runs("test-scheduler", 1).await.expect("claim").remove(0);
     let update = updraft_db::batch::TaskUpdate {

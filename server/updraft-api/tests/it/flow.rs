@@ -240,6 +240,56 @@ async fn claim_and_finish_r1(db: &updraft_db::Db) {
 }
 
 #[tokio::test]
+async fn clear_and_mark_requests_carry_the_options_asked_for() {
+    let api = Api::new().await;
+    let user = Some(Role::User);
+    let calls = [
+        (Method::PATCH, "/api/v2/dags/orders/dagRuns/r1", r#"{"state": "failed"}"#),
+        (Method::POST, "/api/v2/dags/orders/dagRuns/r1/clear", r#"{"dry_run": false, "only_failed": true}"#),
+        (
+            Method::PATCH,
+            "/api/v2/dags/orders/dagRuns/r1/taskInstances/load",
+            r#"{"new_state": "skipped", "include_upstream": true}"#,
+        ),
+        (
+            Method::PATCH,
+            "/api/v2/dags/orders/dagRuns/r1/taskInstances/extract",
+            r#"{"new_state": "success", "include_downstream": true}"#,
+        ),
+        (
+            Method::POST,
+            "/api/v2/dags/orders/clearTaskInstances",
+            r#"{"dag_run_id": "r1", "task_ids": ["load"], "include_downstream": true, "dry_run": false}"#,
+        ),
+    ];
+    for (method, path, body) in calls {
+        let answer = api.call(method, path, user, Some(body)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+    }
+    let r1 = api.state.db().get_run("orders", "r1").await.expect("db").expect("r1");
+    let requests: Vec<_> = api
+        .state
+        .db()
+        .run_requests(r1.id)
+        .await
+        .expect("requests")
+        .iter()
+        .map(|r| (r.action.as_str(), r.task_ids.clone(), r.downstream, r.upstream, r.only_failed))
+        .collect();
+    let load = || vec!["load".to_owned()];
+    assert_eq!(
+        requests,
+        [
+            ("mark_run_failed", vec![], false, false, false),
+            ("clear", vec![], false, false, true),
+            ("mark_skipped", load(), false, true, false),
+            ("mark_success", vec!["extract".to_owned()], true, false, false),
+            ("clear", load(), true, false, true),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn task_instances_and_logs_with_continuation() {
     for api in Api::both("task_instances_and_l").await {
         task_instances_and_logs_with_continuation_on(api).await;

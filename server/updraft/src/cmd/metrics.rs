@@ -48,7 +48,7 @@ pub fn router(metrics: Arc<SchedulerMetrics>, pods: Option<Arc<KubernetesExecuto
                     if let Some(pods) = &pods {
                         pods.render_metrics(&mut out);
                     }
-                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+                    ([(header::CONTENT_TYPE, updraft_metrics::CONTENT_TYPE)], out).into_response()
                 }
             }),
         )
