@@ -12,7 +12,7 @@
 //! across an await.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,8 +26,8 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
+use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 use updraft_logs::TryLog;
-use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 use crate::config::{Error, KubernetesConfig, OverrideLookup, PodTemplate};
 use crate::merge::reconcile;
@@ -192,7 +192,6 @@ impl KubernetesExecutor {
 
     /// Pod launches, failures and live pods in the Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
-        use updraft_scheduler::metrics::single;
         let m = &self.shared.metrics;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let live = lock(&self.shared.state).tries.len();
@@ -308,9 +307,17 @@ fn load_template(template: &PodTemplate) -> Result<Option<Value>, Error> {
     Ok(Some(value))
 }
 
+/// One counter or gauge family with a single value, in the Prometheus text format.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// Appends a line to a try's log file, creating its folder (a line in the middle of a try: the
 /// end of the try ships the log).
 fn write_log(path: &Path, text: &str) {
+    use std::io::Write as _;
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
+use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 use updraft_logs::{TaskLogs, TryLog};
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
-use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 pub use backends::{db_backends, db_plugin_store};
 pub use pin::PinVersions;

@@ -20,9 +20,9 @@ use updraft_dag::{Options, SqlSource};
 use updraft_dagbag::LoadedDag;
 use updraft_db::runs::{NewRun, NewTaskInstance, RunRow, TaskUpdate};
 use updraft_db::{Backend, Db, DbError, dags::DagRecord, now_us};
+use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 use updraft_logs::{TaskLogs, TryLog};
 
-use crate::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 use crate::fnv::Fnv;
 use crate::metrics::SchedulerMetrics;
 use crate::readiness::Readiness;

@@ -12,10 +12,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use updraft_db::Db;
+use updraft_executor::{Executor, WorkEvent, WorkItem, WorkOutcome};
 use updraft_executor_local::{LocalExecutor, PinVersions, db_backends};
 use updraft_plugin_host::{Grants, HostConfig, Registry, Runtime};
 use updraft_scheduler::engine::{CatalogSource, Engine, EngineConfig};
-use updraft_scheduler::executor::{Executor, WorkItem, WorkOutcome};
 
 use super::meta::{MetaArgs, runtime};
 
@@ -247,7 +247,7 @@ impl RunArgs {
         &self,
         db: &Db,
         scheduler_id: &str,
-        sender: mpsc::UnboundedSender<updraft_scheduler::executor::WorkEvent>,
+        sender: mpsc::UnboundedSender<WorkEvent>,
         logs: updraft_logs::TaskLogs,
     ) -> anyhow::Result<Arc<updraft_executor_kubernetes::KubernetesExecutor>> {
         use updraft_executor_kubernetes::{KubernetesConfig, KubernetesExecutor, PodTemplate};

@@ -193,7 +193,7 @@ fn run_try(
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
     use updraft_db::results::TryResult;
-    use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkOutcome};
+    use updraft_executor::{Executor, TryKey, WorkEvent, WorkOutcome};
     if try_number == 0 {
         bail!("--try starts at 1");
     }
