@@ -2,7 +2,8 @@
 //! (one try of one task, fully rendered, named by its [`TryKey`]); the executor runs it where it
 //! runs tries (in this process through the plugin host, `updraft-executor-local`; in a pod of
 //! its own, `updraft-executor-kubernetes`) and reports [`WorkEvent`]s on the channel it was given:
-//! started, then finished with a [`WorkOutcome`].
+//! started, then finished with a [`WorkOutcome`]. Whatever an executor writes to a try's log
+//! goes through the try's [`TryLogFile`] ([`WorkItem::log`]).
 //!
 //! Only the shapes both sides share live here, so an executor needs neither the scheduler, nor
 //! the DAG model, nor the metadata database, and a scheduler can be tested with a fake
@@ -12,6 +13,8 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use updraft_logs::{TryLog, TryLogFile};
 
 /// Identifies one try of one task instance while its run is active: what the scheduler keys
 /// the tries in flight by, and what an executor's events name.
@@ -48,7 +51,7 @@ pub struct WorkItem {
     pub data_interval_end: String,
     /// How long the try may run; `None` leaves it to the plugin host's default.
     pub execution_timeout: Option<Duration>,
-    /// Where the try's log goes.
+    /// Where the try's log goes; write to it through [`WorkItem::log`].
     pub log_path: PathBuf,
     /// The task's `kubernetes:` block (pod overrides for the kubernetes executor).
     pub kubernetes: Option<serde_json::Value>,
@@ -56,6 +59,15 @@ pub struct WorkItem {
     /// runs even if the operator is replaced before it starts; `None` for a built-in operator
     /// (the binary is its version).
     pub plugin_sha256: Option<String>,
+}
+
+impl WorkItem {
+    /// The try's log: every line written about the try, by whoever runs it, is appended
+    /// through it, and it is what is shipped to the remote logs when the try ends.
+    pub fn log(&self) -> TryLogFile {
+        let log = TryLog::new(&self.dag_id, &self.run_id, &self.task_id, self.key.try_number);
+        TryLogFile::new(log, self.log_path.clone())
+    }
 }
 
 /// How a try ended, as the scheduler needs to know it: what decides the task instance's next
@@ -120,5 +132,34 @@ pub trait Executor: Send + Sync {
     /// Executors that cannot stop a try ignore it (the default).
     fn cancel(&self, key: &TryKey) {
         let _ = key;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_work_items_log_is_its_try_in_its_file() {
+        let item = WorkItem {
+            key: TryKey { run_pk: 7, task_index: 2, try_number: 3 },
+            dag_id: "etl".into(),
+            run_id: "manual__1".into(),
+            task_id: "load".into(),
+            operator: "noop".into(),
+            params: serde_json::json!({}),
+            logical_date: "2024-01-01T00:00:00+00:00".into(),
+            data_interval_start: "2024-01-01T00:00:00+00:00".into(),
+            data_interval_end: "2024-01-01T00:00:00+00:00".into(),
+            execution_timeout: None,
+            log_path: "/logs/load.log".into(),
+            kubernetes: None,
+            plugin_sha256: None,
+        };
+        let log = item.log();
+        assert_eq!(log.log(), &TryLog::new("etl", "manual__1", "load", 3));
+        assert_eq!(log.path(), Path::new("/logs/load.log"));
     }
 }

@@ -988,10 +988,11 @@ impl Engine {
     /// Writes the whole log of a try that ends without an executor (it could not start) and
     /// ships it in the background.
     fn write_own_log(&self, row: &RunRow, task_id: &str, try_number: u32, line: &str) {
-        let path = self.log_path(row, task_id, try_number);
-        append_log(&path, line);
-        let log = TryLog::new(&row.dag_id, &row.run_id, task_id, try_number);
-        self.config.logs.ship_later(log, path);
+        let log = self.config.logs.file(TryLog::new(&row.dag_id, &row.run_id, task_id, try_number));
+        if let Err(error) = log.append_line(line) {
+            tracing::warn!(%error, "could not write the try's log");
+        }
+        self.config.logs.ship_later(log);
     }
 
     fn start_try(&mut self, run_pk: i64, t: u32) {
@@ -1195,16 +1196,6 @@ fn uuid_for(run_pk: i64, task_id: &str) -> String {
     }
     let hex = format!("{a:016x}{b:016x}");
     format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
-}
-
-fn append_log(path: &Path, line: &str) {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = writeln!(file, "{line}");
-    }
 }
 
 /// The tries of tasks `tasks` of a run that are queued or running.

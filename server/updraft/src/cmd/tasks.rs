@@ -220,17 +220,12 @@ fn run_try(
         };
         let t = u32::try_from(t)?;
         let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
-        let log = updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number);
-        let log_path = logs.path(&log);
+        let log = logs.file(updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number));
         let key = TryKey { run_pk: run.id, task_index: t, try_number };
-        let outcome = match updraft_scheduler::engine::work_item(&loaded, t, &run, key.clone(), log_path.clone()) {
+        let outcome = match updraft_scheduler::engine::work_item(&loaded, t, &run, key.clone(), log.path().to_owned()) {
             Err(message) => {
-                let line = format!("[updraft] the task could not start: {message}\n");
-                if let Some(parent) = log_path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?.write_all(line.as_bytes())?;
-                logs.ship(&log, &log_path).await;
+                log.append_line(&format!("[updraft] the task could not start: {message}"))?;
+                logs.ship(&log).await;
                 WorkOutcome::Failed { message, retryable: false }
             }
             Ok(mut item) => {
@@ -252,7 +247,7 @@ fn run_try(
                 outcome.unwrap_or(WorkOutcome::Failed { message: "the task runner stopped".into(), retryable: true })
             }
         };
-        if echo && let Ok(text) = std::fs::read_to_string(&log_path) {
+        if echo && let Ok(text) = std::fs::read_to_string(log.path()) {
             super::emit(&text)?;
         }
         let (name, message, retryable, after) = match &outcome {
