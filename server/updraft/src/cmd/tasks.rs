@@ -192,7 +192,6 @@ fn run_try(
     echo: bool,
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
-    use updraft_db::results::TryResult;
     use updraft_executor::{Executor, TryKey, WorkEvent, WorkOutcome};
     if try_number == 0 {
         bail!("--try starts at 1");
@@ -250,18 +249,10 @@ fn run_try(
         if echo && let Ok(text) = std::fs::read_to_string(log.path()) {
             super::emit(&text)?;
         }
-        let (name, message, retryable, after) = match &outcome {
-            WorkOutcome::Success => ("success", None, false, None),
-            WorkOutcome::Skipped => ("skipped", None, false, None),
-            WorkOutcome::Reschedule { after } => {
-                ("reschedule", None, false, Some(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)))
-            }
-            WorkOutcome::Failed { message, retryable } => ("failed", Some(message.clone()), *retryable, None),
-        };
-        let result = TryResult { outcome: name.into(), message, retryable, reschedule_after_ms: after };
+        let result = super::results::to_try_result(&outcome);
         db.record_try_result(run.id, task_id, i32::try_from(try_number)?, &result).await?;
-        eprintln!("{dag_id}.{task_id} {run_id} try {try_number}: {name}");
-        Ok(if name == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        eprintln!("{dag_id}.{task_id} {run_id} try {try_number}: {}", result.outcome);
+        Ok(if matches!(outcome, WorkOutcome::Failed { .. }) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     })
 }
 
