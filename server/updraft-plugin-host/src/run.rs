@@ -13,7 +13,11 @@ use crate::outcome::{LogLevel, LogLine, TaskOutcome, TaskReport};
 use crate::plugin::Plugin;
 use crate::runtime::{EPOCH_TICK, Runtime};
 
-/// The task try to run: identifiers, dates (RFC 3339), rendered params and deadline.
+/// The task try to run: identifiers, dates (RFC 3339), rendered params and deadline. It is
+/// what an operator sees of a try, so it needs no scheduler: an executor makes it from its
+/// `updraft_executor::WorkItem` (which also carries what only dispatch needs: the run's row id,
+/// the task's index, pod overrides, the pinned plugin version), tests and benchmarks with
+/// [`TaskContext::new`].
 #[derive(Debug, Clone, Default)]
 pub struct TaskContext {
     pub dag_id: String,
