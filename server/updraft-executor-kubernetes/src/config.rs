@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kube::Client;
 use serde_json::Value;
-use updraft_scheduler::executor::WorkItem;
+use updraft_executor::WorkItem;
 
 /// Where the pod template comes from (Airflow's `pod_template_file`).
 #[derive(Debug, Clone, Default)]

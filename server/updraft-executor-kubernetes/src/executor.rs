@@ -12,8 +12,7 @@
 //! across an await.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
-use std::path::Path;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -26,8 +25,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
-use updraft_logs::TryLog;
-use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
+use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 use crate::config::{Error, KubernetesConfig, OverrideLookup, PodTemplate};
 use crate::merge::reconcile;
@@ -192,7 +190,6 @@ impl KubernetesExecutor {
 
     /// Pod launches, failures and live pods in the Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
-        use updraft_scheduler::metrics::single;
         let m = &self.shared.metrics;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let live = lock(&self.shared.state).tries.len();
@@ -308,17 +305,18 @@ fn load_template(template: &PodTemplate) -> Result<Option<Value>, Error> {
     Ok(Some(value))
 }
 
-/// Appends a line to a try's log file, creating its folder (a line in the middle of a try: the
-/// end of the try ships the log).
-fn write_log(path: &Path, text: &str) {
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        Ok(mut file) => {
-            let _ = writeln!(file, "[kubernetes executor] {text}");
-        }
-        Err(error) => warn!(%error, path = %path.display(), "cannot write the try's log"),
+/// One counter or gauge family with a single value, in the Prometheus text format.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Appends a line to a try's log (a line in the middle of a try: the end of the try ships the
+/// log).
+fn write_log(item: &WorkItem, text: &str) {
+    if let Err(error) = item.log().append_line(&format!("[kubernetes executor] {text}")) {
+        warn!(%error, "cannot write the try's log");
     }
 }
 
@@ -395,8 +393,7 @@ impl Shared {
     /// remote copy is fetched first when this scheduler does not share the workers' volume).
     async fn end_log(&self, item: &WorkItem, lines: &[String]) {
         let text: String = lines.iter().map(|line| format!("[kubernetes executor] {line}\n")).collect();
-        let log = TryLog::new(&item.dag_id, &item.run_id, &item.task_id, item.key.try_number);
-        self.config.logs.append_and_ship(&log, &item.log_path, &text).await;
+        self.config.logs.append_and_ship(&item.log(), &text).await;
     }
 
     pub(crate) fn send(&self, event: WorkEvent) {
@@ -643,7 +640,7 @@ impl Shared {
         let message =
             format!("{reason}; launching a new pod (replacement {launch} of {})", self.config.launch_failure_requeues);
         warn!(pod = %name, "{message}");
-        write_log(&tracked.item.log_path, &message);
+        write_log(&tracked.item, &message);
         let _ = self.queue.send(Launch { item: tracked.item, launch });
         let shared = Arc::clone(self);
         self.spawn(async move { shared.delete_pod(&name).await });

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use updraft_scheduler::executor::{TryKey, WorkItem};
+use updraft_executor::{TryKey, WorkItem};
 
 /// Label on every pod the executor creates; the watcher and adoption select on it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
-use updraft_scheduler::executor::{TryKey, WorkItem, WorkOutcome};
+use updraft_executor::{TryKey, WorkItem, WorkOutcome};
 
 /// The outcome a try's worker recorded, if any.
 pub trait ResultSource: Send + Sync {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use tracing::{error, info, warn};
-use updraft_scheduler::executor::WorkEvent;
+use updraft_executor::WorkEvent;
 
 use crate::executor::{PodEnd, Shared, Stage, Tracked, forbidden_message, is_not_found, lock};
 use crate::pod::{SCHEDULER_ID_LABEL, safe_label_value};

@@ -9,14 +9,12 @@ mod backends;
 mod pin;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
-use updraft_logs::{TaskLogs, TryLog};
+use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
+use updraft_logs::{TaskLogs, TryLogFile};
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome};
-use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 pub use backends::{db_backends, db_plugin_store};
 pub use pin::PinVersions;
@@ -60,12 +58,8 @@ impl LocalExecutor {
     }
 }
 
-/// A try in flight: how to stop it, and its log (identity and local file).
-type Running = (tokio::task::AbortHandle, TryLog, PathBuf);
-
-fn try_log(item: &WorkItem) -> TryLog {
-    TryLog::new(&item.dag_id, &item.run_id, &item.task_id, item.key.try_number)
-}
+/// A try in flight: how to stop it, and its log.
+type Running = (tokio::task::AbortHandle, TryLogFile);
 
 impl Drop for LocalExecutor {
     fn drop(&mut self) {
@@ -88,12 +82,11 @@ fn map_outcome(outcome: &TaskOutcome) -> WorkOutcome {
     }
 }
 
-fn append(path: &std::path::Path, text: &str) {
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = file.write_all(text.as_bytes());
+/// Appends the executor's own lines to a try's log; a log that cannot be written never changes
+/// how the try ends.
+fn append(log: &TryLogFile, text: &str) {
+    if let Err(error) = log.append(text) {
+        tracing::warn!(%error, "could not write the try's log");
     }
 }
 
@@ -108,15 +101,16 @@ impl Executor for LocalExecutor {
         let events = self.events.clone();
         let hostname = self.hostname.clone();
         let key = item.key.clone();
-        let (log, log_path) = (try_log(&item), item.log_path.clone());
+        let log = item.log();
         let logs = self.logs.clone();
         let runner = runtime.spawn(async move {
+            let log = item.log();
             let _ = events.send(WorkEvent::Started { key: item.key.clone(), hostname });
             // The version the try was dispatched with, even if another has replaced it since.
             let outcome = match registry.resolve(&item.operator, item.plugin_sha256.as_deref()).await {
                 Err(error) => {
                     let message = format!("operator `{}` is not available: {error}", item.operator);
-                    append(&item.log_path, &format!("[Error] {message}\n"));
+                    append(&log, &format!("[Error] {message}\n"));
                     WorkOutcome::Failed { message, retryable: false }
                 }
                 Ok(plugin) => {
@@ -132,7 +126,7 @@ impl Executor for LocalExecutor {
                         execution_timeout: item.execution_timeout,
                         // Lines reach the file as they are logged: a running try's log can be
                         // followed.
-                        log_file: Some(item.log_path.clone()),
+                        log_file: Some(log.clone()),
                     };
                     let report = registry.runtime().run(&plugin, &ctx).await;
                     map_outcome(&report.outcome)
@@ -140,10 +134,10 @@ impl Executor for LocalExecutor {
             };
             // Shipped before the end is reported: once a try shows as finished, its log is in
             // the remote store (or the failure to put it there is logged).
-            logs.ship(&try_log(&item), &item.log_path).await;
+            logs.ship(&log).await;
             let _ = events.send(WorkEvent::Finished { key: item.key, outcome });
         });
-        lock(&self.running).insert(key.clone(), (runner.abort_handle(), log.clone(), log_path.clone()));
+        lock(&self.running).insert(key.clone(), (runner.abort_handle(), log.clone()));
         // A runner that dies (a bug in the host panics) still ends its try, as failed and
         // retryable: no task instance waits for a report that never comes. A cancelled one
         // reports nothing: the scheduler already moved on.
@@ -157,8 +151,8 @@ impl Executor for LocalExecutor {
                 && !error.is_cancelled()
             {
                 let message = format!("the task runner crashed: {error}");
-                append(&log_path, &format!("[Error] {message}\n"));
-                logs.ship(&log, &log_path).await;
+                append(&log, &format!("[Error] {message}\n"));
+                logs.ship(&log).await;
                 let _ =
                     events.send(WorkEvent::Finished { key, outcome: WorkOutcome::Failed { message, retryable: true } });
             }
@@ -168,10 +162,10 @@ impl Executor for LocalExecutor {
     /// Aborts the try's runner: its instance is dropped at its next await, and a pod it
     /// launched is deleted.
     fn cancel(&self, key: &TryKey) {
-        let Some((handle, log, log_path)) = lock(&self.running).remove(key) else { return };
+        let Some((handle, log)) = lock(&self.running).remove(key) else { return };
         handle.abort();
-        append(&log_path, "[updraft] stopped: the task was cleared or marked while it ran\n");
-        self.logs.ship_later(log, log_path);
+        append(&log, "[updraft] stopped: the task was cleared or marked while it ran\n");
+        self.logs.ship_later(log);
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use updraft_executor::{Executor, TryKey, WorkItem};
 use updraft_plugin_host::Registry;
-use updraft_scheduler::executor::{Executor, TryKey, WorkItem};
 
 /// An executor that stamps each try with its operator's current version from `registry`
 /// before handing it to the executor it wraps.
@@ -52,8 +52,8 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::json;
+    use updraft_executor::{WorkEvent, WorkOutcome};
     use updraft_plugin_host::{Backends, HostConfig, Runtime};
-    use updraft_scheduler::executor::{WorkEvent, WorkOutcome};
 
     use super::*;
     use crate::LocalExecutor;

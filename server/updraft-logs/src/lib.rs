@@ -2,7 +2,9 @@
 //! is read back.
 //!
 //! A try writes its log line by line to a local file, `LOGS/dag_id=…/run_id=…/task_id=…/
-//! attempt=N.log` (the data folder's `logs`, a shared volume on Kubernetes). With
+//! attempt=N.log` (the data folder's `logs`, a shared volume on Kubernetes); whoever writes to
+//! it (the plugin host, an executor, the scheduler, a task pod's worker) appends through the
+//! try's [`TryLogFile`]. With
 //! `[logging] remote = "s3://BUCKET/PREFIX"` the file is also uploaded, when the try ends, to the
 //! object `PREFIX/dag_id=…/run_id=…/task_id=…/attempt=N.log` ([`RemoteLogs`]). Readers (the API,
 //! the web app through it, `updraft tasks logs`) take the local copy first and the remote one
@@ -12,6 +14,7 @@
 
 mod read;
 mod remote;
+mod try_log;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +25,8 @@ use tracing::warn;
 
 pub use read::{CHUNK, LogChunk, Origin};
 pub use remote::{RemoteLogs, RemoteSettings};
+use try_log::run_segments;
+pub use try_log::{TryLog, TryLogFile};
 
 /// What can go wrong with task logs, each saying what to check.
 #[derive(Debug, thiserror::Error)]
@@ -36,37 +41,6 @@ pub enum LogError {
          (AWS_* variables, or the IAM role of the pod's ServiceAccount)"
     )]
     Remote { action: &'static str, url: String, source: object_store::Error },
-}
-
-/// One try's log, by identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TryLog {
-    pub dag_id: String,
-    pub run_id: String,
-    pub task_id: String,
-    pub try_number: u32,
-}
-
-impl TryLog {
-    pub fn new(dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> TryLog {
-        TryLog { dag_id: dag_id.to_owned(), run_id: run_id.to_owned(), task_id: task_id.to_owned(), try_number }
-    }
-
-    /// The path segments below the logs folder (or the remote prefix).
-    fn segments(&self) -> [String; 4] {
-        let [dag, run] = run_segments(&self.dag_id, &self.run_id);
-        [dag, run, format!("task_id={}", self.task_id), format!("attempt={}.log", self.try_number)]
-    }
-
-    /// The local file of this try's log in the logs folder `dir`.
-    pub fn path_in(&self, dir: &Path) -> PathBuf {
-        self.segments().iter().fold(dir.to_path_buf(), |path, segment| path.join(segment))
-    }
-}
-
-/// The segments of a run's folder: `dag_id=…`, `run_id=…`.
-fn run_segments(dag_id: &str, run_id: &str) -> [String; 2] {
-    [format!("dag_id={dag_id}"), format!("run_id={run_id}")]
 }
 
 /// What [`TaskLogs::remove_run`] removed, or would remove.
@@ -111,21 +85,28 @@ impl TaskLogs {
         log.path_in(&self.dir)
     }
 
-    /// Uploads a finished try's log (the file `local`) when a remote is configured; returns
+    /// A try's log with its local file in the logs folder: what to append to and ship.
+    pub fn file(&self, log: TryLog) -> TryLogFile {
+        let path = self.path(&log);
+        TryLogFile::new(log, path)
+    }
+
+    /// Uploads a finished try's log (its local file) when a remote is configured; returns
     /// whether it was uploaded. A failure is logged, not returned: the try's outcome never
     /// depends on it, and the local copy stays readable.
-    pub async fn ship(&self, log: &TryLog, local: &Path) -> bool {
+    pub async fn ship(&self, file: &TryLogFile) -> bool {
         let Some(remote) = self.remote.clone() else { return false };
         // On a task of its own: even a panic in the upload ends here, never in the try's runner.
         let upload = {
-            let (log, local) = (log.clone(), local.to_path_buf());
-            tokio::spawn(async move { remote.upload(&log, &local).await })
+            let file = file.clone();
+            tokio::spawn(async move { remote.upload(file.log(), file.path()).await })
         };
         let error = match upload.await {
             Ok(Ok(())) => return true,
             Ok(Err(error)) => error.to_string(),
             Err(error) => format!("the upload stopped: {error}"),
         };
+        let log = file.log();
         warn!(%error, dag_id = %log.dag_id, run_id = %log.run_id, task_id = %log.task_id,
               try_number = log.try_number, "the try's log was not uploaded; the local copy stays");
         false
@@ -133,12 +114,12 @@ impl TaskLogs {
 
     /// [`TaskLogs::ship`] in the background, for callers that cannot wait (the scheduler's
     /// loop); [`TaskLogs::flush`] waits for it. Outside a tokio runtime nothing is shipped.
-    pub fn ship_later(&self, log: TryLog, local: PathBuf) {
+    pub fn ship_later(&self, file: TryLogFile) {
         if self.remote.is_none() {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            warn!(task_id = %log.task_id, "no runtime to upload the try's log on; the local copy stays");
+            warn!(task_id = %file.log().task_id, "no runtime to upload the try's log on; the local copy stays");
             return;
         };
         let logs = self.clone();
@@ -146,7 +127,7 @@ impl TaskLogs {
         while pending.try_join_next().is_some() {}
         pending.spawn_on(
             async move {
-                logs.ship(&log, &local).await;
+                logs.ship(&file).await;
             },
             &handle,
         );
@@ -166,13 +147,13 @@ impl TaskLogs {
     /// the local file is missing but a remote copy exists (a scheduler that does not share the
     /// workers' volume), the remote copy is fetched first, so the upload never loses what the
     /// worker wrote.
-    pub async fn append_and_ship(&self, log: &TryLog, local: &Path, text: &str) {
+    pub async fn append_and_ship(&self, file: &TryLogFile, text: &str) {
         if let Some(remote) = &self.remote
-            && !local.exists()
+            && !file.path().exists()
         {
-            match remote.download(log).await {
+            match remote.download(file.log()).await {
                 Ok(Some(bytes)) => {
-                    if let Err(error) = write_new(local, &bytes) {
+                    if let Err(error) = write_new(file.path(), &bytes) {
                         warn!(%error, "could not keep the remote copy of the try's log");
                     }
                 }
@@ -180,10 +161,10 @@ impl TaskLogs {
                 Err(error) => warn!(%error, "could not read the remote copy of the try's log before appending"),
             }
         }
-        if let Err(error) = append(local, text) {
+        if let Err(error) = file.append(text) {
             warn!(%error, "could not write the try's log");
         }
-        self.ship(log, local).await;
+        self.ship(file).await;
     }
 
     /// Reads a try's log from byte `start`: the local file `local` first, else (when it does not
@@ -224,17 +205,6 @@ impl TaskLogs {
         };
         Ok(RemovedLogs { local_files: local, remote_objects: remote })
     }
-}
-
-/// Appends text to a log file, creating it and its folder.
-pub fn append(path: &Path, text: &str) -> Result<(), LogError> {
-    use std::io::Write;
-    let io = |source| LogError::Io { action: "writing", path: path.to_path_buf(), source };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)
 }
 
 /// Writes a file that must not exist yet (another writer wins).
@@ -287,21 +257,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_try_log_lives_under_its_dag_run_task_and_attempt() {
-        let log = TryLog::new("etl", "manual__2024-01-01T00:00:00+00:00", "load", 2);
-        assert_eq!(
-            log.path_in(Path::new("/data/logs")),
-            Path::new("/data/logs/dag_id=etl/run_id=manual__2024-01-01T00:00:00+00:00/task_id=load/attempt=2.log")
-        );
-    }
-
     #[tokio::test]
     async fn a_runs_logs_are_counted_then_removed_and_other_runs_stay() {
         let dir = tempfile::tempdir().expect("tempdir");
         let logs = TaskLogs::local(dir.path());
         for (run, task) in [("r1", "a"), ("r1", "b"), ("r2", "a")] {
-            append(&logs.path(&TryLog::new("etl", run, task, 1)), "hello\n").expect("written");
+            logs.file(TryLog::new("etl", run, task, 1)).append("hello\n").expect("written");
         }
         let counted = logs.remove_run("etl", "r1", true).await.expect("dry run");
         assert_eq!(counted, RemovedLogs { local_files: 2, remote_objects: 0 });
@@ -319,6 +280,6 @@ mod tests {
         let log = TryLog::new("etl", "r1", "a", 1);
         let chunk = logs.read(&log, &logs.path(&log), 0, false).await.expect("reads");
         assert_eq!((chunk.bytes.len(), chunk.end, chunk.at_end, chunk.origin), (0, 0, true, Origin::Nowhere));
-        assert!(!logs.ship(&log, &logs.path(&log)).await);
+        assert!(!logs.ship(&logs.file(log)).await);
     }
 }

@@ -1,7 +1,8 @@
 //! What the host reads and writes outside the plugin: XCom values, Variables, Connections and
-//! pods for the host interfaces, and the deployment's plugin store for the registry. The
-//! scheduler implements these traits on the metadata database (and the Kubernetes API, for
-//! pods); the in-memory implementations here serve tests and commands without a database.
+//! pods for the host interfaces, and the deployment's plugin store for the registry.
+//! `updraft-executor-local` implements these traits on the metadata database and
+//! `updraft-executor-kubernetes` on the Kubernetes API (pods); the in-memory implementations
+//! here serve tests and commands without a database.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -17,7 +18,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A backend failure, shown to the plugin as an ordinary `failed` error.
 pub type BackendResult<T> = Result<T, String>;
 
-/// Which task try a call comes from.
+/// Which task try a call comes from: the names the backends key their data by (an XCom value
+/// belongs to a DAG, run and task; a pod is named after the try). The same names identify the
+/// try's log, `updraft_logs::TryLog`; one try identity for both belongs with the typed ids of
+/// `updraft-types`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TaskKey {
     pub dag_id: String,

@@ -9,5 +9,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+// The generated records stay their own types: they are the ABI the guest sees (params as JSON
+// text, the outcome as the WIT variant), converted at the one call in `run.rs`.
 pub(crate) use self::TaskContext as WitTaskContext;
 pub(crate) use updraft::operator::types::{Capability, ErrorCode, HostError};

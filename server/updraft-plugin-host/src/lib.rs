@@ -13,8 +13,9 @@
 //! dispatched with.
 //!
 //! Host interfaces and the registry reach the rest of Updraft only through the [`backends`]
-//! traits (XCom, Variables, Connections, pods, the plugin store), which the scheduler
-//! implements on the metadata database and the Kubernetes API.
+//! traits (XCom, Variables, Connections, pods, the plugin store), which the local executor
+//! (`updraft-executor-local`) implements on the metadata database and the kubernetes executor
+//! on the Kubernetes API (pods); a try's log lines go to its `updraft_logs::TryLogFile`.
 
 pub mod backends;
 mod bindings;

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// How a task try ended. Each way a plugin can misbehave has its own variant, so the
-/// scheduler can tell a timeout from an out-of-memory from an ordinary failure.
+/// How a task try ended. Each way a plugin can misbehave has its own variant, so the log and
+/// the caller can tell a timeout from an out-of-memory from an ordinary failure; the local
+/// executor turns it into the `updraft_executor::WorkOutcome` a scheduler acts on (every
+/// misbehaviour a retryable failure described by [`TaskOutcome::describe`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum TaskOutcome {

@@ -1,12 +1,11 @@
 //! Running one task try: a fresh store and instance, `execute`, and the classification of
 //! whatever happened into a [`TaskOutcome`].
 
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use updraft_logs::TryLogFile;
 
 use crate::backends::TaskKey;
 use crate::bindings::{Outcome, WitTaskContext};
@@ -14,7 +13,11 @@ use crate::outcome::{LogLevel, LogLine, TaskOutcome, TaskReport};
 use crate::plugin::Plugin;
 use crate::runtime::{EPOCH_TICK, Runtime};
 
-/// The task try to run: identifiers, dates (RFC 3339), rendered params and deadline.
+/// The task try to run: identifiers, dates (RFC 3339), rendered params and deadline. It is
+/// what an operator sees of a try, so it needs no scheduler: an executor makes it from its
+/// `updraft_executor::WorkItem` (which also carries what only dispatch needs: the run's row id,
+/// the task's index, pod overrides, the pinned plugin version), tests and benchmarks with
+/// [`TaskContext::new`].
 #[derive(Debug, Clone, Default)]
 pub struct TaskContext {
     pub dag_id: String,
@@ -31,7 +34,7 @@ pub struct TaskContext {
     /// The try's log file: every line is appended to it as it is logged (a running try's log
     /// can be followed), and the rest of the report's log at the end. `None`: the caller
     /// writes [`TaskReport::log_text`] where it wants.
-    pub log_file: Option<PathBuf>,
+    pub log_file: Option<TryLogFile>,
 }
 
 impl TaskContext {
@@ -80,7 +83,7 @@ impl Runtime {
         let limits = self.config.limits_for(&plugin.grants);
         let timeout = ctx.execution_timeout.unwrap_or(limits.default_timeout);
         let name = &plugin.descriptor.name;
-        let mut store = self.new_store(name, plugin.grants.clone(), ctx.key(), timeout, ctx.log_file.as_deref());
+        let mut store = self.new_store(name, plugin.grants.clone(), ctx.key(), timeout, ctx.log_file.as_ref());
         let max_cpu_ms = limits.max_cpu_ms;
         if max_cpu_ms > 0 {
             let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
@@ -152,11 +155,9 @@ impl Runtime {
             level,
             message: format!("[updraft] {} {}: {}", name, plugin.descriptor.version, outcome.describe()),
         });
-        if let (Some(path), Some(written)) = (&ctx.log_file, written) {
+        if let (Some(file), Some(written)) = (&ctx.log_file, written) {
             let rest: String = log.iter().skip(written).map(LogLine::text).collect();
-            if let Err(error) =
-                std::fs::OpenOptions::new().append(true).open(path).and_then(|mut f| f.write_all(rest.as_bytes()))
-            {
+            if let Err(error) = file.append(&rest) {
                 tracing::warn!("writing the end of the log of {}: {error}", ctx.task_id);
             }
         }

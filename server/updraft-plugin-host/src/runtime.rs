@@ -2,11 +2,11 @@
 //! linker with WASI and every Updraft host interface, the epoch ticker thread, and the one
 //! function that creates stores, so that every store gets its limits and deadline.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use updraft_logs::TryLogFile;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
@@ -69,7 +69,7 @@ impl Runtime {
         grants: Arc<Grants>,
         task: TaskKey,
         timeout: Duration,
-        live_log: Option<&Path>,
+        live_log: Option<&TryLogFile>,
     ) -> Store<HostState> {
         let deadline = Instant::now() + timeout;
         let state = HostState::new(plugin, grants, task, self.services.clone(), deadline, live_log);

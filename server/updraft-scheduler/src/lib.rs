@@ -4,12 +4,12 @@
 //!
 //! The rules (`state`, `trigger`, `retry`, `timetable`, `readiness`) are pure functions of
 //! their inputs (the clock is a parameter), unit-tested exhaustively; `engine` is the
-//! database-backed loop that applies them, and `executor` the contract with executors. Readiness is incremental: finishing a try touches only
-//! that task's downstream tasks, never every unfinished task of the run, which is what keeps a
-//! 10,000-task run from stalling the way Airflow's per-loop re-examination does.
+//! database-backed loop that applies them, handing tries to an executor through the contract in
+//! `updraft-executor`. Readiness is incremental: finishing a try touches only that task's
+//! downstream tasks, never every unfinished task of the run, which is what keeps a 10,000-task
+//! run from stalling the way Airflow's per-loop re-examination does.
 
 pub mod engine;
-pub mod executor;
 mod fnv;
 pub mod metrics;
 pub mod readiness;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use updraft_scheduler::executor::{Executor, WorkEvent, WorkOutcome};
+use updraft_executor::{Executor, WorkEvent, WorkOutcome};
 
 use crate::{NS, config, eventually, executor, finished, item, label, pod_name_of, scripted};
 

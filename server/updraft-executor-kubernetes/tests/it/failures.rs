@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use updraft_executor::Executor;
 use updraft_executor_kubernetes::{KubernetesExecutor, PodTemplate};
-use updraft_scheduler::executor::Executor;
 
 use crate::{NS, config, eventually, executor, failure, finished, item, log_of, pod_name_of};
 

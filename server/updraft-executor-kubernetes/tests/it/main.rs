@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use updraft_executor::{TryKey, WorkEvent, WorkItem, WorkOutcome};
 use updraft_executor_kubernetes::{InMemoryResults, KubernetesConfig, KubernetesExecutor, client_from_kubeconfig};
 use updraft_fake_kube::{FakeKube, FakeKubeConfig};
-use updraft_scheduler::executor::{TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 pub(crate) const NS: &str = "updraft";
 

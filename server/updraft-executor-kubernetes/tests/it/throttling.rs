@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use updraft_executor::{Executor, WorkEvent, WorkOutcome};
 use updraft_fake_kube::{Fault, FaultKind};
-use updraft_scheduler::executor::{Executor, WorkEvent, WorkOutcome};
 
 use crate::{NS, config, executor, finished, item, next_event, pod_name_of, scripted};
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use updraft_scheduler::executor::{Executor, WorkEvent, WorkOutcome};
+use updraft_executor::{Executor, WorkEvent, WorkOutcome};
 
 use crate::{
     NS, config, eventually, executor, failure, finished, item, label, log_of, next_event, pod_name_of, scripted,

@@ -2,13 +2,13 @@
 //! and the capped task log.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::AsyncWrite;
+use updraft_logs::TryLogFile;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use crate::outcome::{LogLevel, LogLine};
@@ -107,13 +107,9 @@ pub(crate) struct TaskLog {
 }
 
 impl TaskLog {
-    pub fn new(cap: usize, live: Option<&Path>) -> Self {
-        let live = live.and_then(|path| {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).ok()?;
-            }
-            std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
-        });
+    pub fn new(cap: usize, live: Option<&TryLogFile>) -> Self {
+        // A log file that cannot be opened must not fail the task; the report still has the log.
+        let live = live.and_then(|log| log.open_append().ok());
         Self { start: Instant::now(), lines: Vec::new(), bytes: 0, cap, dropped: 0, live }
     }
 

@@ -12,10 +12,10 @@ mod sql;
 mod vars;
 mod xcom;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use updraft_logs::TryLogFile;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -65,7 +65,7 @@ impl HostState {
         task: TaskKey,
         services: Arc<Services>,
         deadline: Instant,
-        live_log: Option<&Path>,
+        live_log: Option<&TryLogFile>,
     ) -> Self {
         let limits = &services.limits;
         let stderr = CappedPipe::new(limits.max_stderr_bytes);

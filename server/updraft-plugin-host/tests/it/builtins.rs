@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use updraft_logs::{TryLog, TryLogFile};
 use updraft_plugin_host::{Registry, TaskContext, TaskOutcome, builtin_names};
 
 use crate::support::{load, runtime, small_config};
@@ -123,7 +124,7 @@ async fn a_live_log_file_gets_every_line_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a/b/attempt=1.log");
     let mut ctx = TaskContext::new("f", json!({"message": "boom", "retryable": false}));
-    ctx.log_file = Some(path.clone());
+    ctx.log_file = Some(TryLogFile::new(TryLog::new(&ctx.dag_id, &ctx.run_id, &ctx.task_id, 1), path.clone()));
     let report = rt.run(&fail, &ctx).await;
     let written = std::fs::read_to_string(&path).expect("the log file");
     assert_eq!(written, report.log_text());

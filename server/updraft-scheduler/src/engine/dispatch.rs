@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use updraft_db::batch::TaskUpdate;
@@ -14,7 +14,7 @@ use updraft_logs::TryLog;
 
 use super::render::{log_path, work_item};
 use super::{ActiveRun, Engine, Waiting};
-use crate::executor::TryKey;
+use updraft_executor::TryKey;
 use updraft_types::TaskState;
 
 /// A task instance ready to run, ordered by priority, then by when it became ready.
@@ -163,10 +163,11 @@ impl Engine {
     /// Writes the whole log of a try that ends without an executor (it could not start) and
     /// ships it in the background.
     pub(super) fn write_own_log(&self, row: &RunRow, task_id: &str, try_number: u32, line: &str) {
-        let path = self.log_path(row, task_id, try_number);
-        append_log(&path, line);
-        let log = TryLog::new(row.dag_id.as_str(), row.run_id.as_str(), task_id, try_number);
-        self.config.logs.ship_later(log, path);
+        let log = self.config.logs.file(TryLog::new(&row.dag_id, &row.run_id, task_id, try_number));
+        if let Err(error) = log.append_line(line) {
+            tracing::warn!(%error, "could not write the try's log");
+        }
+        self.config.logs.ship_later(log);
     }
 
     /// Starts the next try of task `t`: queued, rendered, handed to the executor.
@@ -215,16 +216,6 @@ impl Engine {
                 self.executor.cancel(key);
             }
         }
-    }
-}
-
-fn append_log(path: &Path, line: &str) {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = writeln!(file, "{line}");
     }
 }
 

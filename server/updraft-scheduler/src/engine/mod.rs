@@ -46,12 +46,12 @@ use updraft_logs::TaskLogs;
 
 pub use render::{log_path, work_item};
 
-use crate::executor::{Executor, WorkEvent};
 use crate::metrics::SchedulerMetrics;
 use crate::readiness::Readiness;
 use clock::{Clock, Every, Timers};
 use dispatch::{Ready, Slots};
 use sync::DagCache;
+use updraft_executor::{Executor, WorkEvent};
 use updraft_types::{RunState, TaskState};
 use writes::WriteBuffer;
 

@@ -14,8 +14,8 @@ use updraft_db::{Db, DbError, RunState, TaskState};
 
 use super::render::work_item;
 use super::{ActiveRun, Engine, EngineError, Waiting};
-use crate::executor::TryKey;
 use crate::readiness::Readiness;
+use updraft_executor::TryKey;
 
 impl Engine {
     /// Claims queued runs and starts them (or hands them back when their DAG is at

@@ -12,7 +12,7 @@ use updraft_db::Timestamp;
 use updraft_db::runs::RunRow;
 use updraft_logs::TryLog;
 
-use crate::executor::{TryKey, WorkItem};
+use updraft_executor::{TryKey, WorkItem};
 
 /// RFC 3339 to the second, UTC (`2026-01-01T00:00:00Z`).
 fn iso(t: Timestamp) -> String {

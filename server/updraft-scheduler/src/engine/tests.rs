@@ -16,7 +16,7 @@ use updraft_logs::TaskLogs;
 
 use super::clock::Clock;
 use super::{Engine, EngineConfig};
-use crate::executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
+use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
 
 /// What the engine handed to the executor.
 #[derive(Default)]

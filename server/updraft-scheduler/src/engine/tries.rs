@@ -11,8 +11,8 @@ use updraft_db::runs::RunStateChange;
 
 use super::dispatch::Ready;
 use super::{Engine, Waiting};
-use crate::executor::{WorkEvent, WorkOutcome};
 use crate::retry::retry_wait;
+use updraft_executor::{WorkEvent, WorkOutcome};
 use updraft_types::{RunState, TaskState};
 
 impl Engine {

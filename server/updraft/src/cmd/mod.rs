@@ -1,5 +1,6 @@
 //! One module per top-level subcommand of `updraft`, plus `meta`: how commands find the
-//! metadata database and its encryption key.
+//! metadata database and its encryption key, and `results`: a try's outcome as the worker of a
+//! task pod records it and the kubernetes executor reads it.
 
 pub mod api_server;
 pub mod clean;
@@ -12,6 +13,7 @@ pub mod meta;
 pub mod metrics;
 pub mod plugins;
 pub mod pools;
+pub mod results;
 pub mod scheduler;
 pub mod standalone;
 pub mod tasks;

@@ -12,10 +12,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 use updraft_db::Db;
+use updraft_executor::{Executor, WorkEvent, WorkItem};
 use updraft_executor_local::{LocalExecutor, PinVersions, db_backends};
 use updraft_plugin_host::{Grants, HostConfig, Registry, Runtime};
 use updraft_scheduler::engine::{CatalogSource, Engine, EngineConfig};
-use updraft_scheduler::executor::{Executor, WorkItem, WorkOutcome};
 
 use super::meta::{MetaArgs, runtime};
 
@@ -96,39 +96,6 @@ pub struct KubernetesArgs {
         default_value_t = 10.0
     )]
     pub creates_per_second: f64,
-}
-
-/// The outcomes `updraft tasks run` records in the metadata database, for the kubernetes
-/// executor.
-struct DbResults(Db);
-
-impl updraft_executor_kubernetes::ResultSource for DbResults {
-    fn outcome<'a>(
-        &'a self,
-        item: &'a WorkItem,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<WorkOutcome>> + Send + 'a>> {
-        Box::pin(async move {
-            let try_number = i32::try_from(item.key.try_number).ok()?;
-            let result = match self.0.try_result(item.key.run_pk, &item.task_id, try_number).await {
-                Ok(result) => result?,
-                Err(error) => {
-                    eprintln!("reading the outcome of {} try {try_number} failed: {error}", item.task_id);
-                    return None;
-                }
-            };
-            Some(match result.outcome.as_str() {
-                "success" => WorkOutcome::Success,
-                "skipped" => WorkOutcome::Skipped,
-                "reschedule" => WorkOutcome::Reschedule {
-                    after: Duration::from_millis(u64::try_from(result.reschedule_after_ms.unwrap_or(0)).unwrap_or(0)),
-                },
-                _ => WorkOutcome::Failed {
-                    message: result.message.unwrap_or_else(|| "failed".into()),
-                    retryable: result.retryable,
-                },
-            })
-        })
-    }
 }
 
 impl RunArgs {
@@ -248,7 +215,7 @@ impl RunArgs {
         &self,
         db: &Db,
         scheduler_id: &str,
-        sender: mpsc::UnboundedSender<updraft_scheduler::executor::WorkEvent>,
+        sender: mpsc::UnboundedSender<WorkEvent>,
         logs: updraft_logs::TaskLogs,
     ) -> anyhow::Result<Arc<updraft_executor_kubernetes::KubernetesExecutor>> {
         use updraft_executor_kubernetes::{KubernetesConfig, KubernetesExecutor, PodTemplate};
@@ -270,7 +237,7 @@ impl RunArgs {
         config.logs = logs;
         let overrides: updraft_executor_kubernetes::OverrideLookup =
             Arc::new(|item: &WorkItem| item.kubernetes.clone());
-        let results = Arc::new(DbResults(db.clone()));
+        let results = Arc::new(super::results::DbResults(db.clone()));
         Ok(Arc::new(KubernetesExecutor::new(client, config, sender, overrides, results)?))
     }
 }

@@ -193,8 +193,7 @@ fn run_try(
     echo: bool,
     args: &RunArgs,
 ) -> anyhow::Result<ExitCode> {
-    use updraft_db::results::TryResult;
-    use updraft_scheduler::executor::{Executor, TryKey, WorkEvent, WorkOutcome};
+    use updraft_executor::{Executor, TryKey, WorkEvent, WorkOutcome};
     if try_number == 0 {
         bail!("--try starts at 1");
     }
@@ -221,17 +220,12 @@ fn run_try(
         };
         let t = u32::try_from(t)?;
         let logs = args.meta.logs(args.http_extra_ca_file.as_deref())?;
-        let log = updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number);
-        let log_path = logs.path(&log);
+        let log = logs.file(updraft_logs::TryLog::new(dag_id, run_id, task_id, try_number));
         let key = TryKey { run_pk: run.id, task_index: t, try_number };
-        let outcome = match updraft_scheduler::engine::work_item(&loaded, t, &run, key.clone(), log_path.clone()) {
+        let outcome = match updraft_scheduler::engine::work_item(&loaded, t, &run, key.clone(), log.path().to_owned()) {
             Err(message) => {
-                let line = format!("[updraft] the task could not start: {message}\n");
-                if let Some(parent) = log_path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?.write_all(line.as_bytes())?;
-                logs.ship(&log, &log_path).await;
+                log.append_line(&format!("[updraft] the task could not start: {message}"))?;
+                logs.ship(&log).await;
                 WorkOutcome::Failed { message, retryable: false }
             }
             Ok(mut item) => {
@@ -253,21 +247,13 @@ fn run_try(
                 outcome.unwrap_or(WorkOutcome::Failed { message: "the task runner stopped".into(), retryable: true })
             }
         };
-        if echo && let Ok(text) = std::fs::read_to_string(&log_path) {
+        if echo && let Ok(text) = std::fs::read_to_string(log.path()) {
             super::emit(&text)?;
         }
-        let (name, message, retryable, after) = match &outcome {
-            WorkOutcome::Success => ("success", None, false, None),
-            WorkOutcome::Skipped => ("skipped", None, false, None),
-            WorkOutcome::Reschedule { after } => {
-                ("reschedule", None, false, Some(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)))
-            }
-            WorkOutcome::Failed { message, retryable } => ("failed", Some(message.clone()), *retryable, None),
-        };
-        let result = TryResult { outcome: name.into(), message, retryable, reschedule_after_ms: after };
+        let result = super::results::to_try_result(&outcome);
         db.record_try_result(run.id, task_id, i32::try_from(try_number)?, &result).await?;
-        eprintln!("{dag_id}.{task_id} {run_id} try {try_number}: {name}");
-        Ok(if name == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        eprintln!("{dag_id}.{task_id} {run_id} try {try_number}: {}", result.outcome);
+        Ok(if matches!(outcome, WorkOutcome::Failed { .. }) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     })
 }
 
