@@ -106,6 +106,7 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
+    /// Signs and checks tokens with `secret`; each lives for `lifetime`.
     pub fn new(secret: &[u8], lifetime: Duration) -> Tokens {
         Tokens { secret: secret.to_vec(), lifetime }
     }
@@ -236,9 +237,13 @@ impl FromRequestParts<AppState> for Caller {
 #[derive(Debug, Clone)]
 pub struct Allowed<const MIN: u8>(pub Caller);
 
+/// Any signed-in role may read.
 pub type Viewer = Allowed<0>;
+/// Users and above: trigger, clear, mark, edit DAG files.
 pub type UserRole = Allowed<1>;
+/// Operators and above: connections, variables, pools, plugins.
 pub type Op = Allowed<2>;
+/// Admins only: accounts.
 pub type Admin = Allowed<3>;
 
 impl<const MIN: u8> FromRequestParts<AppState> for Allowed<MIN> {

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
 use crate::models::{ConnectionCollection, ConnectionResponse};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/connections", get(list).post(create))

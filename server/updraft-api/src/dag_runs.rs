@@ -22,6 +22,7 @@ use crate::models::{ClearRunResponse, DagRunCollection, DagRunResponse, TaskInst
 use crate::run_request::RunRequest;
 use crate::{AppState, lookup};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags/{dag_id}/dagRuns", get(list).post(trigger))

@@ -16,6 +16,7 @@ use crate::format::iso_opt;
 use crate::models::{DagCollection, DagDetailsResponse, DagResponse, DagTag};
 use crate::{AppState, format, lookup};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags", get(list))

@@ -47,6 +47,7 @@ impl Default for Events {
     }
 }
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/events", get(events))
 }

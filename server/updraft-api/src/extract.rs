@@ -73,6 +73,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 }
 
 impl Params {
+    /// The first value of a query parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(|v| v.last()).map(String::as_str)
     }
@@ -85,6 +86,7 @@ impl Params {
             .unwrap_or_default()
     }
 
+    /// An integer parameter within `min..=max` (`default` when absent); anything else is a 400 naming it.
     pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             None => Ok(default),
@@ -97,6 +99,7 @@ impl Params {
         }
     }
 
+    /// A `true`/`false` parameter, if given; anything else is a 400 naming it.
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.get(name) {
             None => Ok(None),

@@ -44,6 +44,7 @@ pub fn ti_state(state: TaskState) -> Option<String> {
     (state != TaskState::NoStatus).then(|| state.as_str().to_owned())
 }
 
+/// Who triggered a run, in Airflow's closed set of names (`null` for anything else).
 pub fn triggered_by(by: Option<&str>) -> Option<String> {
     match by {
         Some(b @ ("cli" | "operator" | "rest_api" | "ui" | "test" | "timetable" | "asset" | "backfill")) => {

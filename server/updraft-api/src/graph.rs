@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, accepts_gzip};
 use crate::{AppState, dag_files, lookup};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/graph", get(graph))
 }

@@ -12,6 +12,7 @@ use crate::extract::{ApiPath, Params, paginate};
 use crate::format::iso;
 use crate::models::{ImportErrorCollection, ImportErrorResponse};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/importErrors", get(list)).route("/importErrors/{import_error_id}", get(one))
 }

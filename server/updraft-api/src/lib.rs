@@ -104,6 +104,7 @@ struct Inner {
 }
 
 impl AppState {
+    /// The API server's state: the database, the configuration, and what it builds from them.
     pub fn new(db: Db, config: ApiConfig) -> Result<AppState, ApiError> {
         let dummy_hash = hash_password("updraft: timing equaliser for unknown users")?;
         let secrets = updraft_secrets::Secrets::new(db.clone(), config.encryption_key, config.secret_sources);
@@ -123,6 +124,7 @@ impl AppState {
         })))
     }
 
+    /// The metadata database.
     pub fn db(&self) -> &Db {
         &self.0.db
     }
@@ -131,6 +133,7 @@ impl AppState {
         &self.0.request_metrics
     }
 
+    /// What signs and checks the bearer tokens.
     pub fn tokens(&self) -> &Tokens {
         &self.0.tokens
     }

@@ -12,6 +12,7 @@ use crate::models::{ComponentHealth, HealthInfo, VersionInfo};
 /// A scheduler whose last heartbeat is older than this counts as unhealthy.
 const HEARTBEAT_GRACE_US: i64 = 30_000_000;
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/monitor/health", get(health)).route("/version", get(version))
 }

@@ -24,6 +24,7 @@ use crate::{AppState, dag_files, lookup};
 /// Most runs the grid shows.
 const GRID_MAX_RUNS: i64 = 100;
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags", get(list).post(create)).route("/dags/{dag_id}/grid", get(grid))
 }

@@ -59,6 +59,7 @@ pub trait PluginStore: Send + Sync + std::fmt::Debug {
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), PluginError>>;
 }
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/plugins", get(list).post(upload).layer(DefaultBodyLimit::max(PLUGIN_LIMIT)))

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
 use crate::models::{PoolCollection, PoolResponse};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/pools", get(list).post(create))

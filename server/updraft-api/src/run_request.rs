@@ -18,6 +18,7 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
+    /// A request to carry out `action` on `run` (every task, no relatives, unless said otherwise).
     pub fn new(run: &RunRow, action: RequestAction) -> Self {
         RunRequest {
             request: NewRequest {

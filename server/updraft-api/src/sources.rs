@@ -20,6 +20,7 @@ use crate::extract::{ApiPath, JsonBody};
 use crate::models::DagSource;
 use crate::{AppState, dag_files, lookup};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/source", get(read).put(write))
 }

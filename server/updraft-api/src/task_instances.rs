@@ -19,6 +19,7 @@ use crate::models::{TaskInstanceCollection, TaskInstanceResponse};
 use crate::run_request::RunRequest;
 use crate::{AppState, lookup};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", get(list))

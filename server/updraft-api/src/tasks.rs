@@ -14,6 +14,7 @@ use crate::extract::{ApiPath, Params};
 use crate::models::{TaskCollection, TaskResponse, TimeDelta};
 use crate::{AppState, dag_files, lookup};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new().route("/dags/{dag_id}/tasks", get(list)).route("/dags/{dag_id}/tasks/{task_id}", get(one))
 }

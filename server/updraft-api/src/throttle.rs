@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Failed sign-ins of one username within [`WINDOW`] after which it is refused for a while.
 pub const MAX_FAILURES: u32 = 10;
+/// The window failed sign-ins are counted in.
 pub const WINDOW: Duration = Duration::from_secs(300);
 const MAX_ENTRIES: usize = 10_000;
 
@@ -25,6 +27,7 @@ impl SignInThrottle {
         (failures >= MAX_FAILURES).then_some(left)
     }
 
+    /// Counts a failed sign-in.
     pub fn failed(&self, username: &str) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_ENTRIES && !map.contains_key(username) {
@@ -42,6 +45,7 @@ impl SignInThrottle {
         entry.0 += 1;
     }
 
+    /// Forgets a username's failures after it signed in.
     pub fn succeeded(&self, username: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(username);
     }

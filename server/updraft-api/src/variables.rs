@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody, Params, paginate};
 use crate::models::{VariableCollection, VariableResponse};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/variables", get(list).post(create))

@@ -15,6 +15,7 @@ use crate::extract::{ApiPath, Params, paginate};
 use crate::format::{iso, iso_opt};
 use crate::models::{XcomCollection, XcomResponse};
 
+/// The routes of this resource, merged into the app.
 pub fn router() -> Router<AppState> {
     let base = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries";
     Router::new().route(base, get(list)).route(&format!("{base}/{{xcom_key}}"), get(one))

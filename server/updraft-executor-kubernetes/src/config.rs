@@ -61,6 +61,7 @@ pub struct KubernetesConfig {
 }
 
 impl KubernetesConfig {
+    /// The executor's settings with their defaults: pods in `namespace`, running `image`, owned by `scheduler_id`.
     pub fn new(namespace: impl Into<String>, image: impl Into<String>, scheduler_id: impl Into<String>) -> Self {
         KubernetesConfig {
             namespace: namespace.into(),

@@ -10,16 +10,23 @@ use updraft_executor::{TryKey, WorkItem};
 
 /// Label on every pod the executor creates; the watcher and adoption select on it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY_LABEL`] on our pods.
 pub const MANAGED_BY: &str = "updraft";
 /// Label naming the scheduler that owns the pod; adoption rewrites it.
 pub const SCHEDULER_ID_LABEL: &str = "updraft.dev/scheduler-id";
 /// Label set on a finished pod that is kept, so the watcher and adoption skip it.
 pub const DONE_LABEL: &str = "updraft.dev/done";
+/// Annotation: the try's DAG id (labels are sanitised; annotations keep it whole).
 pub const DAG_ID: &str = "updraft.dev/dag-id";
+/// Annotation: the try's task id.
 pub const TASK_ID: &str = "updraft.dev/task-id";
+/// Annotation: the try's run id.
 pub const RUN_ID: &str = "updraft.dev/run-id";
+/// Annotation: the try's number.
 pub const TRY_NUMBER: &str = "updraft.dev/try-number";
+/// Annotation: the run's primary key in the metadata database.
 pub const RUN_PK: &str = "updraft.dev/run-pk";
+/// Annotation: the task's index in its DAG.
 pub const TASK_INDEX: &str = "updraft.dev/task-index";
 /// Annotation naming the content hash of the operator plugin version the try runs (when it
 /// is a stored plugin, not a built-in).
@@ -51,6 +58,7 @@ pub struct PodIdentity {
 }
 
 impl PodIdentity {
+    /// The identity of the pod that runs this try.
     pub fn of(item: &WorkItem) -> PodIdentity {
         PodIdentity {
             dag_id: item.dag_id.clone(),

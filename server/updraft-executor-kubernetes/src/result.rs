@@ -24,6 +24,7 @@ pub struct InMemoryResults {
 }
 
 impl InMemoryResults {
+    /// No outcomes recorded yet.
     pub fn new() -> InMemoryResults {
         InMemoryResults::default()
     }

@@ -16,6 +16,7 @@ pub struct PinVersions {
 }
 
 impl PinVersions {
+    /// Pins the plugin versions of `registry` on the tries handed to `inner`.
     pub fn new(inner: Arc<dyn Executor>, registry: Arc<Registry>) -> Self {
         Self { inner, registry }
     }

@@ -76,6 +76,7 @@ impl TaskLogs {
         &self.dir
     }
 
+    /// Where logs are shipped, with `[logging] remote`.
     pub fn remote(&self) -> Option<&RemoteLogs> {
         self.remote.as_ref()
     }

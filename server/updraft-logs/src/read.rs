@@ -29,6 +29,7 @@ pub struct LogChunk {
 }
 
 impl LogChunk {
+    /// The chunk as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }

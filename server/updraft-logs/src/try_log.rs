@@ -19,6 +19,7 @@ pub struct TryLog {
 }
 
 impl TryLog {
+    /// The log of one try.
     pub fn new(dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> TryLog {
         TryLog { dag_id: dag_id.to_owned(), run_id: run_id.to_owned(), task_id: task_id.to_owned(), try_number }
     }

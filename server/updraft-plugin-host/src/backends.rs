@@ -241,6 +241,7 @@ impl XComStore for MemoryXCom {
 pub struct MemoryMap(Mutex<HashMap<String, String>>);
 
 impl MemoryMap {
+    /// Stores a value.
     pub fn set(&self, key: &str, value: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), value.to_owned());
     }

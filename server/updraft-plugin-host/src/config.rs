@@ -55,6 +55,7 @@ mod secs {
 
     use serde::{Deserialize, Deserializer};
 
+    /// Reads a whole number of seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_secs(u64::deserialize(d)?))
     }

@@ -71,6 +71,7 @@ impl SchedulerMetrics {
         (last > 0).then(|| Duration::from_millis(unix_ms().saturating_sub(last)))
     }
 
+    /// The number of task instances in each state over the active runs.
     pub fn set_task_states(&self, counts: Vec<(TaskState, u64)>) {
         *self.task_states.lock().unwrap_or_else(|e| e.into_inner()) = counts;
     }

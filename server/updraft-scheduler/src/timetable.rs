@@ -29,6 +29,7 @@ pub struct TimetableSpec<'a> {
 }
 
 impl<'a> TimetableSpec<'a> {
+    /// The timetable of a DAG's schedule.
     pub fn of(dag: &'a updraft_dag::Dag) -> Self {
         TimetableSpec {
             schedule: &dag.schedule,

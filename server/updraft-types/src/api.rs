@@ -22,12 +22,14 @@ pub struct Problem {
     pub errors: Option<Value>,
 }
 
+/// `TokenResponse`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
 }
 
+/// `DagTag`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DagTag {
@@ -90,6 +92,7 @@ pub struct DagDetailsResponse {
     pub params: Value,
 }
 
+/// `DagCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DagCollection {
@@ -143,6 +146,7 @@ pub struct DagRunResponse {
     pub partition_date: Option<String>,
 }
 
+/// `DagRunCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DagRunCollection {
@@ -195,6 +199,7 @@ pub struct TaskInstanceResponse {
     pub dag_version: DagVersion,
 }
 
+/// `TaskInstanceCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskInstanceCollection {
@@ -202,6 +207,7 @@ pub struct TaskInstanceCollection {
     pub total_entries: usize,
 }
 
+/// `LogMessage`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogMessage {
@@ -217,6 +223,7 @@ pub struct LogResponse {
     pub continuation_token: String,
 }
 
+/// `VersionInfo`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionInfo {
@@ -252,6 +259,7 @@ pub struct XcomResponse {
     pub value: Option<Value>,
 }
 
+/// `XcomCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct XcomCollection {
@@ -273,6 +281,7 @@ pub struct VariableResponse {
     pub source: Option<String>,
 }
 
+/// `VariableCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VariableCollection {
@@ -299,6 +308,7 @@ pub struct ConnectionResponse {
     pub source: Option<String>,
 }
 
+/// `ConnectionCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionCollection {
@@ -322,6 +332,7 @@ pub struct PoolResponse {
     pub open_slots: i64,
 }
 
+/// `PoolCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolCollection {
@@ -340,6 +351,7 @@ pub struct ImportErrorResponse {
     pub stack_trace: String,
 }
 
+/// `ImportErrorCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportErrorCollection {
@@ -393,6 +405,7 @@ pub struct TaskResponse {
     pub extra_links: Vec<String>,
 }
 
+/// `TaskCollection`: a page of them and how many there are in all.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskCollection {

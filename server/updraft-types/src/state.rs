@@ -39,7 +39,7 @@ impl TaskState {
     ];
 
     /// The state's name, as stored (`none` for no status).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             TaskState::NoStatus => "none",
             TaskState::Scheduled => "scheduled",
@@ -129,7 +129,7 @@ impl RunState {
     pub const ALL: [RunState; 4] = [RunState::Queued, RunState::Running, RunState::Success, RunState::Failed];
 
     /// The state's name, as stored and as the API says it.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RunState::Queued => "queued",
             RunState::Running => "running",
@@ -186,7 +186,7 @@ impl RunType {
         [RunType::Scheduled, RunType::Manual, RunType::Backfill, RunType::OperatorTriggered, RunType::AssetTriggered];
 
     /// The type's name, as stored and as the API says it.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RunType::Scheduled => "scheduled",
             RunType::Manual => "manual",

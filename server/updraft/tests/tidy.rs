@@ -123,20 +123,21 @@ fn only_the_database_crates_use_sqlx() {
 #[test]
 fn the_api_and_the_executors_do_not_depend_on_the_scheduler() {
     let meta = metadata();
-    let forbidden: [(&str, &[&str]); 3] = [
-        ("updraft-api", &["updraft-scheduler"]),
-        ("updraft-executor-local", &["updraft-scheduler", "updraft-dagbag"]),
-        ("updraft-executor-kubernetes", &["updraft-scheduler", "updraft-dagbag"]),
+    // (crate, what it must not depend on, what it does depend on: proof its graph was read)
+    let forbidden: [(&str, &[&str], &str); 3] = [
+        ("updraft-api", &["updraft-scheduler"], "updraft-db"),
+        ("updraft-executor-local", &["updraft-scheduler", "updraft-dagbag"], "updraft-executor"),
+        ("updraft-executor-kubernetes", &["updraft-scheduler", "updraft-dagbag"], "updraft-executor"),
     ];
     let mut wrong = Vec::new();
-    for (package, not) in forbidden {
+    for (package, not, uses) in forbidden {
         let closure = normal_closure(&meta, package);
         for crate_name in not {
             if closure.contains(*crate_name) {
                 wrong.push(format!("{package} depends on {crate_name}"));
             }
         }
-        assert!(closure.contains("updraft-types"), "{package}'s graph was read: it uses updraft-types");
+        assert!(closure.contains(uses), "{package}'s graph was read: it uses {uses}");
     }
     assert!(
         wrong.is_empty(),
@@ -318,6 +319,10 @@ fn every_public_item_of_the_library_crates_has_a_doc_comment() {
                 }
                 let Some(rest) = line.trim_start().strip_prefix("pub ") else { continue };
                 let Some(kind) = kinds.iter().find(|k| rest.starts_with(**k)) else { continue };
+                // An item a macro defines is documented where the macro is called.
+                if rest[kind.len()..].starts_with('$') {
+                    continue;
+                }
                 if *kind == "mod " {
                     let name = rest["mod ".len()..].trim_end_matches(';').trim();
                     let folder = if file.ends_with("lib.rs") || file.ends_with("mod.rs") {

@@ -1,71 +1,81 @@
 //! Task and run states: their colours (one palette for the grid, the graph and the badges,
-//! Airflow's hues) and the badge that shows one.
+//! Airflow's hues) and the badge that shows one. The API sends states as text; each function
+//! here reads the text into a [`TaskState`] once (a run's states are task-state names too) and
+//! decides on the state.
 
 use leptos::prelude::*;
+use updraft_types::TaskState;
 
-/// The fill colour of a state; `""` and unknown states are white.
+/// The state a text names, if any (`""` is no state).
+fn parse(state: &str) -> Option<TaskState> {
+    state.parse().ok()
+}
+
+/// The fill colour of a state; no state and unknown text are white.
 pub fn color(state: &str) -> &'static str {
-    match state {
-        "success" => "#16a34a",
-        "failed" => "#dc2626",
-        "running" => "#0ea5e9",
-        "queued" => "#9ca3af",
-        "scheduled" => "#c4a484",
-        "up_for_retry" => "#eab308",
-        "up_for_reschedule" => "#14b8a6",
-        "upstream_failed" => "#f97316",
-        "skipped" => "#e879f9",
-        "removed" => "#d1d5db",
-        "restarting" => "#8b5cf6",
-        "deferred" => "#a78bfa",
-        _ => "#ffffff",
+    match parse(state) {
+        Some(TaskState::Success) => "#16a34a",
+        Some(TaskState::Failed) => "#dc2626",
+        Some(TaskState::Running) => "#0ea5e9",
+        Some(TaskState::Queued) => "#9ca3af",
+        Some(TaskState::Scheduled) => "#c4a484",
+        Some(TaskState::UpForRetry) => "#eab308",
+        Some(TaskState::UpForReschedule) => "#14b8a6",
+        Some(TaskState::UpstreamFailed) => "#f97316",
+        Some(TaskState::Skipped) => "#e879f9",
+        Some(TaskState::NoStatus) | None => "#ffffff",
     }
 }
 
-/// Every state, indexed by [`rank`]: `RANKED[rank(s)] == s` ("" for no state).
-pub const RANKED: [&str; 13] = [
-    "",
-    "removed",
-    "skipped",
-    "success",
-    "scheduled",
-    "queued",
-    "deferred",
-    "up_for_reschedule",
-    "running",
-    "restarting",
-    "up_for_retry",
-    "upstream_failed",
-    "failed",
+/// The states in [`rank`] order, least urgent first (no state at 0).
+const BY_RANK: [Option<TaskState>; 10] = [
+    None,
+    Some(TaskState::Skipped),
+    Some(TaskState::Success),
+    Some(TaskState::Scheduled),
+    Some(TaskState::Queued),
+    Some(TaskState::UpForReschedule),
+    Some(TaskState::Running),
+    Some(TaskState::UpForRetry),
+    Some(TaskState::UpstreamFailed),
+    Some(TaskState::Failed),
 ];
+
+/// Every state's name, indexed by [`rank`]: `RANKED[rank(s)] == s` (`""` for no state).
+pub const RANKED: [&str; 10] = {
+    let mut names = [""; 10];
+    let mut i = 1;
+    while i < BY_RANK.len() {
+        if let Some(state) = BY_RANK[i] {
+            names[i] = state.as_str();
+        }
+        i += 1;
+    }
+    names
+};
 
 /// How much a state needs attention, for drawing many tasks in one pixel (the most urgent
 /// wins, so a failure stays visible zoomed out) and for ordering a group's counts.
 pub fn rank(state: &str) -> u8 {
-    match state {
-        "failed" => 12,
-        "upstream_failed" => 11,
-        "up_for_retry" => 10,
-        "restarting" => 9,
-        "running" => 8,
-        "up_for_reschedule" => 7,
-        "deferred" => 6,
-        "queued" => 5,
-        "scheduled" => 4,
-        "success" => 3,
-        "skipped" => 2,
-        "removed" => 1,
-        _ => 0,
-    }
+    let state = parse(state).filter(|s| *s != TaskState::NoStatus);
+    BY_RANK.iter().position(|s| *s == state).and_then(|i| u8::try_from(i).ok()).unwrap_or(0)
 }
 
 /// The states a legend lists.
-pub const LEGEND: &[&str] =
-    &["success", "failed", "running", "queued", "scheduled", "up_for_retry", "upstream_failed", "skipped"];
+pub const LEGEND: [TaskState; 8] = [
+    TaskState::Success,
+    TaskState::Failed,
+    TaskState::Running,
+    TaskState::Queued,
+    TaskState::Scheduled,
+    TaskState::UpForRetry,
+    TaskState::UpstreamFailed,
+    TaskState::Skipped,
+];
 
 /// Whether a task or run in this state is done.
 pub fn finished(state: &str) -> bool {
-    matches!(state, "success" | "failed" | "skipped" | "upstream_failed" | "removed")
+    parse(state).is_some_and(TaskState::is_finished)
 }
 
 #[component]
@@ -81,7 +91,7 @@ pub fn StateBadge(#[prop(into)] state: Signal<String>) -> impl IntoView {
 pub fn Legend() -> impl IntoView {
     view! {
         <div class="legend">
-            {LEGEND.iter().map(|s| view! { <span class="state" style=format!("--c: {}", color(s))>{*s}</span> }).collect_view()}
+            {LEGEND.iter().map(|s| view! { <span class="state" style=format!("--c: {}", color(s.as_str()))>{s.as_str()}</span> }).collect_view()}
         </div>
     }
 }

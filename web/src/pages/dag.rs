@@ -10,6 +10,7 @@ use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use updraft_types::RunState;
 use updraft_types::api::{DagResponse, GridResponse};
 use wasm_bindgen::JsCast;
 
@@ -254,7 +255,7 @@ fn DagGraph(dag_id: String, refresh: RwSignal<u32>) -> impl IntoView {
             let current = shown_run.get_untracked();
             if current.as_deref() != Some(event.dag_run_id.as_str()) {
                 // A newer run started: show it from its first state.
-                if event.kind == "dag_run" && matches!(event.state.as_str(), "queued" | "running") {
+                if event.kind == "dag_run" && event.state.parse::<RunState>().is_ok_and(|s| !s.is_finished()) {
                     shown_run.set(Some(event.dag_run_id.clone()));
                     states.set(HashMap::new());
                 } else {

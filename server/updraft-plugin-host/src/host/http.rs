@@ -15,6 +15,7 @@ use super::{HostState, host_error};
 pub(crate) struct HttpClient(reqwest::Client);
 
 impl HttpClient {
+    /// A client trusting the platform's roots and, if given, the CAs in `extra_ca_file`.
     pub fn new(extra_ca_file: Option<&Path>) -> Result<Self, Error> {
         // reqwest is built without a bundled provider: make ring the process default (a
         // second call finds it installed and changes nothing).

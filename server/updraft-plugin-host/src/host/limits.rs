@@ -22,6 +22,7 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// Refuses memory growth beyond `limit` bytes.
     pub fn new(limit: u64) -> Self {
         Self { limit: usize::try_from(limit).unwrap_or(usize::MAX), exceeded: None }
     }
@@ -53,6 +54,7 @@ pub(crate) struct CappedPipe {
 }
 
 impl CappedPipe {
+    /// A pipe keeping at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
         Self { inner: Arc::new(Mutex::new((Vec::new(), 0))), cap }
     }
@@ -107,12 +109,14 @@ pub(crate) struct TaskLog {
 }
 
 impl TaskLog {
+    /// A log keeping at most `cap` bytes in memory, also written line by line to the try's log file when given.
     pub fn new(cap: usize, live: Option<&TryLogFile>) -> Self {
         // A log file that cannot be opened must not fail the task; the report still has the log.
         let live = live.and_then(|log| log.open_append().ok());
         Self { start: Instant::now(), lines: Vec::new(), bytes: 0, cap, dropped: 0, live }
     }
 
+    /// Adds a line (dropped, and counted, beyond the cap).
     pub fn push(&mut self, level: LogLevel, message: String) {
         if self.bytes + message.len() > self.cap {
             self.dropped += 1;

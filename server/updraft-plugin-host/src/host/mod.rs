@@ -59,6 +59,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
+    /// The state of one instance: the plugin, its grants, the services it reaches and the try it runs.
     pub fn new(
         plugin: &str,
         grants: Arc<Grants>,
