@@ -12,7 +12,6 @@
 //! across an await.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use updraft_executor::{Executor, TryKey, WorkEvent, WorkItem, WorkOutcome};
+use updraft_metrics::single;
 
 use crate::config::{Error, KubernetesConfig, OverrideLookup, PodTemplate};
 use crate::merge::reconcile;
@@ -303,13 +303,6 @@ fn load_template(template: &PodTemplate) -> Result<Option<Value>, Error> {
     };
     reconcile(&[("pod template", &value)]).map_err(|e| Error::Template { path, message: e.to_string() })?;
     Ok(Some(value))
-}
-
-/// One counter or gauge family with a single value, in the Prometheus text format.
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
 }
 
 /// Appends a line to a try's log (a line in the middle of a try: the end of the try ships the

@@ -2,7 +2,8 @@
 //! trigger rule lets a task run, how long a retry waits, which task instances became ready when
 //! one finished, and the loop that applies all this to the metadata database.
 //!
-//! The rules (`state`, `trigger`, `retry`, `timetable`, `readiness`) are pure functions of
+//! The rules (`trigger`, `retry`, `timetable`, `readiness`; the states themselves are
+//! `updraft_types::{TaskState, RunState}`) are pure functions of
 //! their inputs (the clock is a parameter), unit-tested exhaustively; `engine` is the
 //! database-backed loop that applies them, handing tries to an executor through the contract in
 //! `updraft-executor`. Readiness is incremental: finishing a try touches only that task's

@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-// Re-exported for the crates that still reach the writer through the scheduler (the kubernetes
-// executor); new code uses `updraft_metrics` directly.
-pub use updraft_metrics::{Histogram, SECONDS_BUCKETS, family, single};
+use updraft_metrics::{Histogram, SECONDS_BUCKETS, family, single};
 
 use updraft_types::TaskState;
 

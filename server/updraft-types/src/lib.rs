@@ -3,8 +3,9 @@
 //! table stores (`time`), and (`api`) the bodies of the REST API's answers.
 //!
 //! A `DagId` is never confused with a `TaskId` or a `RunId`, nor a state with any other
-//! string: the database rows, the scheduler, the executors, the API and the CLI pass these
-//! types, and only (de)serialisation turns them into text. The crate depends on serde only
+//! string: the database rows, the scheduler, the API, the CLI and the web app pass these
+//! types, and only (de)serialisation turns them into text (an executor receives a rendered
+//! `WorkItem`, whose ids are the text a pod's command line and log path are made of). The crate depends on serde only
 //! (plus sqlx behind the `sqlx` feature, which the database crate enables, so that rows decode
 //! straight into these types), so it also builds for the browser.
 

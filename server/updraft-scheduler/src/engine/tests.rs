@@ -353,3 +353,24 @@ async fn a_second_scheduler_adopts_the_run_and_hands_its_tries_in_flight_to_its_
     assert_eq!(submitted, ["c#1"]);
     assert_eq!(h.states(&run).await["a"], (TaskState::Success, 1), "a success is never lost");
 }
+
+#[tokio::test]
+async fn a_paused_dag_starts_nothing_however_many_loops_run_until_it_is_unpaused() {
+    let mut h = Harness::new(&[("chain.yaml", CHAIN)], 8).await;
+    h.db.set_paused("chain", true).await.expect("pause");
+    let run = h.trigger("chain").await;
+    // Every loop claims queued runs (at most every 250 ms) and rereads the pause flags with
+    // the DAGs (every 5 s): twenty loops over 10 s are the barrier, not a wait.
+    for _ in 0..20 {
+        h.advance(Duration::from_millis(500));
+        h.tick().await;
+    }
+    assert_eq!(h.run_state(&run).await, RunState::Queued, "a paused DAG's run was claimed");
+    assert!(h.take_submitted().is_empty());
+    assert!(h.states(&run).await.is_empty(), "no task instances before the run starts");
+    h.db.set_paused("chain", false).await.expect("unpause");
+    h.advance(Duration::from_secs(5));
+    h.tick().await;
+    assert_eq!(h.run_state(&run).await, RunState::Running);
+    assert_eq!(h.take_submitted(), ["a#1"]);
+}
